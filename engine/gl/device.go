@@ -1,0 +1,135 @@
+package gl
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/go-gl/gl/v4.3-core/gl"
+)
+
+// Limits are the device limits the backend respects, queried at start.
+type Limits struct {
+	MaxSSBOSize      int    // GL_MAX_SHADER_STORAGE_BLOCK_SIZE: bytes one binding may address
+	MaxSSBOBindings  int    // GL_MAX_SHADER_STORAGE_BUFFER_BINDINGS
+	SSBOAlign        int    // GL_SHADER_STORAGE_BUFFER_OFFSET_ALIGNMENT
+	MaxGroups        [3]int // GL_MAX_COMPUTE_WORK_GROUP_COUNT per dimension
+	MaxInvocations   int    // GL_MAX_COMPUTE_WORK_GROUP_INVOCATIONS
+	MaxSharedBytes   int    // GL_MAX_COMPUTE_SHARED_MEMORY_SIZE
+	Vendor, Renderer string
+	Version          string // GL_VERSION
+	GLSL             string // GL_SHADING_LANGUAGE_VERSION
+	Platform         string // the EGL platform: surfaceless, device or default
+}
+
+// Device is one headless GL context with the thread that owns it, its
+// compiled programs and its buffer pool. All GL work goes through Thread.
+type Device struct {
+	thread   *Thread
+	ctx      *eglContext
+	limits   Limits
+	programs *programCache
+	pool     *bufferPool
+}
+
+// OpenDevice creates a headless OpenGL 4.3+ context on its own locked thread
+// and queries its limits. It fails with a message saying why when no such
+// context can be made.
+func OpenDevice() (*Device, error) {
+	d := &Device{}
+	th, err := NewThread(func() error {
+		ctx, err := newEGLContext()
+		if err != nil {
+			return err
+		}
+		if err := ctx.makeCurrent(); err != nil {
+			ctx.destroy()
+			return err
+		}
+		if err := gl.InitWithProcAddrFunc(eglProcAddress); err != nil {
+			ctx.destroy()
+			return fmt.Errorf("gl: loading OpenGL 4.3 functions: missing %v", err)
+		}
+		d.ctx = ctx
+		return d.queryLimits()
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.thread = th
+	d.programs = newProgramCache()
+	d.pool = newBufferPool(d)
+	return d, nil
+}
+
+// queryLimits fills d.limits; it runs on the GL thread.
+func (d *Device) queryLimits() error {
+	geti := func(e uint32) int {
+		var v int32
+		gl.GetIntegerv(e, &v)
+		return int(v)
+	}
+	l := Limits{
+		MaxSSBOSize:     geti(gl.MAX_SHADER_STORAGE_BLOCK_SIZE),
+		MaxSSBOBindings: geti(gl.MAX_SHADER_STORAGE_BUFFER_BINDINGS),
+		SSBOAlign:       geti(gl.SHADER_STORAGE_BUFFER_OFFSET_ALIGNMENT),
+		MaxInvocations:  geti(gl.MAX_COMPUTE_WORK_GROUP_INVOCATIONS),
+		MaxSharedBytes:  geti(gl.MAX_COMPUTE_SHARED_MEMORY_SIZE),
+		Vendor:          gl.GoStr(gl.GetString(gl.VENDOR)),
+		Renderer:        gl.GoStr(gl.GetString(gl.RENDERER)),
+		Version:         gl.GoStr(gl.GetString(gl.VERSION)),
+		GLSL:            gl.GoStr(gl.GetString(gl.SHADING_LANGUAGE_VERSION)),
+		Platform:        d.ctx.platform,
+	}
+	for i := range 3 {
+		var v int32
+		gl.GetIntegeri_v(gl.MAX_COMPUTE_WORK_GROUP_COUNT, uint32(i), &v)
+		l.MaxGroups[i] = int(v)
+	}
+	if e := gl.GetError(); e != gl.NO_ERROR {
+		return fmt.Errorf("gl: querying limits: GL error 0x%x", e)
+	}
+	var maj, min int32
+	gl.GetIntegerv(gl.MAJOR_VERSION, &maj)
+	gl.GetIntegerv(gl.MINOR_VERSION, &min)
+	if maj < 4 || (maj == 4 && min < 3) {
+		return fmt.Errorf("gl: context is OpenGL %d.%d (%s); compute shaders need 4.3", maj, min, l.Renderer)
+	}
+	if l.MaxSSBOSize <= 0 || l.MaxGroups[0] <= 0 {
+		return fmt.Errorf("gl: %s reports no compute support", l.Renderer)
+	}
+	// The signed query saturates at 2 GiB - 1 on drivers that allow more.
+	if l.MaxSSBOSize < 0 {
+		l.MaxSSBOSize = 1<<31 - 1
+	}
+	if l.SSBOAlign <= 0 {
+		l.SSBOAlign = 256
+	}
+	d.limits = l
+	return nil
+}
+
+// Limits returns the limits queried when the device was opened.
+func (d *Device) Limits() Limits { return d.limits }
+
+// Renderer returns a one-line description: "renderer (GL version)".
+func (d *Device) Renderer() string {
+	return fmt.Sprintf("%s (OpenGL %s)", d.limits.Renderer, strings.TrimSpace(d.limits.Version))
+}
+
+// Thread returns the thread that owns the device's context.
+func (d *Device) Thread() *Thread { return d.thread }
+
+// Close deletes every program and buffer, releases the context and stops
+// the thread. The device must not be used afterwards.
+func (d *Device) Close() error {
+	if d.thread == nil {
+		return nil
+	}
+	err := d.thread.Stop(func() {
+		d.programs.deleteAll()
+		d.pool.deleteAll()
+		d.ctx.destroy()
+	})
+	d.thread = nil
+	return err
+}

@@ -1,0 +1,11 @@
+// header.glsl is prepended to every kernel after #version and the defines.
+// P holds a kernel's integer parameters, F its float parameters; each
+// kernel documents which slot means what.
+uniform int P[16];
+uniform float F[8];
+
+// GROUP is the flat work-group index of a launch the host tiled into a 2-D
+// grid (at most 65535 groups a dimension); kernels skip groups past the end.
+#define GROUP (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x)
+// GID is the flat invocation index of a tiled 1-D launch.
+#define GID (GROUP * gl_WorkGroupSize.x + gl_LocalInvocationID.x)
