@@ -1,0 +1,95 @@
+package storage
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// KeyLastDataset is the settings key under which LastDataset keeps the last opened dataset.
+const KeyLastDataset = "last_dataset_id"
+
+// Setting returns the value stored under key and whether it exists.
+func (db *DB) Setting(key string) (string, bool, error) {
+	var v string
+	err := db.sql.QueryRow(`SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, db.errf(err, "reading setting %q", key)
+	}
+	return v, true, nil
+}
+
+// SetSetting stores value under key, replacing any earlier value.
+func (db *DB) SetSetting(key, value string) error {
+	err := db.writeTx(func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, key, value, now())
+		return err
+	})
+	if err != nil {
+		return db.errf(err, "storing setting %q", key)
+	}
+	return nil
+}
+
+// DeleteSetting removes key; removing a missing key is not an error.
+func (db *DB) DeleteSetting(key string) error {
+	err := db.writeTx(func(tx *sql.Tx) error {
+		_, err := tx.Exec(`DELETE FROM settings WHERE key = ?`, key)
+		return err
+	})
+	if err != nil {
+		return db.errf(err, "deleting setting %q", key)
+	}
+	return nil
+}
+
+// SettingJSON decodes the JSON value stored under key into v (a pointer, typically to a
+// settings struct) and reports whether the key exists; v is untouched when it does not.
+func (db *DB) SettingJSON(key string, v any) (bool, error) {
+	s, ok, err := db.Setting(key)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		return true, fmt.Errorf("storage: %s: setting %q is not valid JSON for %T: %w", db.path, key, v, err)
+	}
+	return true, nil
+}
+
+// SetSettingJSON stores v encoded as JSON under key.
+func (db *DB) SetSettingJSON(key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("storage: %s: encoding setting %q: %w", db.path, key, err)
+	}
+	return db.SetSetting(key, string(b))
+}
+
+// LastDataset returns the id of the last opened dataset, if one was recorded and still exists.
+func (db *DB) LastDataset() (int64, bool, error) {
+	s, ok, err := db.Setting(KeyLastDataset)
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("storage: %s: setting %q holds %q, not a dataset id", db.path, KeyLastDataset, s)
+	}
+	if _, err := db.DatasetByID(id); errors.Is(err, ErrNotFound) {
+		return 0, false, nil
+	} else if err != nil {
+		return 0, false, err
+	}
+	return id, true, nil
+}
+
+// SetLastDataset records id as the last opened dataset.
+func (db *DB) SetLastDataset(id int64) error {
+	return db.SetSetting(KeyLastDataset, strconv.FormatInt(id, 10))
+}
