@@ -1,0 +1,380 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"lorastudio/app/studio"
+	"lorastudio/storage"
+)
+
+// textBox is a read-only, wrapping, scrollable block of text.
+func textBox(text string, minHeight float32) fyne.CanvasObject {
+	l := widget.NewLabel(text)
+	l.Wrapping = fyne.TextWrapWord
+	sc := container.NewVScroll(l)
+	sc.SetMinSize(fyne.NewSize(0, minHeight))
+	return sc
+}
+
+// showConflict asks what to do when the caption file of rel was changed by
+// another program since we read it: keep their text or write ours over it.
+func (s *DatasetScreen) showConflict(rel, mine string) {
+	it, _ := s.ds.Item(rel)
+	file := rel
+	if it != nil && it.CaptionPath != "" {
+		file = it.CaptionPath
+	}
+	disk := ""
+	if _, text, err := s.ds.CheckDisk(rel); err != nil {
+		disk = "(cannot read it: " + err.Error() + ")"
+	} else {
+		disk = text
+	}
+	s.setStatus(file + " was changed by another program: choose which caption to keep")
+	var d dialog.Dialog
+	theirs := widget.NewButtonWithIcon("Keep theirs", theme.DownloadIcon(), func() {
+		d.Hide()
+		if err := s.ds.ReloadFromDisk(rel); err != nil {
+			s.showError(fmt.Errorf("reloading the caption of %s: %w", rel, err))
+			return
+		}
+		s.afterConflict(rel)
+		s.setStatus("Kept the caption on disk for " + rel)
+	})
+	keepMine := widget.NewButtonWithIcon("Keep mine", theme.DocumentSaveIcon(), func() {
+		d.Hide()
+		if err := s.ds.ForceSave(rel, mine); err != nil {
+			s.showError(fmt.Errorf("saving the caption of %s: %w", rel, err))
+			return
+		}
+		s.afterConflict(rel)
+		s.setStatus("Saved your caption over the changed file for " + rel)
+	})
+	keepMine.Importance = widget.HighImportance
+	msg := widget.NewLabel(file + " was changed by another program since LoRA Studio read it.")
+	msg.Wrapping = fyne.TextWrapWord
+	content := container.NewVBox(
+		msg,
+		widget.NewLabelWithStyle("On disk now (theirs):", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		textBox(disk, 90),
+		widget.NewLabelWithStyle("In the editor (mine):", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		textBox(mine, 90),
+		container.NewHBox(layoutSpacer(), theirs, keepMine),
+	)
+	d = dialog.NewCustomWithoutButtons("Caption changed on disk", content, s.win)
+	d.Resize(fyne.NewSize(620, 0))
+	d.Show()
+}
+
+// afterConflict refreshes the editor once a conflict is resolved; if the
+// user stays on rel, the editor shows what is now on disk.
+func (s *DatasetScreen) afterConflict(rel string) {
+	if rel == s.cur {
+		if it, ok := s.ds.Item(rel); ok {
+			s.saved = it.Caption
+			s.editor.SetText(it.Caption)
+			s.showFacts(it)
+		}
+		s.updateEditState()
+	}
+	s.refreshTile(rel)
+	s.refreshPanels()
+}
+
+// ShowHistory lists the saved revisions of the current caption, newest
+// first, each with a Restore button (Ctrl+H).
+func (s *DatasetScreen) ShowHistory() {
+	if s.ds == nil || s.cur == "" {
+		return
+	}
+	rel := s.cur
+	revs, err := s.ds.History(rel)
+	if err != nil {
+		s.showError(fmt.Errorf("history of %s: %w", rel, err))
+		return
+	}
+	revs = append([]storage.Revision(nil), revs...)
+	sort.SliceStable(revs, func(i, j int) bool {
+		if !revs[i].Time.Equal(revs[j].Time) {
+			return revs[i].Time.After(revs[j].Time)
+		}
+		return revs[i].ID > revs[j].ID
+	})
+	var d dialog.Dialog
+	full := widget.NewLabel("Select a revision to read its whole text.")
+	full.Wrapping = fyne.TextWrapWord
+	list := widget.NewList(func() int { return len(revs) },
+		func() fyne.CanvasObject {
+			when := widget.NewLabelWithStyle("2006-01-02 15:04:05", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
+			origin := widget.NewLabel("origin")
+			origin.Importance = widget.LowImportance
+			text := widget.NewLabel("")
+			text.Truncation = fyne.TextTruncateEllipsis
+			restore := widget.NewButtonWithIcon("Restore", theme.ContentUndoIcon(), nil)
+			return container.NewBorder(nil, nil, container.NewHBox(when, origin), restore, text)
+		},
+		func(id widget.ListItemID, o fyne.CanvasObject) {
+			r := revs[id]
+			c := o.(*fyne.Container)
+			left := c.Objects[1].(*fyne.Container)
+			left.Objects[0].(*widget.Label).SetText(r.Time.Local().Format("2006-01-02 15:04:05"))
+			left.Objects[1].(*widget.Label).SetText(string(r.Origin))
+			text := strings.ReplaceAll(r.Text, "\n", " ⏎ ")
+			if text == "" {
+				text = "(empty)"
+			}
+			c.Objects[0].(*widget.Label).SetText(text)
+			btn := c.Objects[2].(*widget.Button)
+			btn.OnTapped = func() {
+				d.Hide()
+				s.restore(rel, r)
+			}
+		})
+	list.OnSelected = func(id widget.ListItemID) {
+		full.SetText(revs[id].Text)
+	}
+	title := widget.NewLabel(fmt.Sprintf("%d saved revisions of %s", len(revs), rel))
+	if len(revs) == 0 {
+		title.SetText("No saved revisions of " + rel + " yet: each save adds one.")
+	}
+	content := container.NewBorder(title, container.NewVBox(widget.NewSeparator(), textBoxFor(full, 80)), nil, nil, list)
+	d = dialog.NewCustom("Caption history — "+rel, "Close", content, s.win)
+	d.Resize(fyne.NewSize(760, 480))
+	d.Show()
+}
+
+// textBoxFor puts an existing label in a scroll of at least minHeight.
+func textBoxFor(l *widget.Label, minHeight float32) fyne.CanvasObject {
+	sc := container.NewVScroll(l)
+	sc.SetMinSize(fyne.NewSize(0, minHeight))
+	return sc
+}
+
+// restore brings back one revision of rel's caption, saving unsaved typing first.
+func (s *DatasetScreen) restore(rel string, r storage.Revision) {
+	if rel == s.cur && !s.autosave() {
+		return
+	}
+	if err := s.ds.Restore(rel, r.ID); err != nil {
+		s.showError(fmt.Errorf("restoring revision %d of %s: %w", r.ID, rel, err))
+		return
+	}
+	s.afterWrite(rel)
+	s.setStatus(fmt.Sprintf("Restored the caption of %s from %s", rel, r.Time.Local().Format("2006-01-02 15:04:05")))
+}
+
+// bulkKinds are the choices of the bulk dialog, in order.
+var bulkKinds = []struct {
+	label string
+	kind  studio.BulkKind
+}{
+	{"Prepend", studio.BulkPrepend},
+	{"Append", studio.BulkAppend},
+	{"Find and replace", studio.BulkReplace},
+}
+
+// ShowBulk opens the bulk caption tools: prepend or append a trigger word,
+// or find and replace, with a preview of every change before it is applied (Ctrl+B).
+func (s *DatasetScreen) ShowBulk() {
+	if s.ds == nil {
+		return
+	}
+	if !s.autosave() {
+		return
+	}
+	b := newBulkPanel(s)
+	d := dialog.NewCustom("Bulk edit captions", "Close", b.content, s.win)
+	b.close = d.Hide
+	d.Resize(fyne.NewSize(820, 560))
+	d.Show()
+	s.win.Canvas().Focus(b.text)
+}
+
+// bulkPanel is the content of the bulk dialog.
+type bulkPanel struct {
+	s        *DatasetScreen
+	kind     *widget.RadioGroup
+	text     *widget.Entry
+	old, new *widget.Entry
+	summary  *widget.Label
+	changes  []studio.BulkChange
+	list     *widget.List
+	apply    *widget.Button
+	content  fyne.CanvasObject
+	close    func()
+}
+
+// newBulkPanel builds the dialog's widgets.
+func newBulkPanel(s *DatasetScreen) *bulkPanel {
+	b := &bulkPanel{s: s}
+	var labels []string
+	for _, k := range bulkKinds {
+		labels = append(labels, k.label)
+	}
+	b.text = widget.NewEntry()
+	b.text.SetPlaceHolder("trigger word, e.g. ohwx person")
+	b.old = widget.NewEntry()
+	b.old.SetPlaceHolder("find")
+	b.new = widget.NewEntry()
+	b.new.SetPlaceHolder("replace with")
+	textRow := container.NewBorder(nil, nil, widget.NewLabel("Text"), nil, b.text)
+	replaceRow := container.NewGridWithColumns(2,
+		container.NewBorder(nil, nil, widget.NewLabel("Find"), nil, b.old),
+		container.NewBorder(nil, nil, widget.NewLabel("Replace with"), nil, b.new))
+	b.kind = widget.NewRadioGroup(labels, func(v string) {
+		if v == "Find and replace" {
+			textRow.Hide()
+			replaceRow.Show()
+		} else {
+			replaceRow.Hide()
+			textRow.Show()
+		}
+		b.preview()
+	})
+	b.kind.Horizontal = true
+	b.kind.Required = true
+	for _, e := range []*widget.Entry{b.text, b.old, b.new} {
+		e.OnChanged = func(string) { b.preview() }
+	}
+	b.summary = widget.NewLabel("")
+	b.summary.Wrapping = fyne.TextWrapWord
+	b.list = widget.NewList(func() int { return len(b.changes) },
+		func() fyne.CanvasObject {
+			name := widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+			before := widget.NewLabel("")
+			before.Truncation = fyne.TextTruncateEllipsis
+			before.Importance = widget.LowImportance
+			after := widget.NewLabel("")
+			after.Truncation = fyne.TextTruncateEllipsis
+			return container.NewVBox(name, before, after)
+		},
+		func(id widget.ListItemID, o fyne.CanvasObject) {
+			c := b.changes[id]
+			box := o.(*fyne.Container)
+			box.Objects[0].(*widget.Label).SetText(c.Rel)
+			box.Objects[1].(*widget.Label).SetText("before: " + oneLine(c.Before))
+			box.Objects[2].(*widget.Label).SetText("after:  " + oneLine(c.After))
+		})
+	b.apply = widget.NewButtonWithIcon("Apply", theme.ConfirmIcon(), b.applyNow)
+	b.apply.Importance = widget.HighImportance
+	undo := widget.NewButtonWithIcon("Undo last bulk edit", theme.ContentUndoIcon(), s.UndoLastBulk)
+	b.kind.SetSelected("Prepend")
+	b.content = container.NewBorder(
+		container.NewVBox(b.kind, textRow, replaceRow, b.summary, widget.NewSeparator()),
+		container.NewHBox(undo, layoutSpacer(), b.apply),
+		nil, nil, b.list)
+	return b
+}
+
+// oneLine flattens a caption for a one-line preview row.
+func oneLine(s string) string {
+	if s == "" {
+		return "(empty)"
+	}
+	return strings.ReplaceAll(s, "\n", " ⏎ ")
+}
+
+// op is the bulk operation the inputs describe.
+func (b *bulkPanel) op() studio.BulkOp {
+	op := studio.BulkOp{Kind: studio.BulkPrepend, Text: b.text.Text, Old: b.old.Text, New: b.new.Text}
+	for _, k := range bulkKinds {
+		if k.label == b.kind.Selected {
+			op.Kind = k.kind
+		}
+	}
+	return op
+}
+
+// ready reports whether the inputs describe an edit worth previewing.
+func (b *bulkPanel) ready() bool {
+	op := b.op()
+	if op.Kind == studio.BulkReplace {
+		return op.Old != ""
+	}
+	return strings.TrimSpace(op.Text) != ""
+}
+
+// preview recomputes the list of changes the edit would make.
+func (b *bulkPanel) preview() {
+	if b.summary == nil || b.list == nil || b.apply == nil {
+		return
+	}
+	b.changes = nil
+	if !b.ready() {
+		b.summary.SetText("Type the text to add (or what to find) to see which captions change.")
+		b.apply.SetText("Apply")
+		b.apply.Disable()
+		b.list.Refresh()
+		return
+	}
+	changes, err := b.s.ds.PreviewBulk(b.op())
+	if err != nil {
+		b.summary.SetText("Cannot preview: " + err.Error())
+		b.apply.Disable()
+		b.list.Refresh()
+		return
+	}
+	b.changes = changes
+	_, total := b.s.ds.Progress()
+	b.summary.SetText(fmt.Sprintf("%d of %d captions change:", len(changes), total))
+	b.apply.SetText(fmt.Sprintf("Apply to %d captions", len(changes)))
+	if len(changes) == 0 {
+		b.apply.Disable()
+	} else {
+		b.apply.Enable()
+	}
+	b.list.Refresh()
+}
+
+// applyNow applies the previewed edit and reports what happened.
+func (b *bulkPanel) applyNow() {
+	s := b.s
+	res, err := s.ds.ApplyBulk(b.op())
+	if err != nil {
+		s.showError(fmt.Errorf("bulk edit of %s: %w", s.ds.Root(), err))
+		return
+	}
+	s.afterBulk()
+	msg := fmt.Sprintf("Bulk edit changed %d captions", res.Changed)
+	s.setStatus(msg)
+	if len(res.Failed) > 0 {
+		s.showError(fmt.Errorf("%s; %d failed:\n%w", msg, len(res.Failed), errors.Join(res.Failed...)))
+	}
+	b.preview()
+}
+
+// afterBulk reloads everything a bulk edit may have touched.
+func (s *DatasetScreen) afterBulk() {
+	if s.cur != "" {
+		if it, ok := s.ds.Item(s.cur); ok {
+			s.saved = it.Caption
+			s.editor.SetText(it.Caption)
+		}
+		s.updateEditState()
+	}
+	s.grid.Refresh()
+	s.refreshPanels()
+}
+
+// UndoLastBulk takes back the last bulk edit of the dataset.
+func (s *DatasetScreen) UndoLastBulk() {
+	if s.ds == nil || !s.autosave() {
+		return
+	}
+	n, err := s.ds.UndoLastBulk()
+	if err != nil {
+		s.showError(fmt.Errorf("undoing the last bulk edit in %s: %w", s.ds.Root(), err))
+		return
+	}
+	s.afterBulk()
+	s.setStatus(fmt.Sprintf("Undid the last bulk edit: %d captions restored", n))
+}

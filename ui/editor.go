@@ -1,0 +1,45 @@
+package ui
+
+import (
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/widget"
+)
+
+// captionEntry is the multi-line, word-wrapping caption editor. The screen's
+// shortcuts work while it has focus: they are looked up before the entry's
+// own (so Ctrl+Z is the studio's caption undo, not only the text field's),
+// and PageUp/PageDown move between images.
+type captionEntry struct {
+	widget.Entry
+	table      actionTable
+	next, prev func()
+}
+
+// newCaptionEntry creates the editor bound to a screen's actions.
+func newCaptionEntry(table actionTable, next, prev func()) *captionEntry {
+	e := &captionEntry{table: table, next: next, prev: prev}
+	e.MultiLine = true
+	e.Wrapping = fyne.TextWrapWord
+	e.ExtendBaseWidget(e)
+	return e
+}
+
+// TypedShortcut runs the screen's action for s, else the entry's own.
+func (e *captionEntry) TypedShortcut(s fyne.Shortcut) {
+	if e.table.run(s) {
+		return
+	}
+	e.Entry.TypedShortcut(s)
+}
+
+// TypedKey moves between images on PageUp/PageDown; other keys edit text.
+func (e *captionEntry) TypedKey(k *fyne.KeyEvent) {
+	switch k.Name {
+	case fyne.KeyPageDown:
+		e.next()
+	case fyne.KeyPageUp:
+		e.prev()
+	default:
+		e.Entry.TypedKey(k)
+	}
+}

@@ -1,0 +1,235 @@
+package ui
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"lorastudio/app/studio"
+)
+
+// Title is the main window's title (the end-to-end test finds the window by it).
+const Title = "LoRA Studio"
+
+// MainWindow is the studio window: tabs for Dataset, Train, Playground and
+// Settings, a main menu with every dataset command and its shortcut.
+type MainWindow struct {
+	// Window is the Fyne window; call ShowAndRun on it.
+	Window fyne.Window
+	// Dataset is the captioning screen in the first tab.
+	Dataset *DatasetScreen
+
+	st       *studio.Studio
+	tabs     *container.AppTabs
+	settings *settingsTab
+}
+
+// NewMainWindow creates the window for a studio; version is shown in Settings.
+func NewMainWindow(a fyne.App, st *studio.Studio, version string) *MainWindow {
+	w := a.NewWindow(Title)
+	m := &MainWindow{Window: w, st: st}
+	m.Dataset = NewDatasetScreen(w, st)
+	m.settings = newSettingsTab(st, version)
+	m.Dataset.OnDatasetChanged = func(root string) {
+		m.settings.setDataset(root)
+		w.SetTitle(Title + " — " + filepath.Base(root))
+	}
+	m.tabs = container.NewAppTabs(
+		container.NewTabItemWithIcon("Dataset", theme.FolderIcon(), m.Dataset.Content()),
+		container.NewTabItemWithIcon("Train", theme.MediaPlayIcon(), trainTab()),
+		container.NewTabItemWithIcon("Playground", theme.MediaPhotoIcon(), playgroundTab()),
+		container.NewTabItemWithIcon("Settings", theme.SettingsIcon(), m.settings.content),
+	)
+	w.SetContent(m.tabs)
+	m.installShortcuts()
+	w.SetCloseIntercept(m.RequestClose)
+	w.Resize(fyne.NewSize(1440, 900))
+	w.CenterOnScreen()
+	return m
+}
+
+// RequestClose is what closing the window does: unsaved typing is saved
+// first, and a failed save (a conflict to resolve) keeps the window open.
+func (m *MainWindow) RequestClose() {
+	if m.Dataset.autosave() {
+		m.Window.Close()
+	}
+}
+
+// installShortcuts puts the dataset commands in the main menu (whose
+// shortcuts work wherever the focus is) and on the canvas (for drivers
+// without a main menu), and adds a Help menu listing every shortcut.
+func (m *MainWindow) installShortcuts() {
+	var items []*fyne.MenuItem
+	var goItems []*fyne.MenuItem
+	for _, a := range m.Dataset.Actions() {
+		it := fyne.NewMenuItem(a.Label, a.Run)
+		if len(a.Shortcuts) > 0 {
+			it.Shortcut = a.Shortcuts[0]
+		}
+		switch a.Label {
+		case "Next image", "Previous image", "Next uncaptioned image":
+			goItems = append(goItems, it)
+		case "Open dataset folder…":
+			continue
+		default:
+			items = append(items, it)
+		}
+		for _, s := range a.Shortcuts {
+			run := a.Run
+			m.Window.Canvas().AddShortcut(s, func(fyne.Shortcut) { run() })
+		}
+	}
+	m.Window.Canvas().SetOnTypedKey(func(k *fyne.KeyEvent) {
+		switch k.Name {
+		case fyne.KeyPageDown:
+			m.Dataset.Next()
+		case fyne.KeyPageUp:
+			m.Dataset.Previous()
+		}
+	})
+	open := fyne.NewMenuItem("Open dataset folder…", m.Dataset.ShowOpenFolder)
+	open.Shortcut = key(fyne.KeyO, ctrl)
+	m.Window.SetMainMenu(fyne.NewMainMenu(
+		fyne.NewMenu("File", open),
+		fyne.NewMenu("Caption", items...),
+		fyne.NewMenu("Go", goItems...),
+		fyne.NewMenu("Help", fyne.NewMenuItem("Keyboard shortcuts", m.showShortcuts)),
+	))
+}
+
+// showShortcuts lists every command and all of its shortcuts.
+func (m *MainWindow) showShortcuts() {
+	grid := container.NewGridWithColumns(2)
+	for _, a := range m.Dataset.Actions() {
+		keys := ""
+		for i, s := range a.Shortcuts {
+			if i > 0 {
+				keys += ", "
+			}
+			keys += shortcutText(s)
+		}
+		switch a.Label {
+		case "Next image":
+			keys += ", PageDown"
+		case "Previous image":
+			keys += ", PageUp"
+		}
+		if keys == "" {
+			keys = "menu only"
+		}
+		grid.Add(widget.NewLabel(a.Label))
+		grid.Add(widget.NewLabelWithStyle(keys, fyne.TextAlignLeading, fyne.TextStyle{Monospace: true}))
+	}
+	note := widget.NewLabel("The shortcuts work while you type in the caption. Moving to another image saves the caption.")
+	note.Wrapping = fyne.TextWrapWord
+	d := dialog.NewCustom("Keyboard shortcuts", "Close", container.NewBorder(nil, note, nil, nil, grid), m.Window)
+	d.Resize(fyne.NewSize(620, 0))
+	d.Show()
+}
+
+// OpenInitial opens, in the background, the dataset to start on: dir when
+// given, else the last dataset, else the sample dataset (written on first run).
+func (m *MainWindow) OpenInitial(dir string) {
+	if dir != "" {
+		m.Dataset.OpenAsync(dir)
+		return
+	}
+	if last, ok := m.st.LastDataset(); ok {
+		m.Dataset.OpenAsync(last)
+		return
+	}
+	m.Dataset.setEmptyText("Preparing the sample dataset …")
+	go func() {
+		sample, err := m.st.SampleDataset()
+		fyne.Do(func() {
+			if err != nil {
+				m.Dataset.setEmptyText("Open a folder of images to start captioning.")
+				dialog.ShowError(fmt.Errorf("writing the sample dataset under %s: %w", m.st.DataDir(), err), m.Window)
+				return
+			}
+			m.Dataset.OpenAsync(sample)
+		})
+	}()
+}
+
+// layoutSpacer is a flexible gap in box rows.
+func layoutSpacer() fyne.CanvasObject { return layout.NewSpacer() }
+
+// pageText is a tab that says plainly what it will hold.
+func pageText(title, body string) fyne.CanvasObject {
+	t := widget.NewLabelWithStyle(title, fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
+	t.SizeName = theme.SizeNameSubHeadingText
+	b := widget.NewLabelWithStyle(body, fyne.TextAlignCenter, fyne.TextStyle{})
+	b.Wrapping = fyne.TextWrapWord
+	return container.NewCenter(container.NewGridWrap(fyne.NewSize(560, 180), container.NewVBox(t, b)))
+}
+
+// trainTab describes the training screen to come.
+func trainTab() fyne.CanvasObject {
+	return pageText("Train a LoRA on this dataset",
+		"This tab arrives with the training engine: pick a base SDXL model, press Train, and watch the loss, speed, ETA and sample images as it learns. "+
+			"Until then, caption your images in the Dataset tab — the captions are plain .txt files next to them.")
+}
+
+// playgroundTab describes the generation screen to come.
+func playgroundTab() fyne.CanvasObject {
+	return pageText("Try prompts with your LoRA",
+		"This tab arrives with the SDXL pipeline: prompt, negative prompt, sampler, steps, CFG, seed and LoRA weights, "+
+			"with every image kept in a gallery with its parameters.")
+}
+
+// settingsTab shows where the studio keeps its files.
+type settingsTab struct {
+	content *fyne.Container
+	dataset *widget.Label
+}
+
+// newSettingsTab shows the data directory, database, thumbnail cache and version.
+func newSettingsTab(st *studio.Studio, version string) *settingsTab {
+	s := &settingsTab{dataset: widget.NewLabel("none open")}
+	row := func(name string, value fyne.CanvasObject) []fyne.CanvasObject {
+		return []fyne.CanvasObject{widget.NewLabelWithStyle(name, fyne.TextAlignTrailing, fyne.TextStyle{Bold: true}), value}
+	}
+	path := func(p string) fyne.CanvasObject {
+		l := widget.NewLabelWithStyle(p, fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
+		l.Selectable = true
+		return l
+	}
+	dbPath := filepath.Join(st.DataDir(), studio.DBFileName)
+	dbInfo := dbPath
+	if fi, err := os.Stat(dbPath); err == nil {
+		dbInfo = fmt.Sprintf("%s  (%.1f MiB)", dbPath, float64(fi.Size())/(1<<20))
+	}
+	form := container.New(layout.NewFormLayout())
+	for _, r := range [][]fyne.CanvasObject{
+		row("Version", widget.NewLabel(version)),
+		row("Data directory", path(st.DataDir())),
+		row("Database", path(dbInfo)),
+		row("Thumbnail cache", path(filepath.Join(st.DataDir(), "thumbnails"))),
+		row("Current dataset", s.dataset),
+	} {
+		form.Add(r[0])
+		form.Add(r[1])
+	}
+	note := widget.NewLabel("Change the data directory with --data-dir DIR or the LORASTUDIO_DATA environment variable. " +
+		"Training and generation settings will appear here with the engine.")
+	note.Wrapping = fyne.TextWrapWord
+	note.Importance = widget.LowImportance
+	head := widget.NewLabelWithStyle("Settings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	head.SizeName = theme.SizeNameSubHeadingText
+	s.content = container.NewPadded(container.NewVBox(head, form, widget.NewSeparator(), note))
+	return s
+}
+
+// setDataset shows the open dataset's folder.
+func (s *settingsTab) setDataset(root string) {
+	s.dataset.SetText(root)
+}
