@@ -1,0 +1,261 @@
+// Package cpu is the engine's reference backend: pure Go float32 kernels,
+// goroutine-parallel over runtime.GOMAXPROCS workers, written as plain loops
+// with the shape of every buffer in a comment. It is the spec the GPU
+// backends are judged against, and the fallback when no GPU is available.
+//
+// Built with -tags openblas, MatMul (and Conv2D through im2col) call
+// OpenBLAS's cblas_sgemm; without the tag a cache-blocked, register-tiled
+// pure-Go sgemm is used. Both paths are tested.
+package cpu
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+
+	"lorastudio/engine/tensor"
+)
+
+// Backend is the CPU backend. It is safe for concurrent use.
+type Backend struct {
+	mu     sync.Mutex
+	inUse  int64
+	peak   int64
+	closed bool
+	// pureGo forces the pure-Go sgemm even when built with -tags openblas.
+	pureGo bool
+}
+
+var _ tensor.Backend = (*Backend)(nil)
+
+// New returns a CPU backend; MatMul uses OpenBLAS when built with -tags openblas.
+func New() *Backend { return &Backend{} }
+
+// NewPureGo returns a CPU backend that never calls BLAS, even when built
+// with -tags openblas (used to test and benchmark the pure-Go kernels).
+func NewPureGo() *Backend { return &Backend{pureGo: true} }
+
+// buffer is the CPU storage: f32 for F32 tensors, u16 for packed F16/BF16.
+type buffer struct {
+	b     *Backend
+	f32   []float32
+	u16   []uint16
+	bytes int64
+}
+
+// Release returns the buffer's bytes to the backend's accounting.
+func (bf *buffer) Release() {
+	bf.b.account(-bf.bytes)
+	bf.f32, bf.u16 = nil, nil
+}
+
+func (b *Backend) account(delta int64) {
+	b.mu.Lock()
+	b.inUse += delta
+	if b.inUse > b.peak {
+		b.peak = b.inUse
+	}
+	b.mu.Unlock()
+}
+
+// Name returns "cpu".
+func (b *Backend) Name() string { return "cpu" }
+
+// Device describes the CPU model, the worker count and the sgemm in use.
+func (b *Backend) Device() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d threads, sgemm %s", model, runtime.GOMAXPROCS(0), b.GemmName())
+}
+
+// GemmName returns which sgemm MatMul uses: "openblas" or "pure-go".
+func (b *Backend) GemmName() string {
+	if b.useBLAS() {
+		return "openblas"
+	}
+	return "pure-go"
+}
+
+// HaveBLAS reports whether the package was built with -tags openblas.
+func HaveBLAS() bool { return haveBLAS }
+
+func (b *Backend) useBLAS() bool { return haveBLAS && !b.pureGo }
+
+// Memory reports the bytes held by live tensors and the peak.
+func (b *Backend) Memory() tensor.MemStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return tensor.MemStats{InUse: b.inUse, Peak: b.peak}
+}
+
+// ResetPeak sets the peak to the bytes in use now.
+func (b *Backend) ResetPeak() {
+	b.mu.Lock()
+	b.peak = b.inUse
+	b.mu.Unlock()
+}
+
+// Close marks the backend closed; later allocations fail with ErrClosed.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	return nil
+}
+
+// alloc returns a new zeroed tensor; shape and dtype are trusted.
+func (b *Backend) alloc(op string, shape tensor.Shape, dt tensor.DType) (*tensor.Tensor, error) {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return nil, tensor.Errorf(op, tensor.ErrClosed, "cpu backend")
+	}
+	if !shape.Valid() {
+		return nil, tensor.Errorf(op, tensor.ErrShape, "invalid shape %s", shape)
+	}
+	if !dt.Valid() {
+		return nil, tensor.Errorf(op, tensor.ErrDType, "%s", dt)
+	}
+	n := shape.Numel()
+	bf := &buffer{b: b, bytes: int64(n) * int64(dt.Size())}
+	if dt == tensor.F32 {
+		bf.f32 = make([]float32, n)
+	} else {
+		bf.u16 = make([]uint16, n)
+	}
+	b.account(bf.bytes)
+	return tensor.New(b, bf, shape, dt), nil
+}
+
+// newF32 allocates an F32 result and returns it with its data.
+func (b *Backend) newF32(op string, shape tensor.Shape) (*tensor.Tensor, []float32, error) {
+	t, err := b.alloc(op, shape, tensor.F32)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, data(t), nil
+}
+
+// data returns an F32 tensor's slice; callers have already run Check.
+func data(t *tensor.Tensor) []float32 {
+	bf, _ := t.Buffer()
+	return bf.(*buffer).f32
+}
+
+// f32s checks the operands of op and returns their float32 data; every
+// operand must be F32.
+func (b *Backend) f32s(op string, names []string, ts ...*tensor.Tensor) ([][]float32, error) {
+	if err := tensor.Check(op, b, ts...); err != nil {
+		return nil, err
+	}
+	if err := tensor.CheckF32(op, names, ts...); err != nil {
+		return nil, err
+	}
+	out := make([][]float32, len(ts))
+	for i, t := range ts {
+		out[i] = data(t)
+	}
+	return out, nil
+}
+
+// weightF32 returns a weight operand as float32, unpacking F16/BF16 into a
+// temporary slice (fp16 storage, fp32 math).
+func weightF32(t *tensor.Tensor) []float32 {
+	bf, _ := t.Buffer()
+	buf := bf.(*buffer)
+	if t.DType() == tensor.F32 {
+		return buf.f32
+	}
+	out := make([]float32, len(buf.u16))
+	tensor.Unpack(out, buf.u16, t.DType())
+	return out
+}
+
+// Upload copies data into a new tensor, packing to F16/BF16 when asked.
+func (b *Backend) Upload(values []float32, shape tensor.Shape, dt tensor.DType) (*tensor.Tensor, error) {
+	const op = "upload"
+	if len(values) != shape.Numel() {
+		return nil, tensor.Errorf(op, tensor.ErrShape, "%d values for shape %s (%d elements)", len(values), shape, shape.Numel())
+	}
+	t, err := b.alloc(op, shape, dt)
+	if err != nil {
+		return nil, err
+	}
+	bf, _ := t.Buffer()
+	buf := bf.(*buffer)
+	if dt == tensor.F32 {
+		copy(buf.f32, values)
+	} else {
+		tensor.Pack(buf.u16, values, dt)
+	}
+	return t, nil
+}
+
+// Zeros returns a new zero tensor.
+func (b *Backend) Zeros(shape tensor.Shape, dt tensor.DType) (*tensor.Tensor, error) {
+	return b.alloc("zeros", shape, dt)
+}
+
+// Download copies the tensor's values out as float32.
+func (b *Backend) Download(t *tensor.Tensor) ([]float32, error) {
+	if err := tensor.Check("download", b, t); err != nil {
+		return nil, err
+	}
+	bf, _ := t.Buffer()
+	buf := bf.(*buffer)
+	out := make([]float32, t.Numel())
+	if t.DType() == tensor.F32 {
+		copy(out, buf.f32)
+	} else {
+		tensor.Unpack(out, buf.u16, t.DType())
+	}
+	return out, nil
+}
+
+// Cast converts x to dt, rounding to nearest even.
+func (b *Backend) Cast(x *tensor.Tensor, dt tensor.DType) (*tensor.Tensor, error) {
+	const op = "cast"
+	if err := tensor.Check(op, b, x); err != nil {
+		return nil, err
+	}
+	vals, err := b.Download(x)
+	if err != nil {
+		return nil, err
+	}
+	return b.Upload(vals, x.Shape(), dt)
+}
+
+// parallelFor runs fn over [0, n) split into contiguous chunks, one per
+// worker (at most GOMAXPROCS), when the work (n * cost elements) is large
+// enough to pay for the goroutines.
+func parallelFor(n, cost int, fn func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if workers > n {
+		workers = n
+	}
+	if workers <= 1 || n*cost < 1<<15 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, hi)
+	}
+	wg.Wait()
+}

@@ -1,0 +1,279 @@
+package cpu
+
+import (
+	"lorastudio/engine/tensor"
+)
+
+// bcastStrides returns the element strides of a tensor of shape in when it
+// is broadcast to shape out (numpy rules): 0 along broadcast dimensions.
+// out must be a valid broadcast of in.
+func bcastStrides(in, out tensor.Shape) []int {
+	st := make([]int, len(out))
+	inSt := in.Strides()
+	off := len(out) - len(in)
+	for i := range out {
+		j := i - off
+		if j >= 0 && in[j] == out[i] {
+			st[i] = inSt[j]
+		}
+	}
+	return st
+}
+
+// rowOffset returns the offset, under strides st, of the first element of
+// row r of a tensor of shape s, where a row is the last dimension.
+func rowOffset(r int, s tensor.Shape, st []int) int {
+	off := 0
+	for d := len(s) - 2; d >= 0; d-- {
+		off += (r % s[d]) * st[d]
+		r /= s[d]
+	}
+	return off
+}
+
+// isBroadcastOf reports whether shape from broadcasts to exactly to.
+func isBroadcastOf(from, to tensor.Shape) bool {
+	s, err := tensor.BroadcastShapes(from, to)
+	return err == nil && s.Equal(to) && len(from) <= len(to)
+}
+
+// Binary returns a op b with numpy broadcasting.
+func (b *Backend) Binary(op tensor.BinaryOp, x, y *tensor.Tensor) (*tensor.Tensor, error) {
+	name := op.String()
+	v, err := b.f32s(name, []string{"a", "b"}, x, y)
+	if err != nil {
+		return nil, err
+	}
+	if op > tensor.Mul {
+		return nil, tensor.Errorf(name, tensor.ErrArg, "unknown binary op")
+	}
+	os, err := tensor.BroadcastShapes(x.Shape(), y.Shape())
+	if err != nil {
+		return nil, tensor.Errorf(name, tensor.ErrShape, "%v", err)
+	}
+	out, ov, err := b.newF32(name, os)
+	if err != nil {
+		return nil, err
+	}
+	// out is (..., L); a and b are read through broadcast strides.
+	av, bv := v[0], v[1]
+	sa, sb := bcastStrides(x.Shape(), os), bcastStrides(y.Shape(), os)
+	L := os[len(os)-1]
+	ia, ib := sa[len(os)-1], sb[len(os)-1]
+	rows := len(ov) / L
+	parallelFor(rows, L, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			oa, ob := rowOffset(r, os, sa), rowOffset(r, os, sb)
+			o := ov[r*L : (r+1)*L]
+			for j := range o {
+				p, q := av[oa+j*ia], bv[ob+j*ib]
+				switch op {
+				case tensor.Add:
+					o[j] = p + q
+				case tensor.Sub:
+					o[j] = p - q
+				case tensor.Mul:
+					o[j] = p * q
+				}
+			}
+		}
+	})
+	return out, nil
+}
+
+// BinaryBackward returns the gradients of a op b reduced to each input's shape:
+//
+//	add: da = dout, db = dout
+//	sub: da = dout, db = -dout
+//	mul: da = dout * b, db = dout * a
+func (b *Backend) BinaryBackward(op tensor.BinaryOp, dout, x, y *tensor.Tensor, need tensor.GradMask) (da, db *tensor.Tensor, err error) {
+	name := op.String() + " backward"
+	_, err = b.f32s(name, []string{"dout", "a", "b"}, dout, x, y)
+	if err != nil {
+		return nil, nil, err
+	}
+	os, err := tensor.BroadcastShapes(x.Shape(), y.Shape())
+	if err != nil {
+		return nil, nil, tensor.Errorf(name, tensor.ErrShape, "%v", err)
+	}
+	if !dout.Shape().Equal(os) {
+		return nil, nil, tensor.Errorf(name, tensor.ErrShape, "dout is %s, want %s", dout.Shape(), os)
+	}
+	grad := func(self, other *tensor.Tensor, sign float32) (*tensor.Tensor, error) {
+		if op != tensor.Mul {
+			if sign == 1 {
+				return b.ReduceTo(dout, self.Shape())
+			}
+			neg, err := b.Scale(dout, -1)
+			if err != nil {
+				return nil, err
+			}
+			defer neg.Free()
+			return b.ReduceTo(neg, self.Shape())
+		}
+		// full (broadcast shape) = dout * other, then reduce to self's shape.
+		prod, err := b.Binary(tensor.Mul, dout, other)
+		if err != nil {
+			return nil, err
+		}
+		defer prod.Free()
+		return b.ReduceTo(prod, self.Shape())
+	}
+	if need.Has(tensor.GradX) {
+		if da, err = grad(x, y, 1); err != nil {
+			return nil, nil, err
+		}
+	}
+	if need.Has(tensor.GradW) {
+		sign := float32(1)
+		if op == tensor.Sub {
+			sign = -1
+		}
+		if db, err = grad(y, x, sign); err != nil {
+			tensor.FreeAll(da)
+			return nil, nil, err
+		}
+	}
+	return da, db, nil
+}
+
+// Scale returns s * x.
+func (b *Backend) Scale(x *tensor.Tensor, s float32) (*tensor.Tensor, error) {
+	return b.mapF32("scale", x, func(v float32) float32 { return v * s })
+}
+
+// AddScalar returns x + s.
+func (b *Backend) AddScalar(x *tensor.Tensor, s float32) (*tensor.Tensor, error) {
+	return b.mapF32("add scalar", x, func(v float32) float32 { return v + s })
+}
+
+// mapF32 applies f elementwise to the F32 tensor x.
+func (b *Backend) mapF32(op string, x *tensor.Tensor, f func(float32) float32) (*tensor.Tensor, error) {
+	v, err := b.f32s(op, []string{"x"}, x)
+	if err != nil {
+		return nil, err
+	}
+	out, ov, err := b.newF32(op, x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	xv := v[0]
+	parallelFor(len(ov), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			ov[i] = f(xv[i])
+		}
+	})
+	return out, nil
+}
+
+// ReduceTo sums x (a broadcast of shape) down to shape.
+func (b *Backend) ReduceTo(x *tensor.Tensor, shape tensor.Shape) (*tensor.Tensor, error) {
+	const op = "reduce to"
+	v, err := b.f32s(op, []string{"x"}, x)
+	if err != nil {
+		return nil, err
+	}
+	xs := x.Shape()
+	if !shape.Valid() || !isBroadcastOf(shape, xs) {
+		return nil, tensor.Errorf(op, tensor.ErrShape, "%s does not broadcast to x %s", shape, xs)
+	}
+	out, ov, err := b.newF32(op, shape)
+	if err != nil {
+		return nil, err
+	}
+	// x is (..., L); each element adds into out at its broadcast offset.
+	xv := v[0]
+	so := bcastStrides(shape, xs)
+	L := xs[len(xs)-1]
+	io := so[len(xs)-1]
+	acc := make([]float64, len(ov))
+	for r := 0; r < len(xv)/L; r++ {
+		oo := rowOffset(r, xs, so)
+		row := xv[r*L : (r+1)*L]
+		if io == 0 {
+			var s float64
+			for _, e := range row {
+				s += float64(e)
+			}
+			acc[oo] += s
+			continue
+		}
+		for j, e := range row {
+			acc[oo+j] += float64(e)
+		}
+	}
+	for i, s := range acc {
+		ov[i] = float32(s)
+	}
+	return out, nil
+}
+
+// BroadcastTo repeats x to shape (numpy rules).
+func (b *Backend) BroadcastTo(x *tensor.Tensor, shape tensor.Shape) (*tensor.Tensor, error) {
+	const op = "broadcast to"
+	v, err := b.f32s(op, []string{"x"}, x)
+	if err != nil {
+		return nil, err
+	}
+	xs := x.Shape()
+	if !shape.Valid() || !isBroadcastOf(xs, shape) {
+		return nil, tensor.Errorf(op, tensor.ErrShape, "x %s does not broadcast to %s", xs, shape)
+	}
+	out, ov, err := b.newF32(op, shape)
+	if err != nil {
+		return nil, err
+	}
+	xv := v[0]
+	sx := bcastStrides(xs, shape)
+	L := shape[len(shape)-1]
+	ix := sx[len(shape)-1]
+	parallelFor(len(ov)/L, L, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			ox := rowOffset(r, shape, sx)
+			o := ov[r*L : (r+1)*L]
+			for j := range o {
+				o[j] = xv[ox+j*ix]
+			}
+		}
+	})
+	return out, nil
+}
+
+// MSELoss returns mean((pred - target)^2) as a (1) tensor.
+func (b *Backend) MSELoss(pred, target *tensor.Tensor) (*tensor.Tensor, error) {
+	const op = "mse loss"
+	v, err := b.f32s(op, []string{"pred", "target"}, pred, target)
+	if err != nil {
+		return nil, err
+	}
+	if !pred.Shape().Equal(target.Shape()) {
+		return nil, tensor.Errorf(op, tensor.ErrShape, "pred is %s, target is %s", pred.Shape(), target.Shape())
+	}
+	var s float64
+	for i, p := range v[0] {
+		d := float64(p) - float64(v[1][i])
+		s += d * d
+	}
+	return b.Upload([]float32{float32(s / float64(len(v[0])))}, tensor.Shape{1}, tensor.F32)
+}
+
+// MSELossBackward returns dpred = dout * 2 (pred - target) / numel.
+func (b *Backend) MSELossBackward(dout, pred, target *tensor.Tensor) (*tensor.Tensor, error) {
+	const op = "mse loss backward"
+	v, err := b.f32s(op, []string{"dout", "pred", "target"}, dout, pred, target)
+	if err != nil {
+		return nil, err
+	}
+	if !pred.Shape().Equal(target.Shape()) || dout.Numel() != 1 {
+		return nil, tensor.Errorf(op, tensor.ErrShape, "dout is %s (want one element), pred is %s, target is %s", dout.Shape(), pred.Shape(), target.Shape())
+	}
+	out, ov, err := b.newF32(op, pred.Shape())
+	if err != nil {
+		return nil, err
+	}
+	k := v[0][0] * 2 / float32(len(ov))
+	for i := range ov {
+		ov[i] = k * (v[1][i] - v[2][i])
+	}
+	return out, nil
+}

@@ -1,0 +1,193 @@
+package cpu
+
+import "sync"
+
+// gemm computes C = op(A)·op(B) (+ C when acc) for row-major matrices, like
+// cblas_sgemm with alpha 1 and beta 0 or 1: op(A) is (m, k), op(B) is (k, n),
+// C is (m, n) with row stride ldc. A is stored (m, k) with row stride lda, or
+// (k, m) when transA; B is stored (k, n) with row stride ldb, or (n, k) when
+// transB. It uses OpenBLAS when the backend may, otherwise gemmGo.
+func (b *Backend) gemm(transA, transB bool, m, n, k int, a []float32, lda int, bm []float32, ldb int, acc bool, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if b.useBLAS() {
+		blasSgemm(transA, transB, m, n, k, a, lda, bm, ldb, acc, c, ldc)
+		return
+	}
+	gemmGo(transA, transB, m, n, k, a, lda, bm, ldb, acc, c, ldc)
+}
+
+// Blocking of the pure-Go sgemm (BLIS-style loops): a kc×nc panel of B is
+// packed once and shared, mc×kc panels of A are packed per worker, and a
+// mr×nr register tile of C is computed by kernel4x4.
+const (
+	gemmMR = 4
+	gemmNR = 4
+	gemmKC = 256
+	gemmMC = 64
+	gemmNC = 1024
+)
+
+var packPool = sync.Pool{New: func() any { s := make([]float32, gemmMC*gemmKC); return &s }}
+
+// gemmGo is the pure-Go sgemm; see gemm.
+func gemmGo(transA, transB bool, m, n, k int, a []float32, lda int, bm []float32, ldb int, acc bool, c []float32, ldc int) {
+	if !acc {
+		for i := 0; i < m; i++ {
+			clear(c[i*ldc : i*ldc+n])
+		}
+	}
+	if k == 0 {
+		return
+	}
+	bp := make([]float32, gemmKC*(gemmNC+gemmNR))
+	for jc := 0; jc < n; jc += gemmNC {
+		nc := min(gemmNC, n-jc)
+		for pc := 0; pc < k; pc += gemmKC {
+			kc := min(gemmKC, k-pc)
+			packB(bp, bm, ldb, transB, pc, kc, jc, nc)
+			mBlocks := (m + gemmMC - 1) / gemmMC
+			parallelFor(mBlocks, gemmMC*kc*nc/64, func(lo, hi int) {
+				ap := packPool.Get().(*[]float32)
+				defer packPool.Put(ap)
+				for blk := lo; blk < hi; blk++ {
+					ic := blk * gemmMC
+					mc := min(gemmMC, m-ic)
+					packA(*ap, a, lda, transA, ic, mc, pc, kc)
+					macroKernel(mc, nc, kc, *ap, bp, c[ic*ldc+jc:], ldc)
+				}
+			})
+		}
+	}
+}
+
+// packA copies op(A)[ic:ic+mc, pc:pc+kc] into ap as panels of gemmMR rows,
+// k-major inside a panel: ap[p*kc*MR + kk*MR + r] = op(A)[ic+p*MR+r, pc+kk],
+// zero-padded past mc.
+func packA(ap, a []float32, lda int, transA bool, ic, mc, pc, kc int) {
+	for p := 0; p*gemmMR < mc; p++ {
+		dst := ap[p*kc*gemmMR : (p+1)*kc*gemmMR]
+		rows := min(gemmMR, mc-p*gemmMR)
+		for r := 0; r < gemmMR; r++ {
+			i := ic + p*gemmMR + r
+			if r >= rows {
+				for kk := 0; kk < kc; kk++ {
+					dst[kk*gemmMR+r] = 0
+				}
+				continue
+			}
+			if transA {
+				// A is stored (k, m): element (i, kk) at a[kk*lda + i].
+				for kk := 0; kk < kc; kk++ {
+					dst[kk*gemmMR+r] = a[(pc+kk)*lda+i]
+				}
+			} else {
+				row := a[i*lda+pc : i*lda+pc+kc]
+				for kk, v := range row {
+					dst[kk*gemmMR+r] = v
+				}
+			}
+		}
+	}
+}
+
+// packB copies op(B)[pc:pc+kc, jc:jc+nc] into bp as panels of gemmNR
+// columns: bp[q*kc*NR + kk*NR + c] = op(B)[pc+kk, jc+q*NR+c], zero-padded.
+func packB(bp, bm []float32, ldb int, transB bool, pc, kc, jc, nc int) {
+	for q := 0; q*gemmNR < nc; q++ {
+		dst := bp[q*kc*gemmNR : (q+1)*kc*gemmNR]
+		cols := min(gemmNR, nc-q*gemmNR)
+		for kk := 0; kk < kc; kk++ {
+			d := dst[kk*gemmNR : kk*gemmNR+gemmNR]
+			for cc := 0; cc < gemmNR; cc++ {
+				if cc >= cols {
+					d[cc] = 0
+					continue
+				}
+				j := jc + q*gemmNR + cc
+				if transB {
+					// B is stored (n, k): element (kk, j) at bm[j*ldb + kk].
+					d[cc] = bm[j*ldb+pc+kk]
+				} else {
+					d[cc] = bm[(pc+kk)*ldb+j]
+				}
+			}
+		}
+	}
+}
+
+// macroKernel adds the packed (mc, kc)·(kc, nc) product into c (row stride ldc).
+func macroKernel(mc, nc, kc int, ap, bp, c []float32, ldc int) {
+	var tile [gemmMR * gemmNR]float32
+	for q := 0; q*gemmNR < nc; q++ {
+		bq := bp[q*kc*gemmNR : (q+1)*kc*gemmNR]
+		cols := min(gemmNR, nc-q*gemmNR)
+		for p := 0; p*gemmMR < mc; p++ {
+			apn := ap[p*kc*gemmMR : (p+1)*kc*gemmMR]
+			rows := min(gemmMR, mc-p*gemmMR)
+			cOff := p*gemmMR*ldc + q*gemmNR
+			if rows == gemmMR && cols == gemmNR {
+				kernel4x4(apn, bq, c[cOff:], ldc)
+				continue
+			}
+			// Edge tile: compute into a scratch tile, then add the valid part.
+			tile = [gemmMR * gemmNR]float32{}
+			kernel4x4(apn, bq, tile[:], gemmNR)
+			for r := 0; r < rows; r++ {
+				for cc := 0; cc < cols; cc++ {
+					c[cOff+r*ldc+cc] += tile[r*gemmNR+cc]
+				}
+			}
+		}
+	}
+}
+
+// kernel4x4 adds a packed 4×kc panel of A times a packed kc×4 panel of B into
+// the 4×4 tile of c at offset 0 with row stride ldc. The sixteen
+// accumulators stay in registers.
+func kernel4x4(ap, bp, c []float32, ldc int) {
+	var c00, c01, c02, c03, c10, c11, c12, c13 float32
+	var c20, c21, c22, c23, c30, c31, c32, c33 float32
+	for len(ap) >= 4 && len(bp) >= 4 {
+		a0, a1, a2, a3 := ap[0], ap[1], ap[2], ap[3]
+		b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
+		ap, bp = ap[4:], bp[4:]
+	}
+	r := c[0:4:4]
+	r[0] += c00
+	r[1] += c01
+	r[2] += c02
+	r[3] += c03
+	r = c[ldc : ldc+4 : ldc+4]
+	r[0] += c10
+	r[1] += c11
+	r[2] += c12
+	r[3] += c13
+	r = c[2*ldc : 2*ldc+4 : 2*ldc+4]
+	r[0] += c20
+	r[1] += c21
+	r[2] += c22
+	r[3] += c23
+	r = c[3*ldc : 3*ldc+4 : 3*ldc+4]
+	r[0] += c30
+	r[1] += c31
+	r[2] += c32
+	r[3] += c33
+}

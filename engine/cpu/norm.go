@@ -1,0 +1,225 @@
+package cpu
+
+import (
+	"math"
+
+	"lorastudio/engine/tensor"
+)
+
+// GroupNorm and LayerNorm share one kernel: both normalize contiguous
+// segments of x. A GroupNorm segment is one (n, group): Cg = C/groups
+// channels × S spatial elements; a LayerNorm segment is one row of C.
+//
+//	xhat = (x - mean) * rstd,  rstd = 1/sqrt(var + eps)   (biased variance)
+//	y    = xhat * gamma[c] + beta[c]
+//
+// Backward, per segment of m elements, with dxhat = dout * gamma[c]:
+//
+//	dx     = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+//	dgamma = Σ dout * xhat,  dbeta = Σ dout   (over every segment, per channel)
+
+// normLayout describes the segments: segs segments of segLen elements, and
+// channel(seg, i) gives the affine channel of element i of segment seg.
+type normLayout struct {
+	segs, segLen int
+	channels     int
+	channel      func(seg, i int) int
+}
+
+func groupLayout(s tensor.Shape, groups int) normLayout {
+	N, C := s[0], s[1]
+	S := s.Numel() / (N * C)
+	cg := C / groups
+	return normLayout{segs: N * groups, segLen: cg * S, channels: C, channel: func(seg, i int) int {
+		return (seg%groups)*cg + i/S
+	}}
+}
+
+func rowLayout(s tensor.Shape) normLayout {
+	C := s[len(s)-1]
+	return normLayout{segs: s.Numel() / C, segLen: C, channels: C, channel: func(_, i int) int { return i }}
+}
+
+// segStats returns the mean and rstd of one segment, accumulated in float64.
+func segStats(x []float32, eps float32) (mean, rstd float64) {
+	var s float64
+	for _, v := range x {
+		s += float64(v)
+	}
+	mean = s / float64(len(x))
+	var q float64
+	for _, v := range x {
+		d := float64(v) - mean
+		q += d * d
+	}
+	return mean, 1 / math.Sqrt(q/float64(len(x))+float64(eps))
+}
+
+func (b *Backend) normForward(op string, x, gamma, beta *tensor.Tensor, eps float32, lay func(tensor.Shape) (normLayout, error)) (*tensor.Tensor, error) {
+	ts, names := []*tensor.Tensor{x}, []string{"x"}
+	if (gamma == nil) != (beta == nil) {
+		return nil, tensor.Errorf(op, tensor.ErrArg, "gamma and beta must both be given or both be nil")
+	}
+	if gamma != nil {
+		ts, names = append(ts, gamma, beta), append(names, "gamma", "beta")
+	}
+	v, err := b.f32s(op, names, ts...)
+	if err != nil {
+		return nil, err
+	}
+	l, err := lay(x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	if gamma != nil && (!gamma.Shape().Equal(tensor.Shape{l.channels}) || !beta.Shape().Equal(tensor.Shape{l.channels})) {
+		return nil, tensor.Errorf(op, tensor.ErrShape, "x is %s, gamma %s, beta %s: want (%d)", x.Shape(), gamma.Shape(), beta.Shape(), l.channels)
+	}
+	out, ov, err := b.newF32(op, x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	xv := v[0]
+	parallelFor(l.segs, l.segLen, func(lo, hi int) {
+		for s := lo; s < hi; s++ {
+			seg := xv[s*l.segLen : (s+1)*l.segLen]
+			o := ov[s*l.segLen : (s+1)*l.segLen]
+			mean, rstd := segStats(seg, eps)
+			for i, xi := range seg {
+				y := float32((float64(xi) - mean) * rstd)
+				if gamma != nil {
+					c := l.channel(s, i)
+					y = y*v[1][c] + v[2][c]
+				}
+				o[i] = y
+			}
+		}
+	})
+	return out, nil
+}
+
+func (b *Backend) normBackward(op string, dout, x, gamma *tensor.Tensor, eps float32, need tensor.GradMask, lay func(tensor.Shape) (normLayout, error)) (dx, dgamma, dbeta *tensor.Tensor, err error) {
+	ts, names := []*tensor.Tensor{dout, x}, []string{"dout", "x"}
+	if gamma != nil {
+		ts, names = append(ts, gamma), append(names, "gamma")
+	} else if need&(tensor.GradW|tensor.GradB) != 0 {
+		return nil, nil, nil, tensor.Errorf(op, tensor.ErrArg, "dgamma/dbeta requested without gamma")
+	}
+	v, err := b.f32s(op, names, ts...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !dout.Shape().Equal(x.Shape()) {
+		return nil, nil, nil, tensor.Errorf(op, tensor.ErrShape, "dout is %s, x is %s", dout.Shape(), x.Shape())
+	}
+	l, err := lay(x.Shape())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if gamma != nil && !gamma.Shape().Equal(tensor.Shape{l.channels}) {
+		return nil, nil, nil, tensor.Errorf(op, tensor.ErrShape, "x is %s, gamma %s: want (%d)", x.Shape(), gamma.Shape(), l.channels)
+	}
+	dv, xv := v[0], v[1]
+	g := func(c int) float32 { return 1 }
+	if gamma != nil {
+		gv := v[2]
+		g = func(c int) float32 { return gv[c] }
+	}
+	var dxv []float32
+	if need.Has(tensor.GradX) {
+		if dx, dxv, err = b.newF32(op, x.Shape()); err != nil {
+			return nil, nil, nil, err
+		}
+		parallelFor(l.segs, l.segLen, func(lo, hi int) {
+			for s := lo; s < hi; s++ {
+				seg := xv[s*l.segLen : (s+1)*l.segLen]
+				ds := dv[s*l.segLen : (s+1)*l.segLen]
+				mean, rstd := segStats(seg, eps)
+				var sumD, sumDX float64 // Σ dxhat, Σ dxhat*xhat
+				for i, xi := range seg {
+					dh := float64(ds[i] * g(l.channel(s, i)))
+					sumD += dh
+					sumDX += dh * (float64(xi) - mean) * rstd
+				}
+				m := float64(l.segLen)
+				o := dxv[s*l.segLen : (s+1)*l.segLen]
+				for i, xi := range seg {
+					dh := float64(ds[i] * g(l.channel(s, i)))
+					xh := (float64(xi) - mean) * rstd
+					o[i] = float32(rstd * (dh - sumD/m - xh*sumDX/m))
+				}
+			}
+		})
+	}
+	if need&(tensor.GradW|tensor.GradB) != 0 {
+		dg := make([]float64, l.channels)
+		db := make([]float64, l.channels)
+		for s := 0; s < l.segs; s++ {
+			seg := xv[s*l.segLen : (s+1)*l.segLen]
+			ds := dv[s*l.segLen : (s+1)*l.segLen]
+			mean, rstd := segStats(seg, eps)
+			for i, xi := range seg {
+				c := l.channel(s, i)
+				dg[c] += float64(ds[i]) * (float64(xi) - mean) * rstd
+				db[c] += float64(ds[i])
+			}
+		}
+		toF32 := func(a []float64) []float32 {
+			o := make([]float32, len(a))
+			for i, e := range a {
+				o[i] = float32(e)
+			}
+			return o
+		}
+		if need.Has(tensor.GradW) {
+			if dgamma, err = b.Upload(toF32(dg), tensor.Shape{l.channels}, tensor.F32); err != nil {
+				tensor.FreeAll(dx)
+				return nil, nil, nil, err
+			}
+		}
+		if need.Has(tensor.GradB) {
+			if dbeta, err = b.Upload(toF32(db), tensor.Shape{l.channels}, tensor.F32); err != nil {
+				tensor.FreeAll(dx, dgamma)
+				return nil, nil, nil, err
+			}
+		}
+	}
+	return dx, dgamma, dbeta, nil
+}
+
+func groupLay(op string, groups int) func(tensor.Shape) (normLayout, error) {
+	return func(s tensor.Shape) (normLayout, error) {
+		if len(s) < 2 || groups < 1 || s[1]%groups != 0 {
+			return normLayout{}, tensor.Errorf(op, tensor.ErrShape, "x is %s with %d groups: want (N, C, ...) with C divisible by groups", s, groups)
+		}
+		return groupLayout(s, groups), nil
+	}
+}
+
+func layerLay(op string) func(tensor.Shape) (normLayout, error) {
+	return func(s tensor.Shape) (normLayout, error) {
+		if len(s) < 1 {
+			return normLayout{}, tensor.Errorf(op, tensor.ErrShape, "x is %s", s)
+		}
+		return rowLayout(s), nil
+	}
+}
+
+// GroupNorm normalizes x (N, C, ...) per group; see tensor.Ops.GroupNorm.
+func (b *Backend) GroupNorm(x, gamma, beta *tensor.Tensor, groups int, eps float32) (*tensor.Tensor, error) {
+	return b.normForward("groupnorm", x, gamma, beta, eps, groupLay("groupnorm", groups))
+}
+
+// GroupNormBackward returns dx, dgamma, dbeta; see tensor.Ops.GroupNormBackward.
+func (b *Backend) GroupNormBackward(dout, x, gamma *tensor.Tensor, groups int, eps float32, need tensor.GradMask) (dx, dgamma, dbeta *tensor.Tensor, err error) {
+	return b.normBackward("groupnorm backward", dout, x, gamma, eps, need, groupLay("groupnorm backward", groups))
+}
+
+// LayerNorm normalizes x (..., C) over its last dimension.
+func (b *Backend) LayerNorm(x, gamma, beta *tensor.Tensor, eps float32) (*tensor.Tensor, error) {
+	return b.normForward("layernorm", x, gamma, beta, eps, layerLay("layernorm"))
+}
+
+// LayerNormBackward returns dx, dgamma, dbeta; see tensor.Ops.LayerNormBackward.
+func (b *Backend) LayerNormBackward(dout, x, gamma *tensor.Tensor, eps float32, need tensor.GradMask) (dx, dgamma, dbeta *tensor.Tensor, err error) {
+	return b.normBackward("layernorm backward", dout, x, gamma, eps, need, layerLay("layernorm backward"))
+}
