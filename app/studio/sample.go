@@ -147,7 +147,7 @@ var (
 	colBackground = color.RGBA{248, 250, 252, 255}
 	colGrid       = color.RGBA{232, 236, 242, 255}
 	colInk        = color.RGBA{52, 64, 84, 255}
-	colLabel      = color.RGBA{255, 255, 255, 230}
+	colLabel      = color.RGBA{255, 255, 255, 255}
 	colCluster    = color.RGBA{226, 238, 255, 255}
 	kindFill      = map[nodeKind]color.RGBA{
 		kindClient:   {99, 110, 130, 255},
