@@ -302,58 +302,70 @@ func exerciseAllTables(t *testing.T, db *DB) {
 
 // TestNewerSchemaRefused checks that a database from a newer build is refused with
 // ErrNewerSchema, a message naming the file and both versions, and that the file is left
-// byte-identical with no -wal or -shm files created beside it.
+// byte-identical with no -wal or -shm files created beside it. The rollback-journal variant
+// matters: merely connecting with journal_mode=WAL would rewrite such a file's header.
 func TestNewerSchemaRefused(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "studio.db")
-	db, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.EnsureDataset("/data/keep", "sidecar-txt"); err != nil {
-		t.Fatal(err)
-	}
-	newer := SchemaVersion + 4
-	if _, err := db.sql.Exec(fmt.Sprintf("PRAGMA user_version = %d", newer)); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for _, suffix := range []string{"-wal", "-shm"} {
-		if _, err := os.Stat(path + suffix); err == nil {
-			t.Fatalf("%s exists after a clean close", suffix)
-		}
-	}
-	before, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := os.Stat(path)
-	_, err = Open(path)
-	if !errors.Is(err, ErrNewerSchema) {
-		t.Fatalf("Open of a newer database: err = %v, want ErrNewerSchema", err)
-	}
-	msg := err.Error()
-	for _, want := range []string{path, fmt.Sprint(newer), fmt.Sprint(SchemaVersion)} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("error %q does not mention %q", msg, want)
-		}
-	}
-	after, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(before, after) {
-		t.Error("the refused database file changed")
-	}
-	st2, _ := os.Stat(path)
-	if !st2.ModTime().Equal(st.ModTime()) {
-		t.Error("the refused database file's modification time changed")
-	}
-	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
-		if _, err := os.Stat(path + suffix); err == nil {
-			t.Errorf("refused Open created %s%s", path, suffix)
-		}
+	for _, journal := range []string{"wal", "delete"} {
+		t.Run(journal, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "studio.db")
+			db, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.EnsureDataset("/data/keep", "sidecar-txt"); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			newer := SchemaVersion + 4
+			r, err := sql.Open("sqlite3", path) // plain DSN: keeps the file's journal mode
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Exec(fmt.Sprintf("PRAGMA journal_mode = %s; PRAGMA user_version = %d", journal, newer)); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for _, suffix := range []string{"-wal", "-shm", "-journal"} {
+				if _, err := os.Stat(path + suffix); err == nil {
+					t.Fatalf("%s exists after a clean close", suffix)
+				}
+			}
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _ := os.Stat(path)
+			_, err = Open(path)
+			if !errors.Is(err, ErrNewerSchema) {
+				t.Fatalf("Open of a newer database: err = %v, want ErrNewerSchema", err)
+			}
+			msg := err.Error()
+			for _, want := range []string{path, fmt.Sprint(newer), fmt.Sprint(SchemaVersion)} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not mention %q", msg, want)
+				}
+			}
+			after, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(before, after) {
+				t.Error("the refused database file changed")
+			}
+			st2, _ := os.Stat(path)
+			if !st2.ModTime().Equal(st.ModTime()) {
+				t.Error("the refused database file's modification time changed")
+			}
+			for _, suffix := range []string{"-wal", "-shm", "-journal"} {
+				if _, err := os.Stat(path + suffix); err == nil {
+					t.Errorf("refused Open left %s%s", path, suffix)
+				}
+			}
+		})
 	}
 }
 

@@ -142,6 +142,17 @@ CREATE INDEX generation_cache_last_used ON generation_cache (last_used);
 // transaction, so two processes opening the same file at once cannot apply a step twice,
 // and a database that became newer than this build meanwhile is refused.
 func (db *DB) migrate(target int) error {
+	// The common case, an up-to-date database, needs no write lock.
+	var v int
+	if err := db.sql.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		return db.errf(err, "reading the schema version")
+	}
+	if v > SchemaVersion {
+		return newerError(db.path, v)
+	}
+	if v == target {
+		return nil
+	}
 	for {
 		done, newer := false, 0
 		err := db.writeTx(func(tx *sql.Tx) error {
