@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -291,7 +293,7 @@ func (s *DatasetScreen) SetDataset(d *studio.Dataset) {
 	s.pending = map[string]bool{}
 	s.pendMu.Unlock()
 	s.editor.SetText("")
-	s.pathLabel.SetText(d.Root())
+	s.pathLabel.SetText(shortPath(d.Root(), 48))
 	s.filter.SetText("") // applies the filter
 	s.uncapOnly.SetChecked(false)
 	s.applyFilter()
@@ -299,9 +301,10 @@ func (s *DatasetScreen) SetDataset(d *studio.Dataset) {
 	s.body.Objects = []fyne.CanvasObject{s.main}
 	s.body.Refresh()
 	items := d.Items()
-	s.setStatus(fmt.Sprintf("Opened %s: %d images (%s layout)", d.Root(), len(items), d.Layout()))
+	s.setStatus(fmt.Sprintf("Opened %s: %d images (%s layout)", shortPath(d.Root(), 64), len(items), d.Layout()))
 	if len(s.visible) > 0 {
 		s.moveTo(s.visible[0])
+		s.focusEditor()
 	} else {
 		s.showItem("")
 	}
@@ -526,6 +529,27 @@ func (s *DatasetScreen) showFacts(it *studio.Item) {
 	}
 }
 
+// shortPath shortens a folder path for a label: the home folder becomes ~
+// and a path longer than max runes keeps only its last components.
+func shortPath(p string, max int) string {
+	if home, err := os.UserHomeDir(); err == nil && home != "" && home != "/" && strings.HasPrefix(p, home+string(filepath.Separator)) {
+		p = "~" + p[len(home):]
+	}
+	if len([]rune(p)) <= max {
+		return p
+	}
+	parts := strings.Split(filepath.ToSlash(p), "/")
+	out := parts[len(parts)-1]
+	for i := len(parts) - 2; i >= 0; i-- {
+		next := parts[i] + "/" + out
+		if len([]rune(next))+2 > max {
+			break
+		}
+		out = next
+	}
+	return "…/" + out
+}
+
 // needsCaption reports whether an item has no caption file or an empty one
 // (the same rule as the dataset's progress count).
 func needsCaption(it *studio.Item) bool {
@@ -712,7 +736,9 @@ func (s *DatasetScreen) step(delta int) {
 		}
 		return
 	}
-	s.moveTo(s.visible[j])
+	if s.moveTo(s.visible[j]) {
+		s.focusEditor()
+	}
 }
 
 // NextUncaptioned jumps to the next image without a caption (Ctrl+J).
@@ -728,7 +754,17 @@ func (s *DatasetScreen) NextUncaptioned() {
 		s.setStatus("Every image has a caption")
 		return
 	}
-	s.reveal(it.Rel)
+	if s.reveal(it.Rel) {
+		s.focusEditor()
+	}
+}
+
+// focusEditor puts the keyboard in the caption editor, so that moving with
+// the keyboard and typing go together.
+func (s *DatasetScreen) focusEditor() {
+	if c := s.win.Canvas(); c != nil && s.cur != "" {
+		c.Focus(s.editor)
+	}
 }
 
 // Undo takes the current caption back one revision (Ctrl+Z); unsaved

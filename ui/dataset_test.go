@@ -53,6 +53,7 @@ func TestTypeAndSaveWithCtrlS(t *testing.T) {
 	dir := makeDataset(t)
 	m, _ := newTestWindow(t, dir)
 	s := m.Dataset
+	m.Window.Canvas().Unfocus()
 	press(m.Window, altRight) // nothing focused: the canvas shortcut
 	if s.Current() != "b.png" {
 		t.Fatalf("after Alt+Right current = %q, want b.png", s.Current())
@@ -109,6 +110,9 @@ func TestNavigationShortcuts(t *testing.T) {
 		if sel := s.index[s.Current()]; len(s.visible) <= sel || s.visible[sel] != st.want {
 			t.Fatalf("after %s the grid does not hold %s", st.name, st.want)
 		}
+	}
+	if m.Window.Canvas().Focused() != s.editor {
+		t.Error("keyboard navigation left the focus outside the caption editor")
 	}
 	// Clicking a grid cell moves too.
 	s.grid.Select(3)
@@ -444,5 +448,21 @@ func TestShortcutsAreListed(t *testing.T) {
 	}
 	if s := m.Dataset.emptyText.Text; s == "" {
 		t.Error("the empty state says nothing")
+	}
+}
+
+func TestShortPath(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"/data/sets/cats", 48, "/data/sets/cats"},
+		{"/tmp/TestE2EStudioWindowScreenshot4175637746/001/data/sample-dataset", 40, "…/001/data/sample-dataset"},
+		{"/a/very-long-folder-name-that-does-not-fit", 10, "…/very-long-folder-name-that-does-not-fit"},
+	} {
+		if got := shortPath(c.in, c.max); got != c.want {
+			t.Errorf("shortPath(%q, %d) = %q, want %q", c.in, c.max, got, c.want)
+		}
 	}
 }
