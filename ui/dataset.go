@@ -72,6 +72,7 @@ type DatasetScreen struct {
 	warnList   *widget.List
 	side       *container.AppTabs
 	actions    []Action
+	modal      dialog.Dialog // the open dialog that Escape closes, or nil
 	table      actionTable
 }
 
@@ -84,17 +85,33 @@ type warningRow struct {
 // until Open or OpenAsync gives it a dataset.
 func NewDatasetScreen(win fyne.Window, st *studio.Studio) *DatasetScreen {
 	s := &DatasetScreen{win: win, st: st, index: map[string]int{}, pending: map[string]bool{}}
+	// Commands do nothing while a dialog is open (one dialog at a time);
+	// undo/redo first go to a focused text field other than the caption.
+	guard := func(f func()) func() {
+		return func() {
+			if !s.modalOpen() {
+				f()
+			}
+		}
+	}
+	undo := func(isUndo bool, f func()) func() {
+		return func() {
+			if !s.forwardToOtherEntry(isUndo) {
+				guard(f)()
+			}
+		}
+	}
 	s.actions = []Action{
-		{Label: "Save caption", Shortcuts: []fyne.Shortcut{key(fyne.KeyS, ctrl)}, Run: s.Save},
-		{Label: "Next image", Shortcuts: []fyne.Shortcut{key(fyne.KeyRight, fyne.KeyModifierAlt), key(fyne.KeyDown, ctrl)}, Run: s.Next},
-		{Label: "Previous image", Shortcuts: []fyne.Shortcut{key(fyne.KeyLeft, fyne.KeyModifierAlt), key(fyne.KeyUp, ctrl)}, Run: s.Previous},
-		{Label: "Next uncaptioned image", Shortcuts: []fyne.Shortcut{key(fyne.KeyJ, ctrl)}, Run: s.NextUncaptioned},
-		{Label: "Undo caption change", Shortcuts: []fyne.Shortcut{&fyne.ShortcutUndo{}}, Run: s.Undo},
-		{Label: "Redo caption change", Shortcuts: []fyne.Shortcut{key(fyne.KeyZ, ctrl|fyne.KeyModifierShift), &fyne.ShortcutRedo{}}, Run: s.Redo},
-		{Label: "Caption history…", Shortcuts: []fyne.Shortcut{key(fyne.KeyH, ctrl)}, Run: s.ShowHistory},
-		{Label: "Bulk edit captions…", Shortcuts: []fyne.Shortcut{key(fyne.KeyB, ctrl)}, Run: s.ShowBulk},
-		{Label: "Undo last bulk edit", Run: s.UndoLastBulk},
-		{Label: "Open dataset folder…", Shortcuts: []fyne.Shortcut{key(fyne.KeyO, ctrl)}, Run: s.ShowOpenFolder},
+		{Label: "Save caption", Shortcuts: []fyne.Shortcut{key(fyne.KeyS, ctrl)}, Run: guard(s.Save)},
+		{Label: "Next image", Shortcuts: []fyne.Shortcut{key(fyne.KeyRight, fyne.KeyModifierAlt), key(fyne.KeyDown, ctrl)}, Run: guard(s.Next)},
+		{Label: "Previous image", Shortcuts: []fyne.Shortcut{key(fyne.KeyLeft, fyne.KeyModifierAlt), key(fyne.KeyUp, ctrl)}, Run: guard(s.Previous)},
+		{Label: "Next uncaptioned image", Shortcuts: []fyne.Shortcut{key(fyne.KeyJ, ctrl)}, Run: guard(s.NextUncaptioned)},
+		{Label: "Undo caption change", Shortcuts: []fyne.Shortcut{&fyne.ShortcutUndo{}}, Run: undo(true, s.Undo)},
+		{Label: "Redo caption change", Shortcuts: []fyne.Shortcut{key(fyne.KeyZ, ctrl|fyne.KeyModifierShift), &fyne.ShortcutRedo{}}, Run: undo(false, s.Redo)},
+		{Label: "Caption history…", Shortcuts: []fyne.Shortcut{key(fyne.KeyH, ctrl)}, Run: guard(s.ShowHistory)},
+		{Label: "Bulk edit captions…", Shortcuts: []fyne.Shortcut{key(fyne.KeyB, ctrl)}, Run: guard(s.ShowBulk)},
+		{Label: "Undo last bulk edit", Run: guard(s.UndoLastBulk)},
+		{Label: "Open dataset folder…", Shortcuts: []fyne.Shortcut{key(fyne.KeyO, ctrl)}, Run: guard(s.ShowOpenFolder)},
 	}
 	s.table = newActionTable(s.actions)
 	s.build()
@@ -770,7 +787,7 @@ func (s *DatasetScreen) focusEditor() {
 // Undo takes the current caption back one revision (Ctrl+Z); unsaved
 // typing is saved first so that Redo can bring it back.
 func (s *DatasetScreen) Undo() {
-	if s.forwardToOtherEntry(true) || s.cur == "" || !s.autosave() {
+	if s.cur == "" || !s.autosave() {
 		return
 	}
 	rel := s.cur
@@ -784,7 +801,7 @@ func (s *DatasetScreen) Undo() {
 
 // Redo re-applies the caption change last undone (Ctrl+Shift+Z, Ctrl+Y).
 func (s *DatasetScreen) Redo() {
-	if s.forwardToOtherEntry(false) || s.cur == "" {
+	if s.cur == "" {
 		return
 	}
 	rel := s.cur
@@ -829,5 +846,31 @@ func (s *DatasetScreen) ShowOpenFolder() {
 		s.OpenAsync(u.Path())
 	}, s.win)
 	d.Resize(fyne.NewSize(820, 560))
+	s.showModal(d, true)
+}
+
+// modalOpen reports whether a dialog or pop-up covers the window.
+func (s *DatasetScreen) modalOpen() bool {
+	c := s.win.Canvas()
+	return c != nil && c.Overlays().Top() != nil
+}
+
+// showModal shows a dialog; escapable ones close on Escape.
+func (s *DatasetScreen) showModal(d dialog.Dialog, escapable bool) {
+	if escapable {
+		s.modal = d
+		d.SetOnClosed(func() {
+			if s.modal == d {
+				s.modal = nil
+			}
+		})
+	}
 	d.Show()
+}
+
+// CloseDialog closes the open dialog if Escape may close it (not a conflict, which needs an answer).
+func (s *DatasetScreen) CloseDialog() {
+	if s.modal != nil {
+		s.modal.Hide()
+	}
 }

@@ -466,3 +466,63 @@ func TestShortPath(t *testing.T) {
 		}
 	}
 }
+
+func TestShortcutsWithoutMainMenu(t *testing.T) {
+	// Drivers without a main menu: the caption entry and the canvas handle shortcuts.
+	dir := makeDataset(t)
+	m, _ := newTestWindow(t, dir)
+	s := m.Dataset
+	typeCaption(m, true, "via the entry")
+	pressNoMenu(m.Window, ctrlS) // focused captionEntry
+	if got := readFile(t, filepath.Join(dir, "a.txt")); got != "via the entry" {
+		t.Fatalf("a.txt = %q after Ctrl+S in the entry", got)
+	}
+	pressNoMenu(m.Window, &fyne.ShortcutUndo{})
+	if got := readFile(t, filepath.Join(dir, "a.txt")); got != "a cat, sitting" {
+		t.Fatalf("a.txt = %q after Ctrl+Z in the entry: want the studio undo", got)
+	}
+	m.Window.Canvas().Unfocus()
+	pressNoMenu(m.Window, &fyne.ShortcutRedo{}) // canvas
+	if got := readFile(t, filepath.Join(dir, "a.txt")); got != "via the entry" {
+		t.Fatalf("a.txt = %q after Ctrl+Y on the canvas", got)
+	}
+	pressNoMenu(m.Window, ctrlJ)
+	if s.Current() != "b.png" {
+		t.Fatalf("canvas Ctrl+J: current %q", s.Current())
+	}
+}
+
+func TestDialogsBlockCommandsAndCloseOnEscape(t *testing.T) {
+	dir := makeDataset(t)
+	m, _ := newTestWindow(t, dir)
+	s := m.Dataset
+	press(m.Window, key(fyne.KeyB, ctrl))
+	bulk := overlay(t, m.Window)
+	press(m.Window, key(fyne.KeyH, ctrl)) // ignored: the bulk dialog is open
+	press(m.Window, altRight)
+	if overlay(t, m.Window) != bulk || s.Current() != "a.png" {
+		t.Fatalf("a command ran under the bulk dialog (current %q)", s.Current())
+	}
+	es := entries(bulk)
+	test.Type(es[0], "x")
+	es[0].TypedKey(&fyne.KeyEvent{Name: fyne.KeyEscape})
+	if m.Window.Canvas().Overlays().Top() != nil {
+		t.Fatal("Escape in the bulk dialog's field did not close it")
+	}
+	press(m.Window, key(fyne.KeyH, ctrl))
+	overlay(t, m.Window)
+	m.Window.Canvas().Unfocus()
+	m.Window.Canvas().OnTypedKey()(&fyne.KeyEvent{Name: fyne.KeyEscape})
+	if m.Window.Canvas().Overlays().Top() != nil {
+		t.Fatal("Escape did not close the history dialog")
+	}
+	// The conflict dialog needs an answer: Escape leaves it open.
+	typeCaption(m, true, "mine")
+	writeFile(t, filepath.Join(dir, "a.txt"), "theirs")
+	press(m.Window, ctrlS)
+	m.Window.Canvas().Unfocus()
+	m.Window.Canvas().OnTypedKey()(&fyne.KeyEvent{Name: fyne.KeyEscape})
+	if !strings.Contains(texts(overlay(t, m.Window)), "was changed by another program") {
+		t.Fatal("Escape closed the conflict dialog")
+	}
+}

@@ -72,7 +72,7 @@ func (s *DatasetScreen) showConflict(rel, mine string) {
 	)
 	d = dialog.NewCustomWithoutButtons("Caption changed on disk", content, s.win)
 	d.Resize(fyne.NewSize(620, 0))
-	d.Show()
+	s.showModal(d, false)
 }
 
 // afterConflict refreshes the editor once a conflict is resolved; if the
@@ -142,14 +142,17 @@ func (s *DatasetScreen) ShowHistory() {
 	list.OnSelected = func(id widget.ListItemID) {
 		full.SetText(revs[id].Text)
 	}
-	title := widget.NewLabel(fmt.Sprintf("%d saved revisions of %s", len(revs), rel))
-	if len(revs) == 0 {
+	title := widget.NewLabel(fmt.Sprintf("%d saved revisions of %s, newest first", len(revs), rel))
+	switch len(revs) {
+	case 0:
 		title.SetText("No saved revisions of " + rel + " yet: each save adds one.")
+	case 1:
+		title.SetText("1 saved revision of " + rel + ": each save adds one.")
 	}
 	content := container.NewBorder(title, container.NewVBox(widget.NewSeparator(), textBoxFor(full, 80)), nil, nil, list)
 	d = dialog.NewCustom("Caption history — "+rel, "Close", content, s.win)
 	d.Resize(fyne.NewSize(760, 480))
-	d.Show()
+	s.showModal(d, true)
 }
 
 // textBoxFor puts an existing label in a scroll of at least minHeight.
@@ -195,7 +198,7 @@ func (s *DatasetScreen) ShowBulk() {
 	d := dialog.NewCustom("Bulk edit captions", "Close", b.content, s.win)
 	b.close = d.Hide
 	d.Resize(fyne.NewSize(820, 560))
-	d.Show()
+	s.showModal(d, true)
 	s.win.Canvas().Focus(b.text)
 }
 
@@ -203,8 +206,8 @@ func (s *DatasetScreen) ShowBulk() {
 type bulkPanel struct {
 	s        *DatasetScreen
 	kind     *widget.RadioGroup
-	text     *widget.Entry
-	old, new *widget.Entry
+	text     *escEntry
+	old, new *escEntry
 	summary  *widget.Label
 	changes  []studio.BulkChange
 	list     *widget.List
@@ -220,11 +223,11 @@ func newBulkPanel(s *DatasetScreen) *bulkPanel {
 	for _, k := range bulkKinds {
 		labels = append(labels, k.label)
 	}
-	b.text = widget.NewEntry()
+	b.text = newEscEntry(s.CloseDialog)
 	b.text.SetPlaceHolder("trigger word, e.g. ohwx person")
-	b.old = widget.NewEntry()
+	b.old = newEscEntry(s.CloseDialog)
 	b.old.SetPlaceHolder("find")
-	b.new = widget.NewEntry()
+	b.new = newEscEntry(s.CloseDialog)
 	b.new.SetPlaceHolder("replace with")
 	textRow := container.NewBorder(nil, nil, widget.NewLabel("Text"), nil, b.text)
 	replaceRow := container.NewGridWithColumns(2,
@@ -242,7 +245,7 @@ func newBulkPanel(s *DatasetScreen) *bulkPanel {
 	})
 	b.kind.Horizontal = true
 	b.kind.Required = true
-	for _, e := range []*widget.Entry{b.text, b.old, b.new} {
+	for _, e := range []*escEntry{b.text, b.old, b.new} {
 		e.OnChanged = func(string) { b.preview() }
 	}
 	b.summary = widget.NewLabel("")

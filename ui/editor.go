@@ -43,3 +43,25 @@ func (e *captionEntry) TypedKey(k *fyne.KeyEvent) {
 		e.Entry.TypedKey(k)
 	}
 }
+
+// escEntry is a one-line entry that closes its dialog on Escape.
+type escEntry struct {
+	widget.Entry
+	onEscape func()
+}
+
+// newEscEntry creates an entry that calls onEscape when Escape is typed.
+func newEscEntry(onEscape func()) *escEntry {
+	e := &escEntry{onEscape: onEscape}
+	e.ExtendBaseWidget(e)
+	return e
+}
+
+// TypedKey closes the dialog on Escape; other keys edit text.
+func (e *escEntry) TypedKey(k *fyne.KeyEvent) {
+	if k.Name == fyne.KeyEscape {
+		e.onEscape()
+		return
+	}
+	e.Entry.TypedKey(k)
+}

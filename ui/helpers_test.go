@@ -95,9 +95,25 @@ func newTestWindow(t *testing.T, dir string) (*MainWindow, *studio.Studio) {
 	return m, st
 }
 
-// press delivers a shortcut the way the desktop driver does: to the focused
-// widget if it handles shortcuts, else to the canvas.
+// press delivers a shortcut the way the desktop driver does: to the main
+// menu item with that shortcut, else to the focused widget if it handles
+// shortcuts, else to the canvas.
 func press(w fyne.Window, s fyne.Shortcut) {
+	if menu := w.MainMenu(); menu != nil {
+		for _, m := range menu.Items {
+			for _, it := range m.Items {
+				if it.Shortcut != nil && it.Shortcut.ShortcutName() == s.ShortcutName() {
+					it.Action()
+					return
+				}
+			}
+		}
+	}
+	pressNoMenu(w, s)
+}
+
+// pressNoMenu delivers a shortcut as a driver without a main menu does.
+func pressNoMenu(w fyne.Window, s fyne.Shortcut) {
 	if f, ok := w.Canvas().Focused().(fyne.Shortcutable); ok {
 		f.TypedShortcut(s)
 		return
@@ -163,11 +179,11 @@ func buttons(o fyne.CanvasObject, label string) []*widget.Button {
 	return out
 }
 
-// entries returns the entries in o, in layout order.
-func entries(o fyne.CanvasObject) []*widget.Entry {
-	var out []*widget.Entry
+// entries returns the text entries in o, in layout order.
+func entries(o fyne.CanvasObject) []*escEntry {
+	var out []*escEntry
 	for _, x := range test.LaidOutObjects(o) {
-		if e, ok := x.(*widget.Entry); ok {
+		if e, ok := x.(*escEntry); ok {
 			out = append(out, e)
 		}
 	}

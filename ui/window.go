@@ -88,11 +88,16 @@ func (m *MainWindow) installShortcuts() {
 		}
 	}
 	m.Window.Canvas().SetOnTypedKey(func(k *fyne.KeyEvent) {
+		if k.Name != fyne.KeyEscape && m.Dataset.modalOpen() {
+			return
+		}
 		switch k.Name {
 		case fyne.KeyPageDown:
 			m.Dataset.Next()
 		case fyne.KeyPageUp:
 			m.Dataset.Previous()
+		case fyne.KeyEscape:
+			m.Dataset.CloseDialog()
 		}
 	})
 	open := fyne.NewMenuItem("Open dataset folder…", m.Dataset.ShowOpenFolder)
@@ -132,7 +137,7 @@ func (m *MainWindow) showShortcuts() {
 	note.Wrapping = fyne.TextWrapWord
 	d := dialog.NewCustom("Keyboard shortcuts", "Close", container.NewBorder(nil, note, nil, nil, grid), m.Window)
 	d.Resize(fyne.NewSize(620, 0))
-	d.Show()
+	m.Dataset.showModal(d, true)
 }
 
 // OpenInitial opens, in the background, the dataset to start on: dir when
