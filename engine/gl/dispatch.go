@@ -73,8 +73,8 @@ func (d *Device) run(l launch) error {
 		}
 	}
 	if len(l.p) > 0 && prog.locP >= 0 {
-		if len(l.p) > 16 {
-			return fmt.Errorf("gl: kernel %s: %d int parameters (at most 16)", l.kernel, len(l.p))
+		if len(l.p) > 32 {
+			return fmt.Errorf("gl: kernel %s: %d int parameters (at most 32)", l.kernel, len(l.p))
 		}
 		gl.Uniform1iv(prog.locP, int32(len(l.p)), &l.p[0])
 		if err := check(l.kernel, "glUniform1iv"); err != nil {

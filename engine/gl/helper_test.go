@@ -26,3 +26,10 @@ func device(t testing.TB) *Device {
 	}
 	return testDev
 }
+
+// newTestBackend returns a Backend on the shared test device (closed with
+// the process, not per test).
+func newTestBackend(t testing.TB) *Backend {
+	t.Helper()
+	return &Backend{dev: device(t)}
+}

@@ -16,7 +16,7 @@ import (
 type program struct {
 	id   uint32
 	name string
-	locP int32 // uniform int P[16]
+	locP int32 // uniform int P[32]
 	locF int32 // uniform float F[8]
 }
 

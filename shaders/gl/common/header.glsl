@@ -1,7 +1,7 @@
 // header.glsl is prepended to every kernel after #version and the defines.
 // P holds a kernel's integer parameters, F its float parameters; each
 // kernel documents which slot means what.
-uniform int P[16];
+uniform int P[32];
 uniform float F[8];
 
 // GROUP is the flat work-group index of a launch the host tiled into a 2-D

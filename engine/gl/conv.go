@@ -1,0 +1,107 @@
+package gl
+
+import (
+	"strconv"
+
+	"lorastudio/engine/tensor"
+)
+
+// Conv2D is a 2-D cross-correlation as an implicit GEMM
+// (shaders/gl/conv2d_forward.comp); w may be packed f16/bf16.
+func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*tensor.Tensor, error) {
+	const op = "conv2d"
+	ts := []*tensor.Tensor{x, w}
+	f32 := []*tensor.Tensor{x}
+	if bias != nil {
+		ts = append(ts, bias)
+		f32 = append(f32, bias)
+	}
+	if err := b.check(op, ts...); err != nil {
+		return nil, err
+	}
+	if err := weightDType(op, w, []string{"x", "bias"}, f32...); err != nil {
+		return nil, err
+	}
+	var bs tensor.Shape
+	if bias != nil {
+		bs = bias.Shape()
+	}
+	xs, ws := x.Shape(), w.Shape()
+	outShape, err := tensor.Conv2DShape(xs, ws, bs, p)
+	if err != nil {
+		return nil, tensor.Errorf(op, tensor.ErrShape, "%v", err)
+	}
+	n, cin, h, wd := xs[0], xs[1], xs[2], xs[3]
+	cout, kh, kw := ws[0], ws[2], ws[3]
+	ho, wo := outShape[2], outShape[3]
+	hasBias := 0
+	if bias != nil {
+		hasBias = 1
+	}
+	pp := i32(cout, ho*wo, cin*kh*kw, cin, h, wd, kh, kw, p.StrideOr1(), p.PadTop, p.PadLeft, wo, hasBias)
+	def := map[string]string{"WTYPE": strconv.Itoa(int(w.DType()))}
+	return b.kernelOut(op, outShape, ts, func(in []*buffer, out *buffer) ([]launch, error) {
+		bb := out
+		if bias != nil {
+			bb = in[2]
+		}
+		return []launch{{kernel: "conv2d_forward", defines: def, bufs: []*buffer{in[0], in[1], bb, out}, p: pp,
+			groups: [3]int{(ho*wo + 63) / 64, (cout + 63) / 64, n}}}, nil
+	})
+}
+
+// Conv2DBackward returns dx (conv2d_backward_input.comp), dw
+// (conv2d_backward_weight.comp) and dbias (the reduce kernel) for dout.
+func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParams, need tensor.GradMask) (dx, dw, dbias *tensor.Tensor, err error) {
+	const op = "conv2d backward"
+	if err := b.check(op, dout, x, w); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := weightDType(op, w, []string{"dout", "x"}, dout, x); err != nil {
+		return nil, nil, nil, err
+	}
+	xs, ws := x.Shape(), w.Shape()
+	outShape, err := tensor.Conv2DShape(xs, ws, nil, p)
+	if err != nil {
+		return nil, nil, nil, tensor.Errorf(op, tensor.ErrShape, "%v", err)
+	}
+	if !dout.Shape().Equal(outShape) {
+		return nil, nil, nil, tensor.Errorf(op, tensor.ErrShape, "dout is %s, want %s", dout.Shape(), outShape)
+	}
+	defer freeOnErr(&err, dx, dw, dbias)
+	n, cin, h, wd := xs[0], xs[1], xs[2], xs[3]
+	cout, kh, kw := ws[0], ws[2], ws[3]
+	ho, wo := outShape[2], outShape[3]
+	s := p.StrideOr1()
+	if need.Has(tensor.GradX) {
+		pp := i32(cin, h*wd, cout*kh*kw, cout, h, wd, kh, kw, s, p.PadTop, p.PadLeft, ho, wo)
+		def := map[string]string{"WTYPE": strconv.Itoa(int(w.DType()))}
+		dx, err = b.kernelOut(op, xs, []*tensor.Tensor{dout, w}, func(in []*buffer, out *buffer) ([]launch, error) {
+			return []launch{{kernel: "conv2d_backward_input", defines: def, bufs: []*buffer{in[0], in[1], out}, p: pp,
+				groups: [3]int{(h*wd + 63) / 64, (cin + 63) / 64, n}}}, nil
+		})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if need.Has(tensor.GradW) {
+		pp := i32(cout, cin*kh*kw, n*ho*wo, cin, h, wd, kh, kw, s, p.PadTop, p.PadLeft, ho, wo)
+		dw, err = b.kernelOut(op, ws, []*tensor.Tensor{dout, x}, func(in []*buffer, out *buffer) ([]launch, error) {
+			return []launch{{kernel: "conv2d_backward_weight", bufs: []*buffer{in[0], in[1], out}, p: pp,
+				groups: [3]int{(cin*kh*kw + 63) / 64, (cout + 63) / 64, 1}}}, nil
+		})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if need.Has(tensor.GradB) {
+		dbias, err = b.kernelOut(op, tensor.Shape{cout}, []*tensor.Tensor{dout}, func(in []*buffer, out *buffer) ([]launch, error) {
+			// dout (N, Cout, P): keep Cout, reduce (N, P).
+			return []launch{b.reduceLaunch(in[0], out, []int{cout}, []int{ho * wo}, []int{n, ho * wo}, []int{cout * ho * wo, 1}, 1)}, nil
+		})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return dx, dw, dbias, nil
+}
