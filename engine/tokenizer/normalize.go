@@ -143,12 +143,13 @@ func splitWord(w string, specials []string) []string {
 		case unicode.IsNumber(r):
 			j++
 		default:
-			for j < len(rs) && !unicode.IsLetter(rs[j]) && !unicode.IsNumber(rs[j]) && !unicode.IsSpace(rs[j]) {
+			for j < len(rs) && otherChar(rs[j]) {
 				j++
 			}
-			if j == i { // whitespace: never inside a word, skipped like the regex does
-				j++
-				i = j
+			if j == i {
+				// No alternative matches here (whitespace, or U+0345 — see
+				// otherChar): the regex search skips the character.
+				i++
 				continue
 			}
 		}
@@ -156,6 +157,23 @@ func splitWord(w string, specials []string) []string {
 		i = j
 	}
 	return out
+}
+
+// otherChar reports whether r matches [^\s\p{L}\p{N}] as the pattern is
+// compiled (IGNORECASE): the regex engine rejects a character from a negated
+// class when any case variant of it is in the class, which matters for
+// U+0345 (a combining mark whose case variants are Greek iota). Such a
+// character matches no alternative at all and is dropped.
+func otherChar(r rune) bool {
+	if unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsSpace(r) {
+		return false
+	}
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if unicode.IsLetter(f) || unicode.IsNumber(f) {
+			return false
+		}
+	}
+	return true
 }
 
 // specialPrefix returns the length of the special-token literal s starts with

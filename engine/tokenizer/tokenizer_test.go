@@ -250,6 +250,7 @@ func TestNormalization(t *testing.T) {
 		"a1b22":              {"a", "1", "b", "2", "2"},
 		"x²½":                {"x", "²", "½"},
 		"..,!?":              {"..,!?"},
+		"c\u0345d!\u0345?":   {"c", "d", "!", "?"}, // U+0345 matches no alternative
 	} {
 		if got := splitWord(w, tok.specials); !reflect.DeepEqual(got, want) {
 			t.Errorf("splitWord(%q) = %q, want %q", w, got, want)
