@@ -1,0 +1,17 @@
+package cpu
+
+import (
+	"testing"
+
+	"lorastudio/engine/optest"
+)
+
+func TestReference(t *testing.T) { optest.RunReference(t, New()) }
+
+func TestFiniteDiff(t *testing.T) { optest.FiniteDiff(t, New()) }
+
+// TestPureGoAgainstDefault runs the table on the pure-Go sgemm against the
+// default backend (OpenBLAS when built with -tags openblas).
+func TestPureGoAgainstDefault(t *testing.T) { optest.RunAgainst(t, New(), NewPureGo()) }
+
+func TestSmallReference(t *testing.T) { optest.RunReference(t, New(), optest.Small) }
