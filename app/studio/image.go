@@ -103,7 +103,7 @@ func readImageHeader(path string) (imageHeader, error) {
 }
 
 // tailWindow is how much of a file's end is searched for an end marker.
-const tailWindow = 64 << 10
+const tailWindow = 8 << 10
 
 // checkTail looks for the format's end marker near the end of the file, so a
 // truncated download is caught without decoding every pixel. fatal means the
