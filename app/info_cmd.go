@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"lorastudio/engine/device"
+)
+
+// infoUsage is printed by `lorastudio info --help`.
+const infoUsage = `Show which compute backend LoRA Studio uses.
+
+Usage:
+  lorastudio info --device [--backend auto|cpu|gl] [--json]
+
+--device   describe the compute backend: GL (OpenGL 4.3 compute through a
+           headless EGL context) when available, else the CPU
+--backend  which backend to describe (default: $LORASTUDIO_DEVICE, else auto)
+--json     machine-readable output: an object with "backend", "renderer",
+           "version", "max_ssbo_binding" ...
+`
+
+// infoCommand runs `lorastudio info`.
+func infoCommand(args []string, stdout, stderr io.Writer) error {
+	var wantDevice, asJSON bool
+	kind := ""
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--device" || a == "-device":
+			wantDevice = true
+		case a == "--json" || a == "-json":
+			asJSON = true
+		case a == "--backend" || a == "-backend" || a == "--data-dir" || a == "-data-dir":
+			if i+1 >= len(args) {
+				return usageError("info: %s needs a value", a)
+			}
+			if strings.HasSuffix(a, "backend") {
+				kind = args[i+1]
+			}
+			i++
+		case strings.HasPrefix(a, "--backend="):
+			kind = strings.TrimPrefix(a, "--backend=")
+		case strings.HasPrefix(a, "--data-dir="):
+		case a == "-h" || a == "--help" || a == "help":
+			fmt.Fprint(stdout, infoUsage)
+			return nil
+		case strings.HasPrefix(a, "-"):
+			return usageError("info: unknown flag %s\n\n%s", a, infoUsage)
+		default:
+			return usageError("info: 'info MODEL' is not available yet; use 'lorastudio info --device'")
+		}
+	}
+	if !wantDevice {
+		return usageError("info: nothing to show; use 'lorastudio info --device [--json]'")
+	}
+	inf, err := device.Describe(kind)
+	if err != nil {
+		if strings.Contains(err.Error(), "unknown device") {
+			return usageError("info: %v", err)
+		}
+		return fmt.Errorf("info: %w", err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(inf)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "backend:\t%s\n", inf.Backend)
+	fmt.Fprintf(tw, "renderer:\t%s\n", inf.Renderer)
+	if inf.Backend == "gl" {
+		fmt.Fprintf(tw, "version:\tOpenGL %s, GLSL %s\n", inf.Version, inf.GLSL)
+		fmt.Fprintf(tw, "vendor:\t%s\n", inf.Vendor)
+		fmt.Fprintf(tw, "context:\tEGL %s platform, no surface\n", inf.Platform)
+		fmt.Fprintf(tw, "max storage binding:\t%d MiB\n", inf.MaxSSBOBinding>>20)
+		fmt.Fprintf(tw, "shared memory:\t%d KiB\n", inf.MaxShared>>10)
+		fmt.Fprintf(tw, "max work groups:\t%d x %d x %d\n", inf.MaxWorkGroups[0], inf.MaxWorkGroups[1], inf.MaxWorkGroups[2])
+	}
+	if inf.Fallback != "" {
+		fmt.Fprintf(tw, "why not gl:\t%s\n", inf.Fallback)
+	}
+	return tw.Flush()
+}

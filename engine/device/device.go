@@ -1,0 +1,110 @@
+// Package device picks the compute backend: the OpenGL compute backend when
+// a headless OpenGL 4.3 context with compute shaders can be made, else the
+// pure-Go CPU reference.
+package device
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"lorastudio/engine/cpu"
+	"lorastudio/engine/gl"
+	"lorastudio/engine/tensor"
+)
+
+// Kinds are the accepted values of Open's kind.
+var Kinds = []string{"auto", "cpu", "gl"}
+
+// EnvVar names the environment variable that Open reads when kind is "".
+const EnvVar = "LORASTUDIO_DEVICE"
+
+// Open returns the backend for kind: "cpu", "gl" (an error saying why when
+// no GL 4.3 context can be made) or "auto" (GL when available, else CPU).
+// An empty kind reads $LORASTUDIO_DEVICE, defaulting to "auto".
+func Open(kind string) (tensor.Backend, error) {
+	b, _, err := open(kind)
+	return b, err
+}
+
+// resolve applies the default and validates kind.
+func resolve(kind string) (string, error) {
+	if kind == "" {
+		kind = os.Getenv(EnvVar)
+	}
+	kind = strings.ToLower(strings.TrimSpace(kind))
+	if kind == "" {
+		kind = "auto"
+	}
+	for _, k := range Kinds {
+		if kind == k {
+			return kind, nil
+		}
+	}
+	return "", fmt.Errorf("device: unknown device %q (want %s)", kind, strings.Join(Kinds, ", "))
+}
+
+// open is Open that also returns, for auto, why GL was not taken.
+func open(kind string) (tensor.Backend, string, error) {
+	k, err := resolve(kind)
+	if err != nil {
+		return nil, "", err
+	}
+	switch k {
+	case "cpu":
+		return cpu.New(), "", nil
+	case "gl":
+		b, err := gl.New()
+		if err != nil {
+			return nil, "", fmt.Errorf("device gl: %w", err)
+		}
+		return b, "", nil
+	}
+	b, err := gl.New()
+	if err == nil {
+		return b, "", nil
+	}
+	return cpu.New(), err.Error(), nil
+}
+
+// Info describes a backend and, for GL, the context's limits.
+type Info struct {
+	Backend        string `json:"backend"`                    // "gl" or "cpu"
+	Renderer       string `json:"renderer"`                   // the GL renderer, or the CPU description
+	Version        string `json:"version,omitempty"`          // GL_VERSION
+	GLSL           string `json:"glsl,omitempty"`             // GL_SHADING_LANGUAGE_VERSION
+	Vendor         string `json:"vendor,omitempty"`           // GL_VENDOR
+	Platform       string `json:"platform,omitempty"`         // EGL platform: surfaceless, device or default
+	MaxSSBOBinding int    `json:"max_ssbo_binding,omitempty"` // bytes one shader storage binding may address
+	MaxShared      int    `json:"max_shared_memory,omitempty"`
+	MaxWorkGroups  [3]int `json:"max_work_groups,omitempty"`
+	Fallback       string `json:"fallback,omitempty"` // why auto did not take GL
+}
+
+// Describe opens the backend kind would give (see Open), describes it and
+// closes it again.
+func Describe(kind string) (Info, error) {
+	b, why, err := open(kind)
+	if err != nil {
+		return Info{}, err
+	}
+	defer b.Close()
+	return describe(b, why), nil
+}
+
+// describe fills Info from an open backend.
+func describe(b tensor.Backend, why string) Info {
+	inf := Info{Backend: b.Name(), Renderer: b.Device(), Fallback: why}
+	if g, ok := b.(*gl.Backend); ok {
+		l := g.Dev().Limits()
+		inf.Renderer = l.Renderer
+		inf.Version = l.Version
+		inf.GLSL = l.GLSL
+		inf.Vendor = l.Vendor
+		inf.Platform = l.Platform
+		inf.MaxSSBOBinding = l.MaxSSBOSize
+		inf.MaxShared = l.MaxSharedBytes
+		inf.MaxWorkGroups = l.MaxGroups
+	}
+	return inf
+}
