@@ -15,3 +15,5 @@ func TestFiniteDiff(t *testing.T) { optest.FiniteDiff(t, New()) }
 func TestPureGoAgainstDefault(t *testing.T) { optest.RunAgainst(t, New(), NewPureGo()) }
 
 func TestSmallReference(t *testing.T) { optest.RunReference(t, New(), optest.Small) }
+
+func TestMisuse(t *testing.T) { optest.RunMisuse(t, New(), optest.Foreign(New())) }

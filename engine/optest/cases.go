@@ -350,15 +350,19 @@ func pointwiseCases(s bool) []Case {
 				dx, err := b.Scale(d[0], -0.37)
 				return grads(err, dx)
 			},
-			Ref: func(v [][]float64) [][]float64 { return [][]float64{mapf(v[0], func(e float64) float64 { return -0.37 * e })} },
+			Ref: func(v [][]float64) [][]float64 {
+				return [][]float64{mapf(v[0], func(e float64) float64 { return -0.37 * e })}
+			},
 			Tol: 1e-6,
 		},
 		Case{
 			Name:    "add_scalar",
 			Inputs:  []Input{data("x", 3, 13)},
 			Forward: one(func(b tensor.Backend, in []*tensor.Tensor) (*tensor.Tensor, error) { return b.AddScalar(in[0], 1.5) }),
-			Ref:     func(v [][]float64) [][]float64 { return [][]float64{mapf(v[0], func(e float64) float64 { return e + 1.5 })} },
-			Tol:     1e-6,
+			Ref: func(v [][]float64) [][]float64 {
+				return [][]float64{mapf(v[0], func(e float64) float64 { return e + 1.5 })}
+			},
+			Tol: 1e-6,
 		},
 		Case{
 			Name:   "mse_loss",
@@ -467,9 +471,11 @@ func layoutCases(s bool) []Case {
 	}
 	mean := func(xs []int, axis int) Case {
 		return Case{
-			Name:    fmt.Sprintf("mean_%v_axis%d", xs, axis),
-			Inputs:  []Input{x("x", xs...)},
-			Forward: one(func(b tensor.Backend, in []*tensor.Tensor) (*tensor.Tensor, error) { return tensor.Mean(b, in[0], axis) }),
+			Name:   fmt.Sprintf("mean_%v_axis%d", xs, axis),
+			Inputs: []Input{x("x", xs...)},
+			Forward: one(func(b tensor.Backend, in []*tensor.Tensor) (*tensor.Tensor, error) {
+				return tensor.Mean(b, in[0], axis)
+			}),
 			Backward: func(b tensor.Backend, in, out, d []*tensor.Tensor) ([]*tensor.Tensor, error) {
 				full, err := b.BroadcastTo(d[0], xs)
 				if err != nil {
@@ -517,9 +523,11 @@ func layoutCases(s bool) []Case {
 			Tol: 1e-9,
 		},
 		{
-			Name:    "split_last",
-			Inputs:  []Input{x("x", 3, L)},
-			Forward: func(b tensor.Backend, in []*tensor.Tensor) ([]*tensor.Tensor, error) { return b.Split(in[0], -1, 5, L-5) },
+			Name:   "split_last",
+			Inputs: []Input{x("x", 3, L)},
+			Forward: func(b tensor.Backend, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+				return b.Split(in[0], -1, 5, L-5)
+			},
 			Backward: func(b tensor.Backend, in, out, d []*tensor.Tensor) ([]*tensor.Tensor, error) {
 				dx, err := b.Concat(-1, d...)
 				return grads(err, dx)

@@ -59,6 +59,8 @@ type options struct {
 	small bool
 	match *regexp.Regexp
 	seed  int64
+	// foreign is a second backend for RunMisuse's ownership check.
+	foreign tensor.Backend
 }
 
 // Small uses smaller shapes and fewer finite-difference probes, for slow backends.
