@@ -239,7 +239,7 @@ func (d *Dataset) UndoLastBulk() (int, error) {
 		}
 		// A caption edited by another program between sessions goes into
 		// the history before the undo touches it.
-		if err := d.record(img.ID, cur); err != nil {
+		if err := d.record(img.ID, e.disk, cur); err != nil {
 			return 0, err
 		}
 	}

@@ -240,13 +240,23 @@ func (d *Dataset) track(e *entry) (int64, error) {
 // noWrite is the write callback for revisions that record what is already on disk.
 func noWrite() error { return nil }
 
-// record makes sure the history's latest revision equals the caption on disk:
-// a caption never seen before is recorded as imported, one changed by another
-// program as external. Nothing on disk is touched.
-func (d *Dataset) record(id int64, cur diskState) error {
+// record makes sure the history's latest revision equals the caption on disk
+// (cur): a caption never seen before is recorded as imported, one changed by
+// another program as external. seen is what this Dataset loaded, recorded
+// first if the file changed before it reached the history. Nothing on disk
+// is touched.
+func (d *Dataset) record(id int64, seen, cur diskState) error {
 	latest, ok, err := d.db.LatestRevision(id)
 	if err != nil {
 		return err
+	}
+	if !ok && seen != cur && seen.data != "" && utf8.ValidString(seen.data) {
+		// The caption we loaded was replaced before it ever reached the
+		// history: keep it as the imported text, then the replacement.
+		if latest, err = d.db.SaveCaption(id, seen.data, storage.OriginImport, 0, noWrite); err != nil {
+			return err
+		}
+		ok = true
 	}
 	if !utf8.ValidString(cur.data) {
 		return nil // the history holds text only; ForceSave backs such a file up first
@@ -280,7 +290,7 @@ func (d *Dataset) prepare(e *entry, strict bool) (int64, diskState, error) {
 	if err != nil {
 		return 0, cur, err
 	}
-	if err := d.record(id, cur); err != nil {
+	if err := d.record(id, e.disk, cur); err != nil {
 		return 0, cur, err
 	}
 	return id, cur, nil
@@ -366,8 +376,8 @@ func (d *Dataset) Save(rel, text string) error {
 	if err != nil {
 		return err
 	}
-	if cur.exists && cur.data == text {
-		return nil // unchanged: no new revision
+	if (cur.exists && cur.data == text) || (!cur.exists && text == "") {
+		return nil // unchanged (or still no caption): no new revision, no empty file
 	}
 	return d.save(e, id, text, storage.OriginManual, 0)
 }
@@ -389,7 +399,7 @@ func (d *Dataset) ForceSave(rel, text string) error {
 	if err != nil {
 		return err
 	}
-	if cur.exists && cur.data == text {
+	if (cur.exists && cur.data == text) || (!cur.exists && text == "") {
 		e.setDisk(cur)
 		return nil
 	}

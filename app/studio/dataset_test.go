@@ -587,3 +587,33 @@ func TestFolderVanishesWhileOpen(t *testing.T) {
 		t.Fatal("rescan of a vanished folder succeeded")
 	}
 }
+
+func TestChangeBeforeFirstSaveKeepsBoth(t *testing.T) {
+	s := newStudio(t)
+	root := tutorialDataset(t)
+	d, err := s.OpenDataset(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	capB := filepath.Join(root, "captions", "b.txt")
+	writeText(t, capB, "replaced")
+	var ce *ConflictError
+	if err := d.Save("images/b.png", "mine"); !errors.As(err, &ce) {
+		t.Fatalf("save: %v", err)
+	}
+	if err := d.ForceSave("images/b.png", "mine"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"import:orig", "external:replaced", "manual:mine"}
+	if got := origins(t, d, "images/b.png"); !slices.Equal(got, want) {
+		t.Fatalf("history %v, want %v", got, want)
+	}
+	// Saving an empty editor on an uncaptioned image writes nothing.
+	if err := d.Save("images/a.png", ""); err != nil {
+		t.Fatal(err)
+	}
+	assertNoFile(t, filepath.Join(root, "captions", "a.txt"))
+	if got := origins(t, d, "images/a.png"); len(got) != 0 {
+		t.Fatalf("history of an untouched image: %v", got)
+	}
+}
