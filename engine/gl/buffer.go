@@ -19,10 +19,13 @@ type buffer struct {
 
 // Release returns the buffer to its device's pool (queued on the GL thread);
 // the tensor package calls it once, when the last tensor sharing it is freed.
+// The accounting changes at once; the buffer object is recycled on the GL
+// thread.
 func (b *buffer) Release() {
 	d := b.dev
+	d.pool.uncount(b)
 	d.thread.CallAsync(func() error {
-		d.pool.release(b)
+		d.pool.recycle(b)
 		return nil
 	})
 }
@@ -101,8 +104,20 @@ func (p *bufferPool) alloc(n int) (*buffer, error) {
 // release returns b to the pool (or deletes it when the pool holds enough
 // idle memory). It runs on the GL thread.
 func (p *bufferPool) release(b *buffer) {
+	p.uncount(b)
+	p.recycle(b)
+}
+
+// uncount removes b from the memory in use (any goroutine).
+func (p *bufferPool) uncount(b *buffer) {
 	p.mu.Lock()
 	p.inUse -= b.size
+	p.mu.Unlock()
+}
+
+// recycle puts an uncounted buffer back in the pool or deletes it; GL thread.
+func (p *bufferPool) recycle(b *buffer) {
+	p.mu.Lock()
 	keep := p.idleBytes+b.size <= p.maxIdle
 	if keep {
 		p.idleBytes += b.size

@@ -1,7 +1,9 @@
 package gl
 
 import (
+	"math"
 	"strconv"
+	"unsafe"
 
 	"lorastudio/engine/tensor"
 )
@@ -237,7 +239,26 @@ func (b *Backend) TimestepEmbedding(t *tensor.Tensor, dim int, flipSinToCos bool
 	if flipSinToCos {
 		flip = 1
 	}
+	freqs := timestepFreqs(half, freqShift)
 	return b.kernelOut(op, tensor.Shape{t.Dim(0), dim}, []*tensor.Tensor{t}, func(in []*buffer, out *buffer) ([]launch, error) {
-		return []launch{{kernel: "timestep_embedding", bufs: []*buffer{in[0], out}, p: i32(n, dim, half, flip), f: []float32{freqShift}, groups: b.dev.grid1D(n, 256)}}, nil
+		fb, err := b.dev.pool.alloc(4 * half)
+		if err != nil {
+			return nil, err
+		}
+		defer b.dev.pool.release(fb)
+		upload(fb, unsafe.Pointer(&freqs[0]), 4*half)
+		return nil, b.dev.run(launch{kernel: "timestep_embedding", bufs: []*buffer{in[0], fb, out}, p: i32(n, dim, half, flip), groups: b.dev.grid1D(n, 256)})
 	})
+}
+
+// timestepFreqs returns exp(-ln(10000) i / (half - shift)) computed in
+// float32 steps like torch (and the CPU backend).
+func timestepFreqs(half int, shift float32) []float32 {
+	f := make([]float32, half)
+	ln := float32(-math.Log(10000))
+	for i := range f {
+		e := ln * float32(i) / (float32(half) - shift)
+		f[i] = float32(math.Exp(float64(e)))
+	}
+	return f
 }
