@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -614,15 +615,33 @@ func (s *DatasetScreen) updateEditState() {
 
 // refreshPanels recomputes the progress count, the tag panel and the warnings.
 func (s *DatasetScreen) refreshPanels() {
+	s.refreshCounts()
+	s.refreshWarnings()
+}
+
+// refreshCounts recomputes what a caption edit changes: the progress count
+// and the tag panel (redrawn only when the tags changed).
+func (s *DatasetScreen) refreshCounts() {
 	if s.ds == nil {
 		return
 	}
 	done, total := s.ds.Progress()
-	s.progress.SetText(fmt.Sprintf("%d / %d captioned", done, total))
-	s.tags = s.ds.TagCounts()
-	s.tagTitle.SetText(fmt.Sprintf("%d tags — click one to filter", len(s.tags)))
-	s.tagList.Refresh()
+	if p := fmt.Sprintf("%d / %d captioned", done, total); p != s.progress.Text {
+		s.progress.SetText(p)
+	}
+	tags := s.ds.TagCounts()
+	if !slices.Equal(tags, s.tags) {
+		s.tags = tags
+		s.tagTitle.SetText(fmt.Sprintf("%d tags — click one to filter", len(s.tags)))
+		s.tagList.Refresh()
+	}
+}
 
+// refreshWarnings lists small and unreadable images and stray files.
+func (s *DatasetScreen) refreshWarnings() {
+	if s.ds == nil {
+		return
+	}
 	s.warnings = s.warnings[:0]
 	small := map[string]bool{}
 	for _, it := range s.ds.SmallImages(trainingResolution) {
@@ -646,8 +665,10 @@ func (s *DatasetScreen) refreshPanels() {
 	for _, o := range s.ds.Others() {
 		s.warnings = append(s.warnings, warningRow{"", o + ": not an image or caption; training ignores it"})
 	}
-	s.side.Items[1].Text = fmt.Sprintf("Warnings (%d)", len(s.warnings))
-	s.side.Refresh()
+	if title := fmt.Sprintf("Warnings (%d)", len(s.warnings)); title != s.side.Items[1].Text {
+		s.side.Items[1].Text = title
+		s.side.Refresh()
+	}
 	s.warnList.Refresh()
 }
 
@@ -725,7 +746,7 @@ func (s *DatasetScreen) afterWrite(rel string) {
 		s.updateEditState()
 	}
 	s.refreshTile(rel)
-	s.refreshPanels()
+	s.refreshCounts()
 }
 
 // Next moves to the next image in the grid (Alt+Right, Ctrl+Down, PageDown).

@@ -32,7 +32,8 @@ const (
 type thumbTile struct {
 	widget.BaseWidget
 
-	rel         string // the item this tile shows now ("" for none)
+	rel         string    // the item this tile shows now ("" for none)
+	state       tileState // its badge
 	bg          *canvas.Rectangle
 	placeholder *widget.Icon
 	img         *canvas.Image
@@ -76,29 +77,41 @@ func (t *thumbTile) CreateRenderer() fyne.WidgetRenderer {
 }
 
 // show points the tile at an item: name, badge, and the picture if known.
+// Unchanged parts are left alone (text shaping is the costly part of a grid refresh).
 func (t *thumbTile) show(rel, name string, state tileState, img image.Image) {
+	sameItem := t.rel == rel && t.state == state && rel != ""
 	t.rel = rel
-	t.name.SetText(name)
-	switch state {
-	case tileUncaptioned:
-		t.badgeText.Text = "NO CAPTION"
-		t.badgeBg.FillColor = theme.Color(theme.ColorNameWarning)
-		t.badgeBox.Show()
-	case tileBroken:
-		t.badgeText.Text = "UNREADABLE"
-		t.badgeBg.FillColor = theme.Color(theme.ColorNameError)
-		t.badgeBox.Show()
-	default:
-		t.badgeBox.Hide()
+	if t.name.Text != name {
+		t.name.SetText(name)
 	}
-	t.badgeText.Refresh()
-	t.badgeBg.Refresh()
-	if state == tileBroken {
-		t.placeholder.SetResource(theme.BrokenImageIcon())
-	} else {
-		t.placeholder.SetResource(theme.FileImageIcon())
+	if !sameItem {
+		t.state = state
+		switch state {
+		case tileUncaptioned:
+			t.badgeText.Text = "NO CAPTION"
+			t.badgeBg.FillColor = theme.Color(theme.ColorNameWarning)
+			t.badgeBox.Show()
+		case tileBroken:
+			t.badgeText.Text = "UNREADABLE"
+			t.badgeBg.FillColor = theme.Color(theme.ColorNameError)
+			t.badgeBox.Show()
+		default:
+			t.badgeBox.Hide()
+		}
+		t.badgeText.Refresh()
+		t.badgeBg.Refresh()
+		if state == tileBroken {
+			t.placeholder.SetResource(theme.BrokenImageIcon())
+		} else {
+			t.placeholder.SetResource(theme.FileImageIcon())
+		}
 	}
-	t.setImage(img)
+	if sameItem && img == nil && t.img.Image != nil {
+		return // keep the thumbnail already shown while a fresh one loads
+	}
+	if img != t.img.Image || img == nil {
+		t.setImage(img)
+	}
 }
 
 // setImage shows a thumbnail, or the placeholder when img is nil.
