@@ -617,3 +617,53 @@ func TestChangeBeforeFirstSaveKeepsBoth(t *testing.T) {
 		t.Fatalf("history of an untouched image: %v", got)
 	}
 }
+
+func TestConcurrentUse(t *testing.T) {
+	s := newStudio(t)
+	root := t.TempDir()
+	for i := 0; i < 8; i++ {
+		writePNG(t, filepath.Join(root, string(rune('a'+i))+".png"), 48, 48, i)
+	}
+	d, err := s.OpenDataset(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 16)
+	for i := 0; i < 8; i++ {
+		rel := string(rune('a'+i)) + ".png"
+		go func() {
+			for k := 0; k < 3; k++ {
+				if err := d.Save(rel, strings.Repeat("tag, ", k+1)+rel); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		go func() {
+			for k := 0; k < 20; k++ {
+				d.Items()
+				d.Progress()
+				d.TagCounts()
+				if it, ok := d.Item(rel); ok {
+					s.Thumbnails().Get(it, 32)
+				}
+			}
+			done <- nil
+		}()
+	}
+	for i := 0; i < 16; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c, n := d.Progress(); c != 8 || n != 8 {
+		t.Fatalf("progress %d/%d", c, n)
+	}
+	for i := 0; i < 8; i++ {
+		rel := string(rune('a'+i)) + ".png"
+		if got := origins(t, d, rel); len(got) != 3 {
+			t.Fatalf("%s history %v", rel, got)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,10 +164,27 @@ func TestLoadImageFormats(t *testing.T) {
 	writeHex(t, filepath.Join(dir, "a.webp"), tinyWebP)
 	writeHex(t, filepath.Join(dir, "c.jpg"), cmykJPEG)
 	writeJPEG(t, filepath.Join(dir, "b.jpg"), 20, 10)
-	for _, n := range []string{"a.webp", "c.jpg", "b.jpg"} {
+	p16 := filepath.Join(dir, "d.png")
+	f, err := os.Create(p16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	png.Encode(f, image.NewRGBA64(image.Rect(0, 0, 40, 20)))
+	f.Close()
+	th, err := NewThumbnailer(t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer th.Close()
+	for _, n := range []string{"a.webp", "c.jpg", "b.jpg", "d.png"} {
 		img, err := LoadImage(filepath.Join(dir, n))
 		if err != nil || img.Bounds().Dx() == 0 {
 			t.Fatalf("%s: %v", n, err)
+		}
+		// Every format, CMYK and 16-bit included, makes a thumbnail.
+		thumb, err := requestSync(t, th, &Item{ImagePath: filepath.Join(dir, n)}, 8)
+		if err != nil || thumb.Bounds().Dx() != 8 {
+			t.Fatalf("thumbnail of %s: %v %v", n, thumb, err)
 		}
 	}
 	if _, err := LoadImage(filepath.Join(dir, "missing.png")); err == nil || !strings.Contains(err.Error(), "missing.png") {
