@@ -27,6 +27,7 @@ Usage:
   lorastudio caption history DIR IMAGE [--json]
   lorastudio caption undo DIR IMAGE
   lorastudio caption redo DIR IMAGE
+  lorastudio caption sample            write the sample dataset, print its folder
   lorastudio caption help
 
 DIR is a dataset folder: images/ + captions/ (NAME.png with captions/NAME.txt),
@@ -139,7 +140,7 @@ func captionCommand(args []string, stdout, stderr io.Writer) error {
 		return usageError("caption needs a subcommand")
 	}
 	sub, rest := a.pos[0], a.pos[1:]
-	nargs := map[string]int{"list": 1, "set": 3, "bulk": 1, "undo-bulk": 1, "history": 2, "undo": 2, "redo": 2}
+	nargs := map[string]int{"sample": 0, "list": 1, "set": 3, "bulk": 1, "undo-bulk": 1, "history": 2, "undo": 2, "redo": 2}
 	if sub == "help" {
 		fmt.Fprint(stdout, captionUsage)
 		return nil
@@ -182,6 +183,14 @@ func captionCommand(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	if sub == "sample" {
+		dir, err := st.SampleDataset()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, dir)
+		return nil
+	}
 	d, err := st.OpenDataset(rest[0])
 	if err != nil {
 		return err

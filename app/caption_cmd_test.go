@@ -286,3 +286,24 @@ func TestCaptionCLINonUTF8NeedsForce(t *testing.T) {
 		t.Fatalf("after --force: %q", fileText(t, capX))
 	}
 }
+
+func TestCaptionCLISample(t *testing.T) {
+	data := t.TempDir()
+	out := strings.TrimSpace(mustRun(t, "caption", "sample", "--data-dir", data))
+	if out != filepath.Join(data, "sample-dataset") {
+		t.Fatalf("sample printed %q", out)
+	}
+	got := listJSON(t, data, out)
+	uncaptioned := 0
+	for _, e := range got {
+		if e.Caption == nil {
+			uncaptioned++
+		}
+		if e.Width != 1024 || e.Height != 1024 || e.Error != "" {
+			t.Fatalf("sample entry %+v", e)
+		}
+	}
+	if len(got) < 8 || uncaptioned != 2 {
+		t.Fatalf("%d sample images, %d uncaptioned", len(got), uncaptioned)
+	}
+}
