@@ -10,6 +10,7 @@ import (
 // Action is one command of a screen with the keyboard shortcuts that run it.
 // The first shortcut is the one shown in menus.
 type Action struct {
+	Menu      string // the main menu it belongs to: "File", "Caption" or "Go"
 	Label     string
 	Shortcuts []fyne.Shortcut
 	Run       func()

@@ -15,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 	xdraw "golang.org/x/image/draw"
@@ -103,16 +104,17 @@ func NewDatasetScreen(win fyne.Window, st *studio.Studio) *DatasetScreen {
 		}
 	}
 	s.actions = []Action{
-		{Label: "Save caption", Shortcuts: []fyne.Shortcut{key(fyne.KeyS, ctrl)}, Run: guard(s.Save)},
-		{Label: "Next image", Shortcuts: []fyne.Shortcut{key(fyne.KeyRight, fyne.KeyModifierAlt), key(fyne.KeyDown, ctrl)}, Run: guard(s.Next)},
-		{Label: "Previous image", Shortcuts: []fyne.Shortcut{key(fyne.KeyLeft, fyne.KeyModifierAlt), key(fyne.KeyUp, ctrl)}, Run: guard(s.Previous)},
-		{Label: "Next uncaptioned image", Shortcuts: []fyne.Shortcut{key(fyne.KeyJ, ctrl)}, Run: guard(s.NextUncaptioned)},
-		{Label: "Undo caption change", Shortcuts: []fyne.Shortcut{&fyne.ShortcutUndo{}}, Run: undo(true, s.Undo)},
-		{Label: "Redo caption change", Shortcuts: []fyne.Shortcut{key(fyne.KeyZ, ctrl|fyne.KeyModifierShift), &fyne.ShortcutRedo{}}, Run: undo(false, s.Redo)},
-		{Label: "Caption history…", Shortcuts: []fyne.Shortcut{key(fyne.KeyH, ctrl)}, Run: guard(s.ShowHistory)},
-		{Label: "Bulk edit captions…", Shortcuts: []fyne.Shortcut{key(fyne.KeyB, ctrl)}, Run: guard(s.ShowBulk)},
-		{Label: "Undo last bulk edit", Run: guard(s.UndoLastBulk)},
-		{Label: "Open dataset folder…", Shortcuts: []fyne.Shortcut{key(fyne.KeyO, ctrl)}, Run: guard(s.ShowOpenFolder)},
+		{Menu: "Caption", Label: "Save caption", Shortcuts: []fyne.Shortcut{key(fyne.KeyS, ctrl)}, Run: guard(s.Save)},
+		{Menu: "Go", Label: "Next image", Shortcuts: []fyne.Shortcut{key(fyne.KeyRight, fyne.KeyModifierAlt), key(fyne.KeyDown, ctrl)}, Run: guard(s.Next)},
+		{Menu: "Go", Label: "Previous image", Shortcuts: []fyne.Shortcut{key(fyne.KeyLeft, fyne.KeyModifierAlt), key(fyne.KeyUp, ctrl)}, Run: guard(s.Previous)},
+		{Menu: "Go", Label: "Next uncaptioned image", Shortcuts: []fyne.Shortcut{key(fyne.KeyJ, ctrl)}, Run: guard(s.NextUncaptioned)},
+		{Menu: "Caption", Label: "Undo caption change", Shortcuts: []fyne.Shortcut{&fyne.ShortcutUndo{}}, Run: undo(true, s.Undo)},
+		{Menu: "Caption", Label: "Redo caption change", Shortcuts: []fyne.Shortcut{key(fyne.KeyZ, ctrl|fyne.KeyModifierShift), &fyne.ShortcutRedo{}}, Run: undo(false, s.Redo)},
+		{Menu: "Caption", Label: "Caption history…", Shortcuts: []fyne.Shortcut{key(fyne.KeyH, ctrl)}, Run: guard(s.ShowHistory)},
+		{Menu: "Caption", Label: "Bulk edit captions…", Shortcuts: []fyne.Shortcut{key(fyne.KeyB, ctrl)}, Run: guard(s.ShowBulk)},
+		{Menu: "Caption", Label: "Undo last bulk edit", Run: guard(s.UndoLastBulk)},
+		{Menu: "File", Label: "Open dataset folder…", Shortcuts: []fyne.Shortcut{key(fyne.KeyO, ctrl)}, Run: guard(s.ShowOpenFolder)},
+		{Menu: "File", Label: "Rescan folder", Shortcuts: []fyne.Shortcut{key(fyne.KeyR, ctrl)}, Run: guard(s.Rescan)},
 	}
 	s.table = newActionTable(s.actions)
 	s.build()
@@ -854,6 +856,33 @@ func (s *DatasetScreen) forwardToOtherEntry(undo bool) bool {
 	return true
 }
 
+// Rescan reads the dataset folder again (Ctrl+R), picking up images and
+// captions added, removed or changed by other programs.
+func (s *DatasetScreen) Rescan() {
+	if s.ds == nil || !s.autosave() {
+		return
+	}
+	if err := s.ds.Rescan(); err != nil {
+		s.showError(fmt.Errorf("rescanning %s: %w", s.ds.Root(), err))
+		return
+	}
+	cur := s.cur
+	s.cur = ""
+	s.pendMu.Lock()
+	s.pending = map[string]bool{}
+	s.pendMu.Unlock()
+	s.applyFilter()
+	s.refreshPanels()
+	if _, ok := s.ds.Item(cur); ok {
+		s.showItem(cur)
+	} else if len(s.visible) > 0 {
+		s.showItem(s.visible[0])
+	} else {
+		s.showItem("")
+	}
+	s.setStatus(fmt.Sprintf("Rescanned %s: %d images", shortPath(s.ds.Root(), 64), len(s.ds.Items())))
+}
+
 // ShowOpenFolder asks for a dataset folder and opens it.
 func (s *DatasetScreen) ShowOpenFolder() {
 	d := dialog.NewFolderOpen(func(u fyne.ListableURI, err error) {
@@ -866,6 +895,11 @@ func (s *DatasetScreen) ShowOpenFolder() {
 		}
 		s.OpenAsync(u.Path())
 	}, s.win)
+	if s.ds != nil {
+		if l, err := storage.ListerForURI(storage.NewFileURI(filepath.Dir(s.ds.Root()))); err == nil {
+			d.SetLocation(l)
+		}
+	}
 	d.Resize(fyne.NewSize(820, 560))
 	s.showModal(d, true)
 }

@@ -526,3 +526,22 @@ func TestDialogsBlockCommandsAndCloseOnEscape(t *testing.T) {
 		t.Fatal("Escape closed the conflict dialog")
 	}
 }
+
+func TestRescanPicksUpNewFiles(t *testing.T) {
+	dir := makeDataset(t)
+	m, _ := newTestWindow(t, dir)
+	s := m.Dataset
+	press(m.Window, altRight) // b.png
+	writePNG(t, filepath.Join(dir, "f.png"), 20, 20)
+	writeFile(t, filepath.Join(dir, "f.txt"), "a new fish")
+	press(m.Window, key(fyne.KeyR, ctrl))
+	if len(s.visible) != 6 || s.Current() != "b.png" {
+		t.Fatalf("after rescan: %d images, current %q", len(s.visible), s.Current())
+	}
+	if s.progress.Text != "3 / 6 captioned" {
+		t.Errorf("progress = %q after rescan", s.progress.Text)
+	}
+	if !strings.Contains(s.StatusText(), "6 images") {
+		t.Errorf("status = %q", s.StatusText())
+	}
+}

@@ -67,21 +67,13 @@ func (m *MainWindow) RequestClose() {
 // shortcuts work wherever the focus is) and on the canvas (for drivers
 // without a main menu), and adds a Help menu listing every shortcut.
 func (m *MainWindow) installShortcuts() {
-	var items []*fyne.MenuItem
-	var goItems []*fyne.MenuItem
+	menus := map[string][]*fyne.MenuItem{}
 	for _, a := range m.Dataset.Actions() {
 		it := fyne.NewMenuItem(a.Label, a.Run)
 		if len(a.Shortcuts) > 0 {
 			it.Shortcut = a.Shortcuts[0]
 		}
-		switch a.Label {
-		case "Next image", "Previous image", "Next uncaptioned image":
-			goItems = append(goItems, it)
-		case "Open dataset folder…":
-			continue
-		default:
-			items = append(items, it)
-		}
+		menus[a.Menu] = append(menus[a.Menu], it)
 		for _, s := range a.Shortcuts {
 			run := a.Run
 			m.Window.Canvas().AddShortcut(s, func(fyne.Shortcut) { run() })
@@ -100,12 +92,10 @@ func (m *MainWindow) installShortcuts() {
 			m.Dataset.CloseDialog()
 		}
 	})
-	open := fyne.NewMenuItem("Open dataset folder…", m.Dataset.ShowOpenFolder)
-	open.Shortcut = key(fyne.KeyO, ctrl)
 	m.Window.SetMainMenu(fyne.NewMainMenu(
-		fyne.NewMenu("File", open),
-		fyne.NewMenu("Caption", items...),
-		fyne.NewMenu("Go", goItems...),
+		fyne.NewMenu("File", menus["File"]...),
+		fyne.NewMenu("Caption", menus["Caption"]...),
+		fyne.NewMenu("Go", menus["Go"]...),
 		fyne.NewMenu("Help", fyne.NewMenuItem("Keyboard shortcuts", m.showShortcuts)),
 	))
 }
