@@ -256,3 +256,10 @@ type Ops interface {
 	// Cast converts x to dtype dt (F32, F16, BF16), rounding to nearest even.
 	Cast(x *Tensor, dt DType) (*Tensor, error)
 }
+
+// Syncer is implemented by backends whose ops run asynchronously (GL): Sync
+// returns when every op issued so far has finished, with the first error of
+// any of them. Benchmarks call it, when present, before stopping the clock.
+type Syncer interface {
+	Sync() error
+}
