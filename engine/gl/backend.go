@@ -334,3 +334,15 @@ func rank6(op string, s tensor.Shape) error {
 	}
 	return nil
 }
+
+// Sync waits until every queued command has finished on the device
+// (glFinish) and returns the first error kept from asynchronous work.
+func (b *Backend) Sync() error {
+	if b.closed.Load() {
+		return tensor.Errorf("sync", tensor.ErrClosed, "gl backend")
+	}
+	return b.dev.thread.Call(func() error {
+		gl.Finish()
+		return glError("sync")
+	})
+}

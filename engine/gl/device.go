@@ -2,6 +2,7 @@ package gl
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/go-gl/gl/v4.3-core/gl"
@@ -29,6 +30,7 @@ type Device struct {
 	limits   Limits
 	programs *programCache
 	pool     *bufferPool
+	gemmReg  bool // GEMM kernels use the register-only variant (CPU rasterizers)
 }
 
 // OpenDevice creates a headless OpenGL 4.3+ context on its own locked thread
@@ -56,6 +58,7 @@ func OpenDevice() (*Device, error) {
 		return nil, err
 	}
 	d.thread = th
+	d.gemmReg = chooseGemmReg(d.limits.Renderer, os.Getenv("LORASTUDIO_GL_GEMM"))
 	d.programs = newProgramCache()
 	d.pool = newBufferPool(d)
 	return d, nil
@@ -132,4 +135,31 @@ func (d *Device) Close() error {
 	})
 	d.thread = nil
 	return err
+}
+
+// chooseGemmReg picks the GEMM variant: the register-only one on CPU
+// rasterizers (llvmpipe, softpipe), where barriers are costly, the
+// shared-memory tiles elsewhere. env ("reg" or "shared", from
+// $LORASTUDIO_GL_GEMM) overrides.
+func chooseGemmReg(renderer, env string) bool {
+	switch env {
+	case "reg":
+		return true
+	case "shared":
+		return false
+	}
+	r := strings.ToLower(renderer)
+	return strings.Contains(r, "llvmpipe") || strings.Contains(r, "softpipe")
+}
+
+// gemmDefines adds the GEMM variant define to defs (which may be nil).
+func (d *Device) gemmDefines(defs map[string]string) map[string]string {
+	if defs == nil {
+		defs = map[string]string{}
+	}
+	defs["GEMM_REG"] = "0"
+	if d.gemmReg {
+		defs["GEMM_REG"] = "1"
+	}
+	return defs
 }

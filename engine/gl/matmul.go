@@ -26,7 +26,7 @@ func (b *Backend) gemmLaunch(A, B operand, bias, out *buffer, batch, m, n, k int
 	}
 	return launch{
 		kernel:  "matmul",
-		defines: map[string]string{"ATYPE": strconv.Itoa(int(A.dt)), "BTYPE": strconv.Itoa(int(B.dt))},
+		defines: b.dev.gemmDefines(map[string]string{"ATYPE": strconv.Itoa(int(A.dt)), "BTYPE": strconv.Itoa(int(B.dt))}),
 		bufs:    []*buffer{A.buf, B.buf, bb, out},
 		p:       p,
 		groups:  [3]int{(n + 63) / 64, (m + 63) / 64, batch},

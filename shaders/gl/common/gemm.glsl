@@ -8,6 +8,40 @@
 // llvmpipe's 32 KiB). Accumulation is fp32.
 layout(local_size_x = 16, local_size_y = 16) in;
 
+#if GEMM_REG
+// Register-only variant for CPU rasterizers (llvmpipe), where barrier() is
+// costly: each invocation streams its own rows of A and columns of B.
+void gemm() {
+	uint M = uint(P[0]), N = uint(P[1]), K = uint(P[2]);
+	uint z = gl_WorkGroupID.z;
+	uint m0 = gl_WorkGroupID.y * 64u + gl_LocalInvocationID.y;
+	uint n0 = gl_WorkGroupID.x * 64u + gl_LocalInvocationID.x;
+	if (m0 >= M || n0 >= N) return;
+	float acc[4][4];
+	for (int i = 0; i < 4; i++)
+		for (int j = 0; j < 4; j++) acc[i][j] = 0.0;
+	uint mi[4], nj[4];
+	for (uint i = 0u; i < 4u; i++) {
+		mi[i] = min(m0 + 16u * i, M - 1u);
+		nj[i] = min(n0 + 16u * i, N - 1u);
+	}
+	for (uint k = 0u; k < K; k++) {
+		float a[4], b[4];
+		for (uint i = 0u; i < 4u; i++) a[i] = loadA(z, mi[i], k);
+		for (uint j = 0u; j < 4u; j++) b[j] = loadB(z, k, nj[j]);
+		for (uint i = 0u; i < 4u; i++)
+			for (uint j = 0u; j < 4u; j++) acc[i][j] += a[i] * b[j];
+	}
+	for (uint i = 0u; i < 4u; i++) {
+		uint m = m0 + 16u * i;
+		if (m >= M) continue;
+		for (uint j = 0u; j < 4u; j++) {
+			uint n = n0 + 16u * j;
+			if (n < N) storeC(z, m, n, acc[i][j]);
+		}
+	}
+}
+#else
 shared float As[16][64];
 shared float Bs[16][64];
 
@@ -49,3 +83,4 @@ void gemm() {
 		}
 	}
 }
+#endif
