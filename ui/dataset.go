@@ -145,7 +145,6 @@ func (s *DatasetScreen) StatusText() string { return s.status.Text }
 // build creates the widgets.
 func (s *DatasetScreen) build() {
 	s.pathLabel = widget.NewLabel("")
-	s.pathLabel.Truncation = fyne.TextTruncateEllipsis
 	s.progress = widget.NewLabelWithStyle("", fyne.TextAlignTrailing, fyne.TextStyle{Bold: true})
 	s.filter = widget.NewEntry()
 	s.filter.SetPlaceHolder("Filter by caption text, tag or file name")
@@ -189,6 +188,7 @@ func (s *DatasetScreen) build() {
 	s.editor.OnChanged = func(string) { s.updateEditState() }
 	s.editState = widget.NewLabel("")
 	s.editState.SizeName = theme.SizeNameCaptionText
+	s.editState.Truncation = fyne.TextTruncateEllipsis // never widens the pane
 	saveBtn := widget.NewButtonWithIcon("Save", theme.DocumentSaveIcon(), s.Save)
 	saveBtn.Importance = widget.HighImportance
 	undoBtn := widget.NewButtonWithIcon("", theme.ContentUndoIcon(), s.Undo)

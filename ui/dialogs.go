@@ -3,10 +3,12 @@ package ui
 import (
 	"errors"
 	"fmt"
+	"image/color"
 	"sort"
 	"strings"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
@@ -120,14 +122,16 @@ func (s *DatasetScreen) ShowHistory() {
 			text := widget.NewLabel("")
 			text.Truncation = fyne.TextTruncateEllipsis
 			restore := widget.NewButtonWithIcon("Restore", theme.ContentUndoIcon(), nil)
-			return container.NewBorder(nil, nil, container.NewHBox(when, origin), restore, text)
+			originCol := canvas.NewRectangle(color.Transparent)
+			originCol.SetMinSize(fyne.NewSize(78, 0)) // aligns the text column
+			return container.NewBorder(nil, nil, container.NewHBox(when, container.NewStack(originCol, origin)), restore, text)
 		},
 		func(id widget.ListItemID, o fyne.CanvasObject) {
 			r := revs[id]
 			c := o.(*fyne.Container)
 			left := c.Objects[1].(*fyne.Container)
 			left.Objects[0].(*widget.Label).SetText(r.Time.Local().Format("2006-01-02 15:04:05"))
-			left.Objects[1].(*widget.Label).SetText(string(r.Origin))
+			left.Objects[1].(*fyne.Container).Objects[1].(*widget.Label).SetText(string(r.Origin))
 			text := strings.ReplaceAll(r.Text, "\n", " ⏎ ")
 			if text == "" {
 				text = "(empty)"
