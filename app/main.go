@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // usage is printed by `lorastudio help` and on a bad command line.
@@ -40,15 +41,16 @@ func main() {
 
 // run dispatches one command line and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	cmd, rest := splitCommand(args)
 	var err error
-	switch {
-	case len(args) > 0 && args[0] == "caption":
-		err = captionCommand(args[1:], stdout, stderr)
-	case len(args) > 0 && args[0] == "info":
-		err = infoCommand(args[1:], stdout, stderr)
-	case len(args) > 0 && args[0] == "bench":
-		err = benchCommand(args[1:], stdout, stderr)
-	case len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help"):
+	switch cmd {
+	case "caption":
+		err = captionCommand(rest, stdout, stderr)
+	case "info":
+		err = infoCommand(rest, stdout, stderr)
+	case "bench":
+		err = benchCommand(rest, stdout, stderr)
+	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
@@ -70,4 +72,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 // usageError wraps a message about the command line so run exits with exitUsage.
 func usageError(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+}
+
+// globalValueFlags are the flags every command accepts that take a value; they
+// may stand before the subcommand (`lorastudio --data-dir D caption list X`).
+var globalValueFlags = map[string]bool{"--data-dir": true, "-data-dir": true, "--device": true, "-device": true}
+
+// splitCommand finds the subcommand behind any leading global flags and returns
+// it with the rest of the line, those flags leading it, so that each
+// subcommand parses them itself. cmd is "" when the line names no subcommand.
+func splitCommand(args []string) (cmd string, rest []string) {
+	var globals []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, _, hasValue := strings.Cut(a, "=")
+		switch {
+		case globalValueFlags[name] && hasValue:
+			globals = append(globals, a)
+		case globalValueFlags[name] && i+1 < len(args):
+			globals = append(globals, a, args[i+1])
+			i++
+		case strings.HasPrefix(a, "-") && a != "-h" && a != "--help" && a != "-help":
+			return "", args // an unknown leading flag: the studio's own parser reports it
+		default:
+			return a, append(globals, args[i+1:]...)
+		}
+	}
+	return "", args
 }
