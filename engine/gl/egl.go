@@ -13,6 +13,7 @@ package gl
 
 typedef EGLDisplay (*ls_getPlatformDisplay)(EGLenum, void*, const EGLint*);
 typedef EGLBoolean (*ls_queryDevices)(EGLint, EGLDeviceEXT*, EGLint*);
+typedef const char *(*ls_queryDeviceString)(EGLDeviceEXT, EGLint);
 
 static int ls_hasExt(const char *list, const char *name) {
 	if (list == NULL) return 0;
@@ -25,9 +26,10 @@ static int ls_hasExt(const char *list, const char *name) {
 	return 0;
 }
 
-// ls_platformDisplay opens a display on the surfaceless platform (which = 0)
-// or on the first EGL device (which = 1); it returns EGL_NO_DISPLAY when the
-// platform is not offered.
+// ls_platformDisplay opens a display on the surfaceless platform (which = 0),
+// on the first hardware EGL device (which = 1) or on the first EGL device of
+// any kind, software included (which = 2); it returns EGL_NO_DISPLAY when the
+// platform or such a device is not offered.
 static EGLDisplay ls_platformDisplay(int which) {
 	const char *cext = eglQueryString(EGL_NO_DISPLAY, EGL_EXTENSIONS);
 	ls_getPlatformDisplay get = (ls_getPlatformDisplay)eglGetProcAddress("eglGetPlatformDisplayEXT");
@@ -40,10 +42,12 @@ static EGLDisplay ls_platformDisplay(int which) {
 	if (!ls_hasExt(cext, "EGL_EXT_platform_device")) return EGL_NO_DISPLAY;
 	ls_queryDevices q = (ls_queryDevices)eglGetProcAddress("eglQueryDevicesEXT");
 	if (q == NULL) return EGL_NO_DISPLAY;
+	ls_queryDeviceString qs = (ls_queryDeviceString)eglGetProcAddress("eglQueryDeviceStringEXT");
 	EGLDeviceEXT devs[16];
 	EGLint n = 0;
 	if (!q(16, devs, &n) || n <= 0) return EGL_NO_DISPLAY;
 	for (EGLint i = 0; i < n; i++) {
+		if (which == 1 && qs != NULL && ls_hasExt(qs(devs[i], EGL_EXTENSIONS), "EGL_MESA_device_software")) continue;
 		EGLDisplay d = get(EGL_PLATFORM_DEVICE_EXT, devs[i], NULL);
 		if (d == EGL_NO_DISPLAY) continue;
 		EGLint maj, min;
@@ -91,6 +95,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"unsafe"
 )
@@ -103,19 +108,34 @@ type eglContext struct {
 	platform string
 }
 
-// newEGLContext opens a display (surfaceless, then device, then default
-// platform) and creates a core OpenGL 4.3+ context on it. It does not make
+// newEGLContext opens a display (a hardware device, Mesa's surfaceless
+// platform, any device, then the default display; $LORASTUDIO_EGL_PLATFORM =
+// device, surfaceless or default forces one) and creates a core OpenGL 4.3+
+// context on it. It does not make
 // the context current.
 func newEGLContext() (*eglContext, error) {
 	var tries []string
-	for _, p := range []struct {
+	type platform struct {
 		name string
 		open func() C.EGLDisplay
-	}{
-		{"surfaceless", func() C.EGLDisplay { return C.ls_platformDisplay(0) }},
-		{"device", func() C.EGLDisplay { return C.ls_platformDisplay(1) }},
-		{"default", func() C.EGLDisplay { return C.ls_defaultDisplay() }},
-	} {
+	}
+	hw := platform{"device", func() C.EGLDisplay { return C.ls_platformDisplay(1) }}
+	sl := platform{"surfaceless", func() C.EGLDisplay { return C.ls_platformDisplay(0) }}
+	anyDev := platform{"device (software)", func() C.EGLDisplay { return C.ls_platformDisplay(2) }}
+	def := platform{"default", func() C.EGLDisplay { return C.ls_defaultDisplay() }}
+	// A hardware GPU on the device platform first (on an NVIDIA machine with
+	// Mesa also installed, the surfaceless platform would give llvmpipe),
+	// then Mesa's surfaceless platform, then any device, then the default.
+	order := []platform{hw, sl, anyDev, def}
+	switch os.Getenv("LORASTUDIO_EGL_PLATFORM") {
+	case "device":
+		order = []platform{hw, anyDev}
+	case "surfaceless":
+		order = []platform{sl}
+	case "default":
+		order = []platform{def}
+	}
+	for _, p := range order {
 		d := p.open()
 		if d == 0 {
 			tries = append(tries, p.name+": no display")

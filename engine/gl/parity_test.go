@@ -13,3 +13,13 @@ func TestParity(t *testing.T) {
 	g := newTestBackend(t)
 	optest.RunAgainst(t, cpu.New(), g, optest.Small)
 }
+
+// TestParityOtherGemm runs the matmul cases with the GEMM variant this
+// device does not pick by default (shared-memory tiles on llvmpipe, the
+// register-only one elsewhere), so both kernels stay checked everywhere.
+func TestParityOtherGemm(t *testing.T) {
+	g := newTestBackend(t)
+	g.dev.gemmReg = !g.dev.gemmReg
+	defer func() { g.dev.gemmReg = !g.dev.gemmReg }()
+	optest.RunAgainst(t, cpu.New(), g, optest.Small, optest.Only("matmul|linear"))
+}
