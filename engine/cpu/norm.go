@@ -18,26 +18,19 @@ import (
 //	dx     = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
 //	dgamma = Σ dout * xhat,  dbeta = Σ dout   (over every segment, per channel)
 
-// normLayout describes the segments: segs segments of segLen elements, and
-// channel(seg, i) gives the affine channel of element i of segment seg.
+// normLayout describes the segments: segs segments of segLen elements; each
+// segment is made of runs of run elements that share one affine channel, the
+// first run of segment seg having channel (seg % perSeg)*(segLen/run).
 type normLayout struct {
 	segs, segLen int
+	run          int // elements per channel inside a segment (S for GroupNorm, 1 for LayerNorm)
+	perSeg       int // segments per sample: groups for GroupNorm, 1 for LayerNorm
 	channels     int
-	channel      func(seg, i int) int
 }
 
-func groupLayout(s tensor.Shape, groups int) normLayout {
-	N, C := s[0], s[1]
-	S := s.Numel() / (N * C)
-	cg := C / groups
-	return normLayout{segs: N * groups, segLen: cg * S, channels: C, channel: func(seg, i int) int {
-		return (seg%groups)*cg + i/S
-	}}
-}
-
-func rowLayout(s tensor.Shape) normLayout {
-	C := s[len(s)-1]
-	return normLayout{segs: s.Numel() / C, segLen: C, channels: C, channel: func(_, i int) int { return i }}
+// channel returns the affine channel of element i of segment seg.
+func (l normLayout) channel(seg, i int) int {
+	return (seg%l.perSeg)*(l.segLen/l.run) + i/l.run
 }
 
 // segStats returns the mean and rstd of one segment, accumulated in float64.
@@ -84,13 +77,18 @@ func (b *Backend) normForward(op string, x, gamma, beta *tensor.Tensor, eps floa
 			seg := xv[s*l.segLen : (s+1)*l.segLen]
 			o := ov[s*l.segLen : (s+1)*l.segLen]
 			mean, rstd := segStats(seg, eps)
-			for i, xi := range seg {
-				y := float32((float64(xi) - mean) * rstd)
+			m, r := float32(mean), float32(rstd)
+			for i0 := 0; i0 < l.segLen; i0 += l.run {
+				// one run of elements sharing channel c: y = (x - mean) * rstd * gamma + beta
+				g, bb := r, -m*r
 				if gamma != nil {
-					c := l.channel(s, i)
-					y = y*v[1][c] + v[2][c]
+					c := l.channel(s, i0)
+					g, bb = r*v[1][c], -m*r*v[1][c]+v[2][c]
 				}
-				o[i] = y
+				xs, os := seg[i0:i0+l.run], o[i0:i0+l.run]
+				for i, xi := range xs {
+					os[i] = xi*g + bb
+				}
 			}
 		}
 	})
@@ -184,42 +182,4 @@ func (b *Backend) normBackward(op string, dout, x, gamma *tensor.Tensor, eps flo
 		}
 	}
 	return dx, dgamma, dbeta, nil
-}
-
-func groupLay(op string, groups int) func(tensor.Shape) (normLayout, error) {
-	return func(s tensor.Shape) (normLayout, error) {
-		if len(s) < 2 || groups < 1 || s[1]%groups != 0 {
-			return normLayout{}, tensor.Errorf(op, tensor.ErrShape, "x is %s with %d groups: want (N, C, ...) with C divisible by groups", s, groups)
-		}
-		return groupLayout(s, groups), nil
-	}
-}
-
-func layerLay(op string) func(tensor.Shape) (normLayout, error) {
-	return func(s tensor.Shape) (normLayout, error) {
-		if len(s) < 1 {
-			return normLayout{}, tensor.Errorf(op, tensor.ErrShape, "x is %s", s)
-		}
-		return rowLayout(s), nil
-	}
-}
-
-// GroupNorm normalizes x (N, C, ...) per group; see tensor.Ops.GroupNorm.
-func (b *Backend) GroupNorm(x, gamma, beta *tensor.Tensor, groups int, eps float32) (*tensor.Tensor, error) {
-	return b.normForward("groupnorm", x, gamma, beta, eps, groupLay("groupnorm", groups))
-}
-
-// GroupNormBackward returns dx, dgamma, dbeta; see tensor.Ops.GroupNormBackward.
-func (b *Backend) GroupNormBackward(dout, x, gamma *tensor.Tensor, groups int, eps float32, need tensor.GradMask) (dx, dgamma, dbeta *tensor.Tensor, err error) {
-	return b.normBackward("groupnorm backward", dout, x, gamma, eps, need, groupLay("groupnorm backward", groups))
-}
-
-// LayerNorm normalizes x (..., C) over its last dimension.
-func (b *Backend) LayerNorm(x, gamma, beta *tensor.Tensor, eps float32) (*tensor.Tensor, error) {
-	return b.normForward("layernorm", x, gamma, beta, eps, layerLay("layernorm"))
-}
-
-// LayerNormBackward returns dx, dgamma, dbeta; see tensor.Ops.LayerNormBackward.
-func (b *Backend) LayerNormBackward(dout, x, gamma *tensor.Tensor, eps float32, need tensor.GradMask) (dx, dgamma, dbeta *tensor.Tensor, err error) {
-	return b.normBackward("layernorm backward", dout, x, gamma, eps, need, layerLay("layernorm backward"))
 }
