@@ -301,17 +301,46 @@ func (t *Tokenizer) bpe(token string) []string {
 	if ok {
 		return cached
 	}
-	// Each UTF-8 byte becomes one printable character; the last carries "</w>".
+	word := t.symbols(token)
+	if len(word) == 0 {
+		return nil
+	}
+	if len(word) <= heapThreshold {
+		word = t.mergePasses(word)
+	} else {
+		word = t.mergeHeap(word)
+	}
+	t.mu.Lock()
+	if len(t.cache) >= 1<<16 {
+		t.cache = map[string][]string{}
+	}
+	t.cache[token] = word
+	t.mu.Unlock()
+	return word
+}
+
+// heapThreshold is the word length above which BPE uses the O(n log n)
+// merge; below it the plain passes are faster.
+const heapThreshold = 48
+
+// symbols maps each UTF-8 byte of token to its printable character; the last
+// one carries "</w>".
+func (t *Tokenizer) symbols(token string) []string {
 	word := make([]string, len(token))
 	for i := 0; i < len(token); i++ {
 		word[i] = string(t.byteEnc[token[i]])
 	}
-	if len(word) == 0 {
-		return nil
+	if len(word) > 0 {
+		word[len(word)-1] += "</w>"
 	}
-	word[len(word)-1] += "</w>"
+	return word
+}
+
+// mergePasses is BPE exactly as CLIP writes it: find the adjacent pair of
+// lowest rank, merge all its occurrences left to right, repeat. It costs
+// O(n) per pass and up to O(n) passes.
+func (t *Tokenizer) mergePasses(word []string) []string {
 	for len(word) > 1 {
-		// The adjacent pair of lowest rank merges everywhere, left to right.
 		best, bestRank := pair{}, -1
 		for i := 0; i+1 < len(word); i++ {
 			if r, ok := t.ranks[pair{word[i], word[i+1]}]; ok && (bestRank < 0 || r < bestRank) {
@@ -333,13 +362,122 @@ func (t *Tokenizer) bpe(token string) []string {
 		}
 		word = merged
 	}
-	t.mu.Lock()
-	if len(t.cache) >= 1<<16 {
-		t.cache = map[string][]string{}
-	}
-	t.cache[token] = word
-	t.mu.Unlock()
 	return word
+}
+
+// candidate is a mergeable adjacent pair: the symbols at left and right (a
+// linked list over the word's positions) when it was found.
+type candidate struct {
+	rank, left, right int
+	a, b              string
+}
+
+// mergeHeap gives the same result as mergePasses in O(n log n), so a long
+// word (pasted base64, say) cannot stall the caller. Candidates wait in a heap
+// ordered by (rank, position). All occurrences of the lowest-rank pair are
+// merged left to right before any pair those merges create is considered,
+// exactly as one pass of mergePasses does; stale candidates (a symbol merged
+// away or grown since) are skipped.
+func (t *Tokenizer) mergeHeap(word []string) []string {
+	n := len(word)
+	next := make([]int, n)
+	prev := make([]int, n)
+	for i := range word {
+		next[i], prev[i] = i+1, i-1
+	}
+	next[n-1] = -1
+	alive := make([]bool, n)
+	for i := range alive {
+		alive[i] = true
+	}
+	h := &candHeap{}
+	consider := func(l int, into *[]candidate) {
+		if l < 0 || next[l] < 0 {
+			return
+		}
+		r := next[l]
+		if rank, ok := t.ranks[pair{word[l], word[r]}]; ok {
+			*into = append(*into, candidate{rank, l, r, word[l], word[r]})
+		}
+	}
+	var fresh []candidate
+	for i := 0; i+1 < n; i++ {
+		consider(i, &fresh)
+	}
+	for _, c := range fresh {
+		h.push(c)
+	}
+	for h.len() > 0 {
+		rank := h.peek().rank
+		fresh = fresh[:0]
+		// One pass: every valid occurrence of this pair, in position order.
+		for h.len() > 0 && h.peek().rank == rank {
+			c := h.pop()
+			if !alive[c.left] || !alive[c.right] || next[c.left] != c.right || word[c.left] != c.a || word[c.right] != c.b {
+				continue
+			}
+			word[c.left] = c.a + c.b
+			alive[c.right] = false
+			next[c.left] = next[c.right]
+			if next[c.right] >= 0 {
+				prev[next[c.right]] = c.left
+			}
+			consider(prev[c.left], &fresh)
+			consider(c.left, &fresh)
+		}
+		for _, c := range fresh {
+			h.push(c)
+		}
+	}
+	out := make([]string, 0, n)
+	for i := 0; i >= 0; i = next[i] {
+		out = append(out, word[i])
+	}
+	return out
+}
+
+// candHeap is a binary min-heap of candidates by (rank, left).
+type candHeap struct{ c []candidate }
+
+func (h *candHeap) len() int        { return len(h.c) }
+func (h *candHeap) peek() candidate { return h.c[0] }
+func (h *candHeap) less(i, j int) bool {
+	a, b := h.c[i], h.c[j]
+	return a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
+}
+
+func (h *candHeap) push(c candidate) {
+	h.c = append(h.c, c)
+	for i := len(h.c) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h.less(i, p) {
+			break
+		}
+		h.c[i], h.c[p] = h.c[p], h.c[i]
+		i = p
+	}
+}
+
+func (h *candHeap) pop() candidate {
+	top := h.c[0]
+	last := len(h.c) - 1
+	h.c[0] = h.c[last]
+	h.c = h.c[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(h.c) && h.less(l, m) {
+			m = l
+		}
+		if r < len(h.c) && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h.c[i], h.c[m] = h.c[m], h.c[i]
+		i = m
+	}
+	return top
 }
 
 // errorf builds an error naming the tokenizer source.
