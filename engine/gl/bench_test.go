@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math/rand"
 	"testing"
+	"time"
 
+	"lorastudio/engine/bench"
 	"lorastudio/engine/tensor"
 )
 
@@ -41,6 +43,7 @@ func benchOp(bm *testing.B, flops float64, shapes []tensor.Shape, f func(g *Back
 	for i := 0; i < bm.N; i++ {
 		run()
 	}
+	bm.ReportMetric(bm.Elapsed().Seconds()*1e3/float64(bm.N), "ms")
 	bm.ReportMetric(flops*float64(bm.N)/bm.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
@@ -82,4 +85,22 @@ func BenchmarkGroupNorm(bm *testing.B) {
 	benchOp(bm, 8*float64(c*hw*hw), []tensor.Shape{{1, c, hw, hw}, {c}, {c}}, func(g *Backend, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		return one(g.GroupNorm(in[0], in[1], in[2], 32, 1e-5))
 	})
+}
+
+// BenchmarkSuite runs engine/bench's op suite (the SDXL-sized shapes that
+// `lorastudio bench ops` reports) on GL, one sub-benchmark a case. It is
+// heavy on llvmpipe (minutes); scripts/gpu-check.sh runs it on real GPUs.
+func BenchmarkSuite(bm *testing.B) {
+	g := newTestBackend(bm)
+	for _, c := range bench.Suite() {
+		bm.Run(c.Op+"/"+c.Shape, func(bm *testing.B) {
+			r, err := c.Run(g, bench.Options{MinTime: time.Second, MaxRuns: 10})
+			if err != nil {
+				bm.Fatal(err)
+			}
+			bm.ReportMetric(r.Ms, "ms")
+			bm.ReportMetric(r.GFlops, "GFLOP/s")
+			bm.ReportMetric(r.GBps, "GB/s")
+		})
+	}
 }
