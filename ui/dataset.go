@@ -44,7 +44,8 @@ type DatasetScreen struct {
 	saved   string          // the caption text of cur as last loaded or saved
 	syncing bool            // true while the screen itself moves the grid selection
 	pendMu  sync.Mutex      // guards pending (thumbnail callbacks may run off the UI goroutine in tests)
-	pending map[string]bool // thumbnails requested and not yet delivered
+	pending map[string]bool // thumbnails requested and not yet delivered (true) or failed (false)
+	pendFor *studio.Dataset // the dataset pending belongs to
 	preview int             // generation of the preview load in flight
 
 	// OnDatasetChanged, when set, is told the root of every dataset the screen opens.
@@ -132,9 +133,6 @@ func (s *DatasetScreen) Dataset() *studio.Dataset { return s.ds }
 
 // Current is the Rel of the selected image, "" when none is.
 func (s *DatasetScreen) Current() string { return s.cur }
-
-// Editor is the caption entry (focus it to type a caption).
-func (s *DatasetScreen) Editor() *widget.Entry { return &s.editor.Entry }
 
 // Dirty reports whether the caption editor holds text that is not saved.
 func (s *DatasetScreen) Dirty() bool { return s.cur != "" && s.editor.Text != s.saved }
@@ -311,6 +309,7 @@ func (s *DatasetScreen) SetDataset(d *studio.Dataset) {
 	s.cur, s.saved = "", ""
 	s.pendMu.Lock()
 	s.pending = map[string]bool{}
+	s.pendFor = d
 	s.pendMu.Unlock()
 	s.editor.SetText("")
 	s.pathLabel.SetText(shortPath(d.Root(), 48))
@@ -401,13 +400,24 @@ func (s *DatasetScreen) updateTile(id widget.GridWrapItemID, o fyne.CanvasObject
 	if ok || !s.markPending(rel) {
 		return
 	}
+	ds := s.ds
 	th.Request(it, thumbSize, func(img image.Image, err error) {
 		s.pendMu.Lock()
-		delete(s.pending, rel)
+		if s.pendFor == ds {
+			s.pending[rel] = false // done: failed ones are not asked for again
+			if err == nil {
+				delete(s.pending, rel)
+			}
+		}
 		s.pendMu.Unlock()
 		fyne.Do(func() {
+			if s.ds != ds {
+				return
+			}
 			if err != nil {
-				s.setStatus(fmt.Sprintf("Thumbnail of %s: %v", rel, err))
+				if !errors.Is(err, studio.ErrThumbnailerClosed) {
+					s.setStatus(fmt.Sprintf("Thumbnail of %s: %v", rel, err))
+				}
 				return
 			}
 			if t.rel == rel {
@@ -417,11 +427,12 @@ func (s *DatasetScreen) updateTile(id widget.GridWrapItemID, o fyne.CanvasObject
 	})
 }
 
-// markPending records a thumbnail request for rel; false if one is already in flight.
+// markPending records a thumbnail request for rel; false if one is already
+// in flight or failed before (pending holds false for failures).
 func (s *DatasetScreen) markPending(rel string) bool {
 	s.pendMu.Lock()
 	defer s.pendMu.Unlock()
-	if s.pending[rel] {
+	if _, seen := s.pending[rel]; seen {
 		return false
 	}
 	s.pending[rel] = true
