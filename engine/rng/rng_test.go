@@ -171,7 +171,7 @@ func TestSeedUsesLow32Bits(t *testing.T) {
 			t.Fatalf("draw %d: seed 5 gives %d, seed 2^32+5 gives %d", i, x, y)
 		}
 	}
-	if New(1<<32 + 5).Seed() != 1<<32+5 {
+	if New(1<<32+5).Seed() != 1<<32+5 {
 		t.Fatal("Seed() must return the full seed")
 	}
 }
