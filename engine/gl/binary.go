@@ -32,8 +32,12 @@ func (b *Backend) Binary(bop tensor.BinaryOp, x, y *tensor.Tensor) (*tensor.Tens
 	p = append(p, pad6(broadcastStrides(xs, outShape), 0)...)
 	p = append(p, pad6(broadcastStrides(ys, outShape), 0)...)
 	def := map[string]string{"OP": strconv.Itoa(int(bop))}
+	chunk := 0
+	if xs.Equal(outShape) && ys.Equal(outShape) {
+		chunk = n // same shapes: contiguous, so it may run in ranges
+	}
 	return b.kernelOut(op, outShape, []*tensor.Tensor{x, y}, func(in []*buffer, out *buffer) ([]launch, error) {
-		return []launch{{kernel: "binary", defines: def, bufs: []*buffer{in[0], in[1], out}, p: p, groups: b.dev.grid1D(n, 256)}}, nil
+		return []launch{{kernel: "binary", defines: def, bufs: []*buffer{in[0], in[1], out}, p: p, groups: b.dev.grid1D(n, 256), chunk: chunk}}, nil
 	})
 }
 

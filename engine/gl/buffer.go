@@ -10,11 +10,13 @@ import (
 )
 
 // buffer is one shader storage buffer. size is its allocated size in bytes
-// (a size class, at least the bytes asked for).
+// (a size class), bytes what was asked for. A buffer may exceed the device's
+// per-binding limit: only kernels that can walk it in ranges accept it.
 type buffer struct {
-	dev  *Device
-	id   uint32
-	size int
+	dev   *Device
+	id    uint32
+	size  int
+	bytes int
 }
 
 // Release returns the buffer to its device's pool (queued on the GL thread);
@@ -65,13 +67,9 @@ func (p *bufferPool) alloc(n int) (*buffer, error) {
 	if n <= 0 {
 		n = 4
 	}
-	if lim := p.dev.limits.MaxSSBOSize; n > lim {
-		return nil, fmt.Errorf("gl: a buffer of %d MiB exceeds this device's %d MiB shader storage binding limit (%s); tile or split the tensor",
-			n>>20, lim>>20, p.dev.limits.Renderer)
-	}
 	c := sizeClass(n)
 	if c > p.dev.limits.MaxSSBOSize {
-		c = n
+		c = (n + 3) &^ 3 // big buffers get their exact size
 	}
 	var id uint32
 	if ids := p.free[c]; len(ids) > 0 {
@@ -98,7 +96,7 @@ func (p *bufferPool) alloc(n int) (*buffer, error) {
 		p.peak = p.inUse
 	}
 	p.mu.Unlock()
-	return &buffer{dev: p.dev, id: id, size: c}, nil
+	return &buffer{dev: p.dev, id: id, size: c, bytes: n}, nil
 }
 
 // release returns b to the pool (or deletes it when the pool holds enough

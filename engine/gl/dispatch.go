@@ -16,6 +16,13 @@ type launch struct {
 	p       []int32
 	f       []float32
 	groups  [3]int
+
+	// chunk > 0 marks a 1-D elementwise kernel over chunk f32 elements whose
+	// P[0] is the count and whose bindings are all indexed by the
+	// invocation (except those in whole): it may run in ranges, so tensors
+	// beyond the per-binding limit work.
+	chunk int
+	whole uint32 // bit i: binding i is bound whole (a scalar operand)
 }
 
 // grid1D tiles a 1-D launch of n invocations in work groups of local into a
@@ -59,10 +66,23 @@ func (d *Device) run(l launch) error {
 	if err := check(l.kernel, "glUseProgram"); err != nil {
 		return err
 	}
+	big := false
 	for i, b := range l.bufs {
 		if b == nil || b.id == 0 {
 			return fmt.Errorf("gl: kernel %s: binding %d is a released buffer", l.kernel, i)
 		}
+		if b.bytes > d.limits.MaxSSBOSize {
+			if l.chunk == 0 || l.whole&(1<<i) != 0 {
+				return fmt.Errorf("gl: kernel %s: binding %d is %d MiB, over this device's %d MiB shader storage binding limit (%s); split the tensor (e.g. by batch) or tile the work",
+					l.kernel, i, b.bytes>>20, d.limits.MaxSSBOSize>>20, d.limits.Renderer)
+			}
+			big = true
+		}
+	}
+	if big {
+		return d.runChunked(l, prog)
+	}
+	for i, b := range l.bufs {
 		size := b.size
 		if size > d.limits.MaxSSBOSize {
 			size = d.limits.MaxSSBOSize
@@ -96,6 +116,43 @@ func (d *Device) run(l launch) error {
 	}
 	gl.MemoryBarrier(gl.SHADER_STORAGE_BARRIER_BIT | gl.BUFFER_UPDATE_BARRIER_BIT)
 	return check(l.kernel, "glMemoryBarrier")
+}
+
+// runChunked runs an elementwise launch whose tensors exceed the binding
+// limit as a series of dispatches, each over a range of elements bound with
+// glBindBufferRange at an aligned offset. prog is already in use.
+func (d *Device) runChunked(l launch, prog *program) error {
+	align := d.limits.SSBOAlign / 4
+	if align < 1 {
+		align = 1
+	}
+	per := d.limits.MaxSSBOSize / 4 / align * align
+	for c0 := 0; c0 < l.chunk; c0 += per {
+		cnt := min(per, l.chunk-c0)
+		for i, b := range l.bufs {
+			if l.whole&(1<<i) != 0 {
+				gl.BindBufferRange(gl.SHADER_STORAGE_BUFFER, uint32(i), b.id, 0, b.size)
+				continue
+			}
+			gl.BindBufferRange(gl.SHADER_STORAGE_BUFFER, uint32(i), b.id, 4*c0, min(4*cnt, b.size-4*c0))
+		}
+		if err := check(l.kernel, "glBindBufferRange"); err != nil {
+			return err
+		}
+		p := append([]int32(nil), l.p...)
+		p[0] = int32(cnt)
+		gl.Uniform1iv(prog.locP, int32(len(p)), &p[0])
+		if len(l.f) > 0 && prog.locF >= 0 {
+			gl.Uniform1fv(prog.locF, int32(len(l.f)), &l.f[0])
+		}
+		g := d.grid1D(cnt, 256)
+		gl.DispatchCompute(uint32(g[0]), uint32(g[1]), uint32(g[2]))
+		gl.MemoryBarrier(gl.SHADER_STORAGE_BARRIER_BIT | gl.BUFFER_UPDATE_BARRIER_BIT)
+		if err := check(l.kernel, "glDispatchCompute"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // glError returns the pending GL error, naming what was being done.

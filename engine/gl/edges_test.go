@@ -3,6 +3,7 @@ package gl
 import (
 	"math"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"lorastudio/engine/cpu"
@@ -274,5 +275,55 @@ func TestTiledDispatch(t *testing.T) {
 	p, _ := g.Download(sm)
 	if d := p[2*(rows-1)] + p[2*(rows-1)+1]; math.Abs(float64(d)-1) > 1e-6 {
 		t.Fatalf("last softmax row sums to %v", d)
+	}
+}
+
+// TestBindingLimit lowers the per-binding limit to 64 KiB so that small
+// tensors are "big": elementwise kernels must walk them in bound ranges and
+// agree with the unsplit result; other kernels must refuse with an error
+// naming the kernel and the limit.
+func TestBindingLimit(t *testing.T) {
+	g := newTestBackend(t)
+	d := g.dev
+	saved := d.limits.MaxSSBOSize
+	const n = 50000 // 200 KB: four ranges of 64 KiB
+	v := make([]float32, n)
+	w := make([]float32, n)
+	for i := range v {
+		v[i] = float32(i%1000) / 100
+		w[i] = float32(i % 7)
+	}
+	x, _ := g.Upload(v, tensor.Shape{n}, tensor.F32)
+	y, _ := g.Upload(w, tensor.Shape{n}, tensor.F32)
+	defer tensor.FreeAll(x, y)
+	d.limits.MaxSSBOSize = 64 << 10
+	defer func() { d.limits.MaxSSBOSize = saved }()
+	s, err := g.Binary(tensor.Mul, x, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Free()
+	a, err := g.Activation(s, tensor.SiLU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Free()
+	got, _ := g.Download(s)
+	for i := range got {
+		if want := v[i] * w[i]; got[i] != want {
+			t.Fatalf("mul in ranges: [%d] = %v, want %v", i, got[i], want)
+		}
+	}
+	act, _ := g.Download(a)
+	for _, i := range []int{0, 16383, 16384, 16385, 32768, n - 1} {
+		z := float64(got[i])
+		want := z / (1 + math.Exp(-z))
+		if math.Abs(float64(act[i])-want) > 1e-5*math.Max(1, math.Abs(want)) {
+			t.Fatalf("silu in ranges: [%d] = %v, want %v", i, act[i], want)
+		}
+	}
+	_, err = g.Softmax(x)
+	if err == nil || !strings.Contains(err.Error(), "softmax_forward") || !strings.Contains(err.Error(), "binding limit") {
+		t.Fatalf("softmax over the limit: %v", err)
 	}
 }

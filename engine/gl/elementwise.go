@@ -31,7 +31,7 @@ func (b *Backend) Activation(x *tensor.Tensor, f tensor.Act) (*tensor.Tensor, er
 	}
 	n := x.Numel()
 	return b.kernelOut(op, x.Shape(), []*tensor.Tensor{x}, func(in []*buffer, out *buffer) ([]launch, error) {
-		return []launch{{kernel: "activation_forward", defines: def, bufs: []*buffer{in[0], out}, p: i32(n), groups: b.dev.grid1D(n, 256)}}, nil
+		return []launch{{kernel: "activation_forward", defines: def, bufs: []*buffer{in[0], out}, p: i32(n), groups: b.dev.grid1D(n, 256), chunk: n}}, nil
 	})
 }
 
@@ -53,7 +53,7 @@ func (b *Backend) ActivationBackward(dout, x *tensor.Tensor, f tensor.Act) (*ten
 	}
 	n := x.Numel()
 	return b.kernelOut(op, x.Shape(), []*tensor.Tensor{dout, x}, func(in []*buffer, out *buffer) ([]launch, error) {
-		return []launch{{kernel: "activation_backward", defines: def, bufs: []*buffer{in[0], in[1], out}, p: i32(n), groups: b.dev.grid1D(n, 256)}}, nil
+		return []launch{{kernel: "activation_backward", defines: def, bufs: []*buffer{in[0], in[1], out}, p: i32(n), groups: b.dev.grid1D(n, 256), chunk: n}}, nil
 	})
 }
 
@@ -126,7 +126,7 @@ func (b *Backend) affine(op string, x *tensor.Tensor, a, c float32) (*tensor.Ten
 	}
 	n := x.Numel()
 	return b.kernelOut(op, x.Shape(), []*tensor.Tensor{x}, func(in []*buffer, out *buffer) ([]launch, error) {
-		return []launch{{kernel: "scale", bufs: []*buffer{in[0], out}, p: i32(n), f: []float32{a, c}, groups: b.dev.grid1D(n, 256)}}, nil
+		return []launch{{kernel: "scale", bufs: []*buffer{in[0], out}, p: i32(n), f: []float32{a, c}, groups: b.dev.grid1D(n, 256), chunk: n}}, nil
 	})
 }
 
@@ -190,7 +190,7 @@ func (b *Backend) MSELossBackward(dout, pred, target *tensor.Tensor) (*tensor.Te
 	}
 	n := pred.Numel()
 	return b.kernelOut(op, pred.Shape(), []*tensor.Tensor{dout, pred, target}, func(in []*buffer, out *buffer) ([]launch, error) {
-		return []launch{{kernel: "mse_loss_backward", bufs: []*buffer{in[0], in[1], in[2], out}, p: i32(n), groups: b.dev.grid1D(n, 256)}}, nil
+		return []launch{{kernel: "mse_loss_backward", bufs: []*buffer{in[0], in[1], in[2], out}, p: i32(n, n), groups: b.dev.grid1D(n, 256), chunk: n, whole: 1}}, nil
 	})
 }
 
