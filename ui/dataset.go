@@ -422,6 +422,8 @@ func (s *DatasetScreen) updateTile(id widget.GridWrapItemID, o fyne.CanvasObject
 			}
 			if t.rel == rel {
 				t.setImage(img)
+			} else {
+				s.refreshTile(rel) // the cell moved to another tile: it takes it from the cache
 			}
 		})
 	})

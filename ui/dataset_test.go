@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
@@ -423,6 +424,45 @@ func TestTilesMarkUncaptionedAndBroken(t *testing.T) {
 		if got != badge || tl.rel != rel {
 			t.Errorf("tile %s: badge %q rel %q, want %q", rel, got, tl.rel, badge)
 		}
+	}
+	// Thumbnails are made in the background (the grid asked for them when it
+	// was laid out) and then come from the cache.
+	tl := newThumbTile()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s.updateTile(s.index["c.png"], tl)
+		if img := tl.img.Image; img != nil {
+			if b := img.Bounds(); b.Dx() != 32 || b.Dy() != 64 {
+				t.Errorf("thumbnail of the 32×64 c.png is %v (a small image is not enlarged)", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the thumbnail of c.png was never made")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The grid's own tile for c.png got it too.
+	found := false
+	for _, o := range test.LaidOutObjects(s.grid) {
+		if gt, ok := o.(*thumbTile); ok && gt.rel == "c.png" {
+			found = true
+			for gt.img.Image == nil && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if gt.img.Image == nil {
+				t.Error("the grid's tile for c.png still shows the placeholder")
+			}
+		}
+	}
+	if !found {
+		t.Error("the grid has no tile for c.png")
+	}
+	// Once cached, a new tile gets it at once.
+	tl2 := newThumbTile()
+	s.updateTile(s.index["c.png"], tl2)
+	if tl2.img.Image == nil {
+		t.Error("a cached thumbnail was not shown at once")
 	}
 }
 
