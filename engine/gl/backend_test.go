@@ -110,3 +110,32 @@ func TestOpErrors(t *testing.T) {
 		t.Errorf("f16 download %v %v", got, err)
 	}
 }
+
+// TestClose: after Close, ops fail with ErrClosed and freeing a surviving
+// tensor neither crashes nor reports an error.
+func TestClose(t *testing.T) {
+	device(t) // skip or fail like every GL test when there is no context
+	b, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := b.Upload([]float32{1, 2}, tensor.Shape{2}, tensor.F32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Scale(x, 2); !errors.Is(err, tensor.ErrClosed) {
+		t.Fatalf("Scale after Close: %v", err)
+	}
+	if _, err := b.Zeros(tensor.Shape{2}, tensor.F32); !errors.Is(err, tensor.ErrClosed) {
+		t.Fatalf("Zeros after Close: %v", err)
+	}
+	if err := x.Free(); err != nil {
+		t.Fatalf("Free after Close: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}

@@ -26,6 +26,9 @@ type buffer struct {
 func (b *buffer) Release() {
 	d := b.dev
 	d.pool.uncount(b)
+	if d.closed.Load() {
+		return // the context and its buffers are gone
+	}
 	d.thread.CallAsync(func() error {
 		d.pool.recycle(b)
 		return nil

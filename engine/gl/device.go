@@ -3,6 +3,7 @@ package gl
 import (
 	"fmt"
 	"os"
+	"sync/atomic"
 	"strings"
 
 	"github.com/go-gl/gl/v4.3-core/gl"
@@ -31,6 +32,7 @@ type Device struct {
 	programs *programCache
 	pool     *bufferPool
 	gemmReg  bool // GEMM kernels use the register-only variant (CPU rasterizers)
+	closed   atomic.Bool
 }
 
 // OpenDevice creates a headless OpenGL 4.3+ context on its own locked thread
@@ -124,17 +126,16 @@ func (d *Device) Thread() *Thread { return d.thread }
 
 // Close deletes every program and buffer, releases the context and stops
 // the thread. The device must not be used afterwards.
+// Tensors freed later only update the accounting.
 func (d *Device) Close() error {
-	if d.thread == nil {
+	if d.closed.Swap(true) {
 		return nil
 	}
-	err := d.thread.Stop(func() {
+	return d.thread.Stop(func() {
 		d.programs.deleteAll()
 		d.pool.deleteAll()
 		d.ctx.destroy()
 	})
-	d.thread = nil
-	return err
 }
 
 // chooseGemmReg picks the GEMM variant: the register-only one on CPU
