@@ -3,8 +3,8 @@ package gl
 import (
 	"fmt"
 	"os"
-	"sync/atomic"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-gl/gl/v4.3-core/gl"
 )
