@@ -217,7 +217,6 @@ func newSettingsTab(st *studio.Studio, version string) *settingsTab {
 	note := widget.NewLabel("Change the data directory with --data-dir DIR or the LORASTUDIO_DATA environment variable. " +
 		"Training and generation settings will appear here with the engine.")
 	note.Wrapping = fyne.TextWrapWord
-	note.Importance = widget.LowImportance
 	head := widget.NewLabelWithStyle("Settings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	head.SizeName = theme.SizeNameSubHeadingText
 	s.content = container.NewPadded(container.NewVBox(head, form, widget.NewSeparator(), note))
