@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 
 	fyneapp "fyne.io/fyne/v2/app"
@@ -71,11 +72,28 @@ func parseGUIArgs(args []string, stderr io.Writer) (guiOptions, error) {
 	return o, nil
 }
 
+// errNoDisplay explains why the window cannot open on a machine without a display.
+var errNoDisplay = errors.New("no display to open the studio window on (DISPLAY is not set): " +
+	"run it in a desktop session, under xvfb-run, or use the terminal commands ('lorastudio help')")
+
+// hasDisplay reports whether a window system is reachable by name: X11 or
+// Wayland on Unix-like systems; macOS and Windows always have one.
+func hasDisplay() bool {
+	switch runtime.GOOS {
+	case "darwin", "windows", "android", "ios", "js":
+		return true
+	}
+	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
+}
+
 // guiCommand opens the studio window and returns when it is closed.
-func guiCommand(args []string, stderr io.Writer) error {
+func guiCommand(args []string, stderr io.Writer) (err error) {
 	o, err := parseGUIArgs(args, stderr)
 	if err != nil {
 		return err
+	}
+	if !hasDisplay() {
+		return errNoDisplay
 	}
 	dir, err := resolveDataDir(o.dataDir)
 	if err != nil {
@@ -85,11 +103,19 @@ func guiCommand(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer st.Close()
+	// The windowing library panics when it cannot start (an unreachable
+	// display); report that as an error instead of a stack trace.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cannot open the studio window (is DISPLAY=%q reachable?): %v", os.Getenv("DISPLAY"), r)
+		}
+	}()
 	a := fyneapp.NewWithID(appID)
 	a.SetIcon(assets.Icon)
 	w := ui.NewMainWindow(a, st, appVersion)
 	w.Window.SetIcon(assets.Icon)
 	w.OpenInitial(o.dataset)
 	w.Window.ShowAndRun()
-	return st.Close()
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -53,5 +54,18 @@ func TestGUICommandRejectsBadDatasetBeforeOpeningAWindow(t *testing.T) {
 	code := run([]string{"--data-dir", t.TempDir(), filepath.Join(t.TempDir(), "missing")}, io.Discard, &stderr)
 	if code != exitUsage || !strings.Contains(stderr.String(), "does not exist") {
 		t.Errorf("exit %d, stderr %q; want a usage error naming the missing folder", code, stderr.String())
+	}
+}
+
+func TestGUICommandWithoutDisplayIsAClearError(t *testing.T) {
+	if !strings.Contains("linux freebsd openbsd netbsd", runtime.GOOS) {
+		t.Skip("this platform always has a window system")
+	}
+	t.Setenv("DISPLAY", "")
+	t.Setenv("WAYLAND_DISPLAY", "")
+	var stderr strings.Builder
+	code := run([]string{"--data-dir", t.TempDir()}, io.Discard, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "DISPLAY is not set") {
+		t.Errorf("exit %d, stderr %q; want a clear no-display error", code, stderr.String())
 	}
 }
