@@ -108,23 +108,8 @@ func benchCommand(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "device: %s (%s)\n", b.Name(), b.Device())
 		fmt.Fprintln(stdout, formatHeader())
 	}
-	for _, c := range bench.Suite() {
-		if !want(c.Op, c.Shape) {
-			continue
-		}
-		r, err := c.Run(b, opts)
-		if err != nil {
-			return err
-		}
-		emit(r)
-	}
-	for _, s := range bench.MatMulShapes {
-		if !want("matmul", s.String()) {
-			continue
-		}
-		if err := bench.RunBaselines(opts, []bench.MatMulShape{s}, emit); err != nil {
-			return err
-		}
+	if err := bench.RunSuite(b, opts, want, emit); err != nil {
+		return err
 	}
 	if asJSON {
 		if rows == nil {

@@ -217,9 +217,25 @@ func (c Case) Run(b tensor.Backend, o Options) (Result, error) {
 	return result(c.Op, c.Shape, b.Name(), c.Flops, c.Bytes, d), nil
 }
 
-// RunSuite times every case of Suite on b, calling emit after each.
-func RunSuite(b tensor.Backend, o Options, emit func(Result)) error {
+// RunSuite times the suite on b, calling emit after each row: each matmul
+// shape through CompareMatMul (so its pure-Go and BLAS baselines come from
+// the same run), then every other case. want filters rows by op and shape
+// (nil runs everything).
+func RunSuite(b tensor.Backend, o Options, want func(op, shape string) bool, emit func(Result)) error {
+	if want == nil {
+		want = func(string, string) bool { return true }
+	}
+	for _, s := range MatMulShapes {
+		if want("matmul", s.String()) {
+			if err := CompareMatMul(b, o, s, emit); err != nil {
+				return err
+			}
+		}
+	}
 	for _, c := range Suite() {
+		if c.Op == "matmul" || !want(c.Op, c.Shape) {
+			continue
+		}
 		r, err := c.Run(b, o)
 		if err != nil {
 			return err
@@ -229,32 +245,83 @@ func RunSuite(b tensor.Backend, o Options, emit func(Result)) error {
 	return nil
 }
 
-// RunBaselines times the CPU sgemm baselines on the shapes (nil means
-// MatMulShapes): the pure-Go backend's MatMul (device "cpu-purego") and, when
-// built with -tags openblas, cblas_sgemm called directly (device "blas").
-func RunBaselines(o Options, shapes []MatMulShape, emit func(Result)) error {
+// CompareMatMul times the (M, K)·(K, N) matmul three ways and emits a row
+// for each: on b, on the pure-Go CPU backend (device "cpu-purego"), and, when
+// built with -tags openblas, through cblas_sgemm directly (device "blas").
+// b's runs and BLAS's runs alternate, so load from other processes on the
+// machine hits both alike; each reports its best run.
+func CompareMatMul(b tensor.Backend, o Options, s MatMulShape, emit func(Result)) error {
 	o = o.withDefaults()
-	pure := cpu.NewPureGo()
-	if shapes == nil {
-		shapes = MatMulShapes
+	c := MatMulCase(s)
+	fail := func(dev string, err error) error {
+		return fmt.Errorf("bench matmul %s on %s: %w", s, dev, err)
 	}
-	for _, s := range shapes {
-		r, err := MatMulCase(s).Run(pure, o)
+	run, cleanup, err := c.Setup(b, rand.New(rand.NewSource(1)))
+	if err != nil {
+		return fail(b.Name(), err)
+	}
+	defer cleanup()
+	onB := func() error {
+		outs, err := run()
 		if err != nil {
 			return err
 		}
-		r.Device = "cpu-purego"
-		emit(r)
-		if !cpu.HaveBLAS() {
-			continue
+		defer tensor.FreeAll(outs...)
+		return sync(b, outs[0])
+	}
+	rng := rand.New(rand.NewSource(1))
+	a, bm, out := randn(rng, s.M*s.K), randn(rng, s.K*s.N), make([]float32, s.M*s.N)
+	onBLAS := func() error { return cpu.BLASSgemm(s.M, s.N, s.K, a, bm, out) }
+
+	if err := onB(); err != nil { // warm-up
+		return fail(b.Name(), err)
+	}
+	if cpu.HaveBLAS() {
+		if err := onBLAS(); err != nil {
+			return fail("blas", err)
 		}
-		rng := rand.New(rand.NewSource(1))
-		a, bm, out := randn(rng, s.M*s.K), randn(rng, s.K*s.N), make([]float32, s.M*s.N)
-		d, err := timeBest(o, func() error { return cpu.BLASSgemm(s.M, s.N, s.K, a, bm, out) })
+	}
+	bestB, bestBLAS := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
+	spent := time.Duration(0)
+	for i := 0; i < o.MaxRuns && spent < o.MinTime; i++ {
+		start := time.Now()
+		if err := onB(); err != nil {
+			return fail(b.Name(), err)
+		}
+		d := time.Since(start)
+		bestB, spent = min(bestB, d), spent+d
+		if cpu.HaveBLAS() {
+			start = time.Now()
+			if err := onBLAS(); err != nil {
+				return fail("blas", err)
+			}
+			d = time.Since(start)
+			bestBLAS, spent = min(bestBLAS, d), spent+d
+		}
+	}
+	emit(result(c.Op, c.Shape, b.Name(), c.Flops, c.Bytes, bestB))
+
+	// The pure-Go kernel is slow (seconds): no warm-up, at most MinTime.
+	pure := cpu.NewPureGo()
+	prun, pclean, err := c.Setup(pure, rand.New(rand.NewSource(1)))
+	if err != nil {
+		return fail("cpu-purego", err)
+	}
+	defer pclean()
+	bestPure, spent := time.Duration(math.MaxInt64), time.Duration(0)
+	for i := 0; i < o.MaxRuns && (i == 0 || spent < o.MinTime); i++ {
+		start := time.Now()
+		outs, err := prun()
 		if err != nil {
-			return err
+			return fail("cpu-purego", err)
 		}
-		emit(result("matmul", s.String(), "blas", 2*float64(s.M*s.K*s.N), 4*float64(s.M*s.K+s.K*s.N+s.M*s.N), d))
+		d := time.Since(start)
+		tensor.FreeAll(outs...)
+		bestPure, spent = min(bestPure, d), spent+d
+	}
+	emit(result(c.Op, c.Shape, "cpu-purego", c.Flops, c.Bytes, bestPure))
+	if cpu.HaveBLAS() {
+		emit(result(c.Op, c.Shape, "blas", c.Flops, c.Bytes, bestBLAS))
 	}
 	return nil
 }

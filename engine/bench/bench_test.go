@@ -129,3 +129,23 @@ func TestRatios(t *testing.T) {
 		t.Fatalf("ratios %v", got)
 	}
 }
+
+func TestCompareMatMulRows(t *testing.T) {
+	var rows []Result
+	err := CompareMatMul(cpu.New(), Options{MinTime: time.Millisecond, MaxRuns: 2}, MatMulShape{33, 65, 13}, func(r Result) { rows = append(rows, r) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"cpu", "cpu-purego"}
+	if cpu.HaveBLAS() {
+		want = append(want, "blas")
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("rows %+v, want devices %v", rows, want)
+	}
+	for i, r := range rows {
+		if r.Device != want[i] || r.Op != "matmul" || r.Shape != "33x65x13" || r.Ms <= 0 || r.GFlops <= 0 {
+			t.Errorf("row %d: %+v", i, r)
+		}
+	}
+}
