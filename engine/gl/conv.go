@@ -39,14 +39,14 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 		hasBias = 1
 	}
 	pp := i32(cout, ho*wo, cin*kh*kw, cin, h, wd, kh, kw, p.StrideOr1(), p.PadTop, p.PadLeft, wo, hasBias)
-	def := convDefines(map[string]string{"WTYPE": strconv.Itoa(int(w.DType()))})
+	def, tile := b.dev.gemmConfig(map[string]string{"WTYPE": strconv.Itoa(int(w.DType()))}, cout, ho*wo, n, false)
 	return b.kernelOut(op, outShape, ts, func(in []*buffer, out *buffer) ([]launch, error) {
 		bb := out
 		if bias != nil {
 			bb = in[2]
 		}
 		return []launch{{kernel: "conv2d_forward", defines: def, bufs: []*buffer{in[0], in[1], bb, out}, p: pp,
-			groups: [3]int{(ho*wo + 63) / 64, (cout + 63) / 64, n}}}, nil
+			groups: [3]int{(ho*wo + tile - 1) / tile, (cout + tile - 1) / tile, n}}}, nil
 	})
 }
 
@@ -75,10 +75,10 @@ func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParam
 	s := p.StrideOr1()
 	if need.Has(tensor.GradX) {
 		pp := i32(cin, h*wd, cout*kh*kw, cout, h, wd, kh, kw, s, p.PadTop, p.PadLeft, ho, wo)
-		def := convDefines(map[string]string{"WTYPE": strconv.Itoa(int(w.DType()))})
+		def, tile := b.dev.gemmConfig(map[string]string{"WTYPE": strconv.Itoa(int(w.DType()))}, cin, h*wd, n, false)
 		dx, err = b.kernelOut(op, xs, []*tensor.Tensor{dout, w}, func(in []*buffer, out *buffer) ([]launch, error) {
 			return []launch{{kernel: "conv2d_backward_input", defines: def, bufs: []*buffer{in[0], in[1], out}, p: pp,
-				groups: [3]int{(h*wd + 63) / 64, (cin + 63) / 64, n}}}, nil
+				groups: [3]int{(h*wd + tile - 1) / tile, (cin + tile - 1) / tile, n}}}, nil
 		})
 		if err != nil {
 			return nil, nil, nil, err
@@ -86,9 +86,10 @@ func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParam
 	}
 	if need.Has(tensor.GradW) {
 		pp := i32(cout, cin*kh*kw, n*ho*wo, cin, h, wd, kh, kw, s, p.PadTop, p.PadLeft, ho, wo)
+		def, tile := b.dev.gemmConfig(nil, cout, cin*kh*kw, 1, false)
 		dw, err = b.kernelOut(op, ws, []*tensor.Tensor{dout, x}, func(in []*buffer, out *buffer) ([]launch, error) {
-			return []launch{{kernel: "conv2d_backward_weight", defines: convDefines(nil), bufs: []*buffer{in[0], in[1], out}, p: pp,
-				groups: [3]int{(cin*kh*kw + 63) / 64, (cout + 63) / 64, 1}}}, nil
+			return []launch{{kernel: "conv2d_backward_weight", defines: def, bufs: []*buffer{in[0], in[1], out}, p: pp,
+				groups: [3]int{(cin*kh*kw + tile - 1) / tile, (cout + tile - 1) / tile, 1}}}, nil
 		})
 		if err != nil {
 			return nil, nil, nil, err
@@ -104,17 +105,4 @@ func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParam
 		}
 	}
 	return dx, dw, dbias, nil
-}
-
-// convDefines selects the shared-memory GEMM tiles for the convolutions on
-// every device: their operand is gathered (with bounds and index
-// arithmetic), and staging each gathered element once per tile beats the
-// register-only variant even on llvmpipe (measured 0.58 vs 0.18 GFLOP/s for
-// a 64-channel 3x3 conv at 64x64).
-func convDefines(defs map[string]string) map[string]string {
-	if defs == nil {
-		defs = map[string]string{}
-	}
-	defs["GEMM_REG"] = "0"
-	return defs
 }

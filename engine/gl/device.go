@@ -32,6 +32,7 @@ type Device struct {
 	programs *programCache
 	pool     *bufferPool
 	gemmReg  bool // GEMM kernels use the register-only variant (CPU rasterizers)
+	gemm128  bool // tests: always use the 128x128 shared-memory tiles
 	closed   atomic.Bool
 }
 
@@ -153,14 +154,21 @@ func chooseGemmReg(renderer, env string) bool {
 	return strings.Contains(r, "llvmpipe") || strings.Contains(r, "softpipe")
 }
 
-// gemmDefines adds the GEMM variant define to defs (which may be nil).
-func (d *Device) gemmDefines(defs map[string]string) map[string]string {
+// gemmConfig returns the defines of the GEMM variant for an (m, n) product
+// over batch, and its tile size (see common/gemm.glsl). allowReg is false
+// for the convolutions, which always stage their gathered operand.
+func (d *Device) gemmConfig(defs map[string]string, m, n, batch int, allowReg bool) (map[string]string, int) {
 	if defs == nil {
 		defs = map[string]string{}
 	}
-	defs["GEMM_REG"] = "0"
-	if d.gemmReg {
+	defs["GEMM_REG"], defs["GEMM_TM"], defs["GEMM_BK"] = "0", "4", "16"
+	switch {
+	case allowReg && d.gemmReg:
 		defs["GEMM_REG"] = "1"
+	case d.gemm128 || (!d.gemmReg && ((m+127)/128)*((n+127)/128)*batch >= 64):
+		// Enough 128x128 tiles to fill a GPU: 8x8 register blocks.
+		defs["GEMM_TM"], defs["GEMM_BK"] = "8", "8"
+		return defs, 128
 	}
-	return defs
+	return defs, 64
 }

@@ -24,12 +24,13 @@ func (b *Backend) gemmLaunch(A, B operand, bias, out *buffer, batch, m, n, k int
 	} else {
 		bb = out // a binding must be present; the kernel does not read it
 	}
+	defs, tile := b.dev.gemmConfig(map[string]string{"ATYPE": strconv.Itoa(int(A.dt)), "BTYPE": strconv.Itoa(int(B.dt))}, m, n, batch, true)
 	return launch{
 		kernel:  "matmul",
-		defines: b.dev.gemmDefines(map[string]string{"ATYPE": strconv.Itoa(int(A.dt)), "BTYPE": strconv.Itoa(int(B.dt))}),
+		defines: defs,
 		bufs:    []*buffer{A.buf, B.buf, bb, out},
 		p:       p,
-		groups:  [3]int{(n + 63) / 64, (m + 63) / 64, batch},
+		groups:  [3]int{(n + tile - 1) / tile, (m + tile - 1) / tile, batch},
 	}
 }
 
