@@ -10,6 +10,7 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
+	"lorastudio/app/studio"
 	"lorastudio/storage"
 )
 
@@ -583,5 +584,93 @@ func TestRescanPicksUpNewFiles(t *testing.T) {
 	}
 	if !strings.Contains(s.StatusText(), "6 images") {
 		t.Errorf("status = %q", s.StatusText())
+	}
+}
+
+// openedIn returns a channel told the root of each dataset m finishes showing.
+func openedIn(m *MainWindow) <-chan string {
+	ch := make(chan string, 4)
+	prev := m.Dataset.OnDatasetChanged
+	m.Dataset.OnDatasetChanged = func(root string) {
+		prev(root)
+		ch <- root
+	}
+	return ch
+}
+
+// waitDataset waits for a dataset opened in the background.
+func waitDataset(t *testing.T, ch <-chan string) string {
+	t.Helper()
+	select {
+	case root := <-ch:
+		return root
+	case <-time.After(30 * time.Second):
+		t.Fatal("no dataset opened in 30 s")
+	}
+	return ""
+}
+
+func TestOpenInitialSampleThenLastThenArgument(t *testing.T) {
+	a := test.NewTempApp(t)
+	dataDir := t.TempDir()
+	st, err := studio.Open(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMainWindow(a, st, "test")
+	opened := openedIn(m)
+	m.OpenInitial("") // first run: the sample dataset
+	root := waitDataset(t, opened)
+	if filepath.Dir(root) != dataDir {
+		t.Fatalf("first run opened %s, want the sample dataset inside %s", root, dataDir)
+	}
+	caps, _ := filepath.Glob(filepath.Join(root, "captions", "*.txt"))
+	if len(caps) == 0 || m.Dataset.Current() == "" {
+		t.Fatalf("sample dataset %s: %d captions, current %q", root, len(caps), m.Dataset.Current())
+	}
+	// Open another folder; a later run starts there.
+	other := makeDataset(t)
+	if err := m.Dataset.Open(other); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	st2, err := studio.Open(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	m2 := NewMainWindow(a, st2, "test")
+	opened2 := openedIn(m2)
+	m2.OpenInitial("")
+	if got := waitDataset(t, opened2); got != other {
+		t.Fatalf("second run opened %s, want the last dataset %s", got, other)
+	}
+	// A folder on the command line wins.
+	m3 := NewMainWindow(a, st2, "test")
+	opened3 := openedIn(m3)
+	m3.OpenInitial(root)
+	if got := waitDataset(t, opened3); got != root {
+		t.Fatalf("opened %s, want the folder given %s", got, root)
+	}
+}
+
+func TestOpenFailureNamesTheFolder(t *testing.T) {
+	m, _ := newTestWindow(t, "")
+	missing := filepath.Join(t.TempDir(), "no-such-folder")
+	m.Dataset.OpenAsync(missing)
+	deadline := time.Now().Add(20 * time.Second)
+	for m.Window.Canvas().Overlays().Top() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no error dialog after opening a missing folder")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if msg := texts(overlay(t, m.Window)); !strings.Contains(msg, missing) {
+		t.Errorf("error dialog does not name %s:\n%s", missing, msg)
+	}
+	if !strings.Contains(m.Dataset.emptyText.Text, missing) {
+		t.Errorf("empty state says %q", m.Dataset.emptyText.Text)
 	}
 }
