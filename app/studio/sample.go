@@ -49,30 +49,31 @@ type sampleDiagram struct {
 	cluster []int // nodes drawn inside a shared boundary
 }
 
-// sampleDiagrams is the sample dataset, in the tutorial's subject.
+// sampleDiagrams is the sample dataset, in the tutorial's subject; the trailing
+// comma-separated tags are shared so the tag table has something to show.
 var sampleDiagrams = []sampleDiagram{
-	{"api-gateway-database", "enterprise cloud architecture diagram with api gateway and database",
+	{"api-gateway-database", "enterprise cloud architecture diagram with api gateway and database, minimal design, white background",
 		[]sampleNode{{kindClient, 0, 1.5}, {kindGateway, 1, 1.5}, {kindService, 2, 1.5}, {kindDatabase, 3, 1.5}},
 		[][2]int{{0, 1}, {1, 2}, {2, 3}}, nil},
-	{"load-balancer-microservices", "enterprise cloud architecture diagram with load balancer and three microservices",
+	{"load-balancer-microservices", "enterprise cloud architecture diagram with load balancer and three microservices, minimal design, white background",
 		[]sampleNode{{kindClient, 0, 1.5}, {kindBalancer, 1, 1.5}, {kindService, 2.5, 0.5}, {kindService, 2.5, 1.5}, {kindService, 2.5, 2.5}},
 		[][2]int{{0, 1}, {1, 2}, {1, 3}, {1, 4}}, []int{2, 3, 4}},
-	{"message-queue", "enterprise cloud architecture diagram with message queue between two services",
+	{"message-queue", "enterprise cloud architecture diagram with message queue between two services, minimal design, white background",
 		[]sampleNode{{kindService, 0.5, 1.5}, {kindQueue, 1.5, 1.5}, {kindService, 2.5, 1.5}, {kindDatabase, 2.5, 3}},
 		[][2]int{{0, 1}, {1, 2}, {2, 3}}, nil},
-	{"cache-layer", "enterprise cloud architecture diagram with cache layer in front of database",
+	{"cache-layer", "enterprise cloud architecture diagram with cache layer in front of database, minimal design, white background",
 		[]sampleNode{{kindClient, 0, 1.5}, {kindService, 1, 1.5}, {kindCache, 2, 0.7}, {kindDatabase, 3, 1.5}},
 		[][2]int{{0, 1}, {1, 2}, {1, 3}, {2, 3}}, nil},
-	{"cdn-object-storage", "enterprise cloud architecture diagram with cdn, web server and object storage",
+	{"cdn-object-storage", "enterprise cloud architecture diagram with cdn in front of web server and object storage, minimal design, white background",
 		[]sampleNode{{kindClient, 0, 1.5}, {kindCloud, 1, 0.6}, {kindService, 2, 1.5}, {kindStorage, 3, 0.6}, {kindDatabase, 3, 2.4}},
 		[][2]int{{0, 1}, {0, 2}, {1, 3}, {2, 3}, {2, 4}}, nil},
-	{"kubernetes-cluster", "enterprise cloud architecture diagram with kubernetes cluster of four pods",
+	{"kubernetes-cluster", "enterprise cloud architecture diagram with kubernetes cluster of four pods, minimal design, white background",
 		[]sampleNode{{kindBalancer, 0.3, 1.5}, {kindService, 1.7, 0.8}, {kindService, 2.7, 0.8}, {kindService, 1.7, 2.2}, {kindService, 2.7, 2.2}},
 		[][2]int{{0, 1}, {0, 3}, {1, 2}, {3, 4}}, []int{1, 2, 3, 4}},
-	{"primary-replica", "enterprise cloud architecture diagram with primary and replica databases",
+	{"primary-replica", "enterprise cloud architecture diagram with primary and replica databases, minimal design, white background",
 		[]sampleNode{{kindService, 0.5, 1.5}, {kindDatabase, 2, 0.8}, {kindDatabase, 2, 2.2}, {kindDatabase, 3.2, 2.2}},
 		[][2]int{{0, 1}, {1, 2}, {1, 3}}, nil},
-	{"auth-service", "enterprise cloud architecture diagram with authentication service and user database",
+	{"auth-service", "enterprise cloud architecture diagram with authentication service and user database, minimal design, white background",
 		[]sampleNode{{kindClient, 0, 1.5}, {kindGateway, 1.2, 1.5}, {kindService, 2.4, 0.6}, {kindDatabase, 3.3, 0.6}, {kindService, 2.4, 2.4}},
 		[][2]int{{0, 1}, {1, 2}, {2, 3}, {1, 4}}, nil},
 	{"event-bus", "",
