@@ -62,29 +62,6 @@ func dsn(path string, readOnly bool) string {
 	return "file:" + p + "?_journal_mode=WAL&_txlock=immediate&" + q
 }
 
-// DefaultPath returns where LoRA Studio keeps its database: $XDG_DATA_HOME/lorastudio/studio.db
-// (~/.local/share/lorastudio/studio.db) on Linux and the user config directory elsewhere.
-func DefaultPath() (string, error) {
-	var dir string
-	if runtime.GOOS == "linux" || runtime.GOOS == "freebsd" || runtime.GOOS == "openbsd" {
-		dir = os.Getenv("XDG_DATA_HOME")
-		if dir == "" || !filepath.IsAbs(dir) {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return "", fmt.Errorf("storage: finding the data directory: %w", err)
-			}
-			dir = filepath.Join(home, ".local", "share")
-		}
-	} else {
-		d, err := os.UserConfigDir()
-		if err != nil {
-			return "", fmt.Errorf("storage: finding the data directory: %w", err)
-		}
-		dir = d
-	}
-	return filepath.Join(dir, "lorastudio", "studio.db"), nil
-}
-
 // Open opens (creating it and its parent directory if needed) the database at path and
 // migrates it to SchemaVersion, one transaction per migration. A database written by a newer
 // build is refused with an error wrapping ErrNewerSchema that names the file and both
