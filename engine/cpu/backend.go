@@ -77,12 +77,13 @@ func (b *Backend) Device() string {
 	return fmt.Sprintf("%s, %d threads, sgemm %s", model, runtime.GOMAXPROCS(0), b.GemmName())
 }
 
-// GemmName returns which sgemm MatMul uses: "openblas" or "pure-go".
+// GemmName returns which sgemm MatMul uses: "openblas", or "pure-go" with
+// its micro-kernel, e.g. "pure-go (avx2 6x16)".
 func (b *Backend) GemmName() string {
 	if b.useBLAS() {
 		return "openblas"
 	}
-	return "pure-go"
+	return "pure-go (" + gemmKernel.name + ")"
 }
 
 // HaveBLAS reports whether the package was built with -tags openblas.

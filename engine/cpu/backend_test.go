@@ -82,7 +82,7 @@ func TestDeviceNamesGemm(t *testing.T) {
 	if !strings.Contains(d, "threads") || !strings.Contains(d, New().GemmName()) {
 		t.Fatalf("Device() = %q", d)
 	}
-	if NewPureGo().GemmName() != "pure-go" {
+	if !strings.HasPrefix(NewPureGo().GemmName(), "pure-go") {
 		t.Fatal("NewPureGo uses BLAS")
 	}
 	if HaveBLAS() != (New().GemmName() == "openblas") {

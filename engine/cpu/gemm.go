@@ -19,34 +19,54 @@ func (b *Backend) gemm(transA, transB bool, m, n, k int, a []float32, lda int, b
 }
 
 // Blocking of the pure-Go sgemm (BLIS-style loops): a kc×nc panel of B is
-// packed once and shared, mc×kc panels of A are packed per worker, and a
-// mr×nr register tile of C is computed by kernel4x4.
+// packed once and shared, mc×kc panels of A are packed per worker, and an
+// mr×nr register tile of C is computed by the micro-kernel.
 const (
-	gemmMR = 4
-	gemmNR = 4
 	gemmKC = 256
-	gemmMC = 64
+	gemmMC = 96 // a multiple of every kernel's mr
 	gemmNC = 1024
 )
 
-var packPool = sync.Pool{New: func() any { s := make([]float32, gemmMC*gemmKC); return &s }}
+// microKernel adds a packed mr×kc panel of A times a packed kc×nr panel of
+// B into the mr×nr tile at c[0] with row stride ldc.
+type microKernel struct {
+	name   string
+	mr, nr int
+	fn     func(kc int, ap, bp, c []float32, ldc int)
+}
+
+// kernelGo is the portable kernel: a 4×4 tile in sixteen scalar accumulators.
+var kernelGo = microKernel{name: "go 4x4", mr: 4, nr: 4, fn: func(kc int, ap, bp, c []float32, ldc int) {
+	kernel4x4(ap[:kc*4], bp[:kc*4], c, ldc)
+}}
+
+// gemmKernel is the kernel gemmGo uses: kernelGo, or an assembly one chosen
+// at start-up when the CPU has it (see gemm_amd64.go).
+var gemmKernel = kernelGo
+
+var packPool = sync.Pool{New: func() any { s := make([]float32, (gemmMC+8)*gemmKC); return &s }}
 
 // gemmGo is the pure-Go sgemm; see gemm.
 func gemmGo(transA, transB bool, m, n, k int, a []float32, lda int, bm []float32, ldb int, acc bool, c []float32, ldc int) {
+	gemmWith(gemmKernel, transA, transB, m, n, k, a, lda, bm, ldb, acc, c, ldc)
+}
+
+// gemmWith is gemmGo with an explicit micro-kernel.
+func gemmWith(kern microKernel, transA, transB bool, m, n, k int, a []float32, lda int, bm []float32, ldb int, acc bool, c []float32, ldc int) {
 	if !acc {
 		for i := 0; i < m; i++ {
 			clear(c[i*ldc : i*ldc+n])
 		}
 	}
-	if k == 0 {
+	if k == 0 || m == 0 || n == 0 {
 		return
 	}
-	bp := make([]float32, gemmKC*(gemmNC+gemmNR))
+	bp := make([]float32, gemmKC*(gemmNC+kern.nr))
 	for jc := 0; jc < n; jc += gemmNC {
 		nc := min(gemmNC, n-jc)
 		for pc := 0; pc < k; pc += gemmKC {
 			kc := min(gemmKC, k-pc)
-			packB(bp, bm, ldb, transB, pc, kc, jc, nc)
+			packB(bp, bm, ldb, transB, pc, kc, jc, nc, kern.nr)
 			mBlocks := (m + gemmMC - 1) / gemmMC
 			parallelFor(mBlocks, gemmMC*kc*nc/64, func(lo, hi int) {
 				ap := packPool.Get().(*[]float32)
@@ -54,58 +74,62 @@ func gemmGo(transA, transB bool, m, n, k int, a []float32, lda int, bm []float32
 				for blk := lo; blk < hi; blk++ {
 					ic := blk * gemmMC
 					mc := min(gemmMC, m-ic)
-					packA(*ap, a, lda, transA, ic, mc, pc, kc)
-					macroKernel(mc, nc, kc, *ap, bp, c[ic*ldc+jc:], ldc)
+					packA(*ap, a, lda, transA, ic, mc, pc, kc, kern.mr)
+					macroKernel(kern, mc, nc, kc, *ap, bp, c[ic*ldc+jc:], ldc)
 				}
 			})
 		}
 	}
 }
 
-// packA copies op(A)[ic:ic+mc, pc:pc+kc] into ap as panels of gemmMR rows,
-// k-major inside a panel: ap[p*kc*MR + kk*MR + r] = op(A)[ic+p*MR+r, pc+kk],
+// packA copies op(A)[ic:ic+mc, pc:pc+kc] into ap as panels of mr rows,
+// k-major inside a panel: ap[p*kc*mr + kk*mr + r] = op(A)[ic+p*mr+r, pc+kk],
 // zero-padded past mc.
-func packA(ap, a []float32, lda int, transA bool, ic, mc, pc, kc int) {
-	for p := 0; p*gemmMR < mc; p++ {
-		dst := ap[p*kc*gemmMR : (p+1)*kc*gemmMR]
-		rows := min(gemmMR, mc-p*gemmMR)
-		for r := 0; r < gemmMR; r++ {
-			i := ic + p*gemmMR + r
+func packA(ap, a []float32, lda int, transA bool, ic, mc, pc, kc, mr int) {
+	for p := 0; p*mr < mc; p++ {
+		dst := ap[p*kc*mr : (p+1)*kc*mr]
+		rows := min(mr, mc-p*mr)
+		for r := 0; r < mr; r++ {
+			i := ic + p*mr + r
 			if r >= rows {
 				for kk := 0; kk < kc; kk++ {
-					dst[kk*gemmMR+r] = 0
+					dst[kk*mr+r] = 0
 				}
 				continue
 			}
 			if transA {
 				// A is stored (k, m): element (i, kk) at a[kk*lda + i].
 				for kk := 0; kk < kc; kk++ {
-					dst[kk*gemmMR+r] = a[(pc+kk)*lda+i]
+					dst[kk*mr+r] = a[(pc+kk)*lda+i]
 				}
 			} else {
 				row := a[i*lda+pc : i*lda+pc+kc]
 				for kk, v := range row {
-					dst[kk*gemmMR+r] = v
+					dst[kk*mr+r] = v
 				}
 			}
 		}
 	}
 }
 
-// packB copies op(B)[pc:pc+kc, jc:jc+nc] into bp as panels of gemmNR
-// columns: bp[q*kc*NR + kk*NR + c] = op(B)[pc+kk, jc+q*NR+c], zero-padded.
-func packB(bp, bm []float32, ldb int, transB bool, pc, kc, jc, nc int) {
-	for q := 0; q*gemmNR < nc; q++ {
-		dst := bp[q*kc*gemmNR : (q+1)*kc*gemmNR]
-		cols := min(gemmNR, nc-q*gemmNR)
+// packB copies op(B)[pc:pc+kc, jc:jc+nc] into bp as panels of nr columns:
+// bp[q*kc*nr + kk*nr + c] = op(B)[pc+kk, jc+q*nr+c], zero-padded.
+func packB(bp, bm []float32, ldb int, transB bool, pc, kc, jc, nc, nr int) {
+	for q := 0; q*nr < nc; q++ {
+		dst := bp[q*kc*nr : (q+1)*kc*nr]
+		cols := min(nr, nc-q*nr)
 		for kk := 0; kk < kc; kk++ {
-			d := dst[kk*gemmNR : kk*gemmNR+gemmNR]
-			for cc := 0; cc < gemmNR; cc++ {
+			d := dst[kk*nr : kk*nr+nr]
+			if !transB && cols == nr {
+				copy(d, bm[(pc+kk)*ldb+jc+q*nr:])
+				continue
+			}
+			for cc := 0; cc < nr; cc++ {
 				if cc >= cols {
 					d[cc] = 0
 					continue
 				}
-				j := jc + q*gemmNR + cc
+				j := jc + q*nr + cc
 				if transB {
 					// B is stored (n, k): element (kk, j) at bm[j*ldb + kk].
 					d[cc] = bm[j*ldb+pc+kk]
@@ -118,25 +142,27 @@ func packB(bp, bm []float32, ldb int, transB bool, pc, kc, jc, nc int) {
 }
 
 // macroKernel adds the packed (mc, kc)·(kc, nc) product into c (row stride ldc).
-func macroKernel(mc, nc, kc int, ap, bp, c []float32, ldc int) {
-	var tile [gemmMR * gemmNR]float32
-	for q := 0; q*gemmNR < nc; q++ {
-		bq := bp[q*kc*gemmNR : (q+1)*kc*gemmNR]
-		cols := min(gemmNR, nc-q*gemmNR)
-		for p := 0; p*gemmMR < mc; p++ {
-			apn := ap[p*kc*gemmMR : (p+1)*kc*gemmMR]
-			rows := min(gemmMR, mc-p*gemmMR)
-			cOff := p*gemmMR*ldc + q*gemmNR
-			if rows == gemmMR && cols == gemmNR {
-				kernel4x4(apn, bq, c[cOff:], ldc)
+func macroKernel(kern microKernel, mc, nc, kc int, ap, bp, c []float32, ldc int) {
+	mr, nr := kern.mr, kern.nr
+	var tile [16 * 16]float32
+	for q := 0; q*nr < nc; q++ {
+		bq := bp[q*kc*nr : (q+1)*kc*nr]
+		cols := min(nr, nc-q*nr)
+		for p := 0; p*mr < mc; p++ {
+			apn := ap[p*kc*mr : (p+1)*kc*mr]
+			rows := min(mr, mc-p*mr)
+			cOff := p*mr*ldc + q*nr
+			if rows == mr && cols == nr {
+				kern.fn(kc, apn, bq, c[cOff:], ldc)
 				continue
 			}
 			// Edge tile: compute into a scratch tile, then add the valid part.
-			tile = [gemmMR * gemmNR]float32{}
-			kernel4x4(apn, bq, tile[:], gemmNR)
+			t := tile[:mr*nr]
+			clear(t)
+			kern.fn(kc, apn, bq, t, nr)
 			for r := 0; r < rows; r++ {
 				for cc := 0; cc < cols; cc++ {
-					c[cOff+r*ldc+cc] += tile[r*gemmNR+cc]
+					c[cOff+r*ldc+cc] += t[r*nr+cc]
 				}
 			}
 		}

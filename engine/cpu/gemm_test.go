@@ -40,9 +40,22 @@ func randSlice(r *rand.Rand, n int) []float32 {
 	return s
 }
 
+// TestGemmGoAgainstNaive checks the portable kernel and the one this CPU
+// uses (AVX2 assembly on amd64 with AVX2+FMA) on awkward sizes: edges of
+// every tile, k across a kc block, n across an nc block.
 func TestGemmGoAgainstNaive(t *testing.T) {
+	kernels := []microKernel{kernelGo}
+	if gemmKernel.name != kernelGo.name {
+		kernels = append(kernels, gemmKernel)
+	}
+	for _, kern := range kernels {
+		t.Run(kern.name, func(t *testing.T) { testGemm(t, kern) })
+	}
+}
+
+func testGemm(t *testing.T, kern microKernel) {
 	r := rand.New(rand.NewSource(1))
-	for _, sz := range [][3]int{{1, 1, 1}, {7, 13, 33}, {65, 5, 300}, {130, 1030, 9}, {3, 2, 0}} {
+	for _, sz := range [][3]int{{1, 1, 1}, {7, 13, 33}, {65, 5, 300}, {130, 1030, 9}, {3, 2, 0}, {97, 17, 257}, {6, 16, 5}} {
 		m, n, k := sz[0], sz[1], sz[2]
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
@@ -61,14 +74,14 @@ func TestGemmGoAgainstNaive(t *testing.T) {
 					if acc {
 						copy(c, prev)
 					}
-					gemmGo(ta, tb, m, n, k, a, lda, bm, ldb, acc, c, n)
+					gemmWith(kern, ta, tb, m, n, k, a, lda, bm, ldb, acc, c, n)
 					for i := range want {
 						w := want[i]
 						if acc {
 							w += float64(prev[i])
 						}
 						if math.Abs(float64(c[i])-w) > 1e-4*(1+math.Sqrt(float64(k))) {
-							t.Fatalf("m%d n%d k%d ta%v tb%v acc%v: c[%d]=%g want %g", m, n, k, ta, tb, acc, i, c[i], w)
+							t.Fatalf("%s m%d n%d k%d ta%v tb%v acc%v: c[%d]=%g want %g", kern.name, m, n, k, ta, tb, acc, i, c[i], w)
 						}
 					}
 				}
@@ -77,6 +90,8 @@ func TestGemmGoAgainstNaive(t *testing.T) {
 	}
 }
 
+// BenchmarkGemmGo times the pure-Go sgemm with this CPU's kernel; run with
+// -tags purego for the portable one.
 func BenchmarkGemmGo(b *testing.B) {
 	r := rand.New(rand.NewSource(1))
 	m, n, k := 1024, 640, 2560

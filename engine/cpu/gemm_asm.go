@@ -1,0 +1,18 @@
+package cpu
+
+import "lorastudio/engine/cpu/internal/asm"
+
+// kernelAVX2 is the 6×16 AVX2/FMA assembly micro-kernel (amd64).
+var kernelAVX2 = microKernel{name: "avx2 6x16", mr: 6, nr: 16, fn: func(kc int, ap, bp, c []float32, ldc int) {
+	// Bounds the assembly relies on: the panels hold kc steps and the tile fits in c.
+	_ = ap[kc*6-1]
+	_ = bp[kc*16-1]
+	_ = c[5*ldc+15]
+	asm.Kern6x16AVX2(kc, &ap[0], &bp[0], &c[0], ldc)
+}}
+
+func init() {
+	if asm.HaveAVX2 {
+		gemmKernel = kernelAVX2
+	}
+}
