@@ -248,80 +248,58 @@ func RunSuite(b tensor.Backend, o Options, want func(op, shape string) bool, emi
 // CompareMatMul times the (M, K)·(K, N) matmul three ways and emits a row
 // for each: on b, on the pure-Go CPU backend (device "cpu-purego"), and, when
 // built with -tags openblas, through cblas_sgemm directly (device "blas").
-// b's runs and BLAS's runs alternate, so load from other processes on the
-// machine hits both alike; each reports its best run.
+// The three alternate within each round, so load from other processes on the
+// machine hits them alike; each reports its best run.
 func CompareMatMul(b tensor.Backend, o Options, s MatMulShape, emit func(Result)) error {
 	o = o.withDefaults()
 	c := MatMulCase(s)
-	fail := func(dev string, err error) error {
-		return fmt.Errorf("bench matmul %s on %s: %w", s, dev, err)
+	type timed struct {
+		device string
+		run    func() error
+		best   time.Duration
 	}
-	run, cleanup, err := c.Setup(b, rand.New(rand.NewSource(1)))
-	if err != nil {
-		return fail(b.Name(), err)
-	}
-	defer cleanup()
-	onB := func() error {
-		outs, err := run()
+	var ways []*timed
+	for _, be := range []tensor.Backend{b, cpu.NewPureGo()} {
+		run, cleanup, err := c.Setup(be, rand.New(rand.NewSource(1)))
 		if err != nil {
-			return err
+			return fmt.Errorf("bench matmul %s on %s: %w", s, be.Name(), err)
 		}
-		defer tensor.FreeAll(outs...)
-		return sync(b, outs[0])
+		defer cleanup()
+		be := be
+		ways = append(ways, &timed{device: be.Name(), run: func() error {
+			outs, err := run()
+			if err != nil {
+				return err
+			}
+			defer tensor.FreeAll(outs...)
+			return sync(be, outs[0])
+		}})
 	}
-	rng := rand.New(rand.NewSource(1))
-	a, bm, out := randn(rng, s.M*s.K), randn(rng, s.K*s.N), make([]float32, s.M*s.N)
-	onBLAS := func() error { return cpu.BLASSgemm(s.M, s.N, s.K, a, bm, out) }
-
-	if err := onB(); err != nil { // warm-up
-		return fail(b.Name(), err)
-	}
+	ways[1].device = "cpu-purego"
 	if cpu.HaveBLAS() {
-		if err := onBLAS(); err != nil {
-			return fail("blas", err)
+		rng := rand.New(rand.NewSource(1))
+		a, bm, out := randn(rng, s.M*s.K), randn(rng, s.K*s.N), make([]float32, s.M*s.N)
+		ways = append(ways, &timed{device: "blas", run: func() error { return cpu.BLASSgemm(s.M, s.N, s.K, a, bm, out) }})
+	}
+	for _, w := range ways {
+		w.best = time.Duration(math.MaxInt64)
+		if err := w.run(); err != nil { // warm-up
+			return fmt.Errorf("bench matmul %s on %s: %w", s, w.device, err)
 		}
 	}
-	bestB, bestBLAS := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
 	spent := time.Duration(0)
 	for i := 0; i < o.MaxRuns && spent < o.MinTime; i++ {
-		start := time.Now()
-		if err := onB(); err != nil {
-			return fail(b.Name(), err)
-		}
-		d := time.Since(start)
-		bestB, spent = min(bestB, d), spent+d
-		if cpu.HaveBLAS() {
-			start = time.Now()
-			if err := onBLAS(); err != nil {
-				return fail("blas", err)
+		for _, w := range ways {
+			start := time.Now()
+			if err := w.run(); err != nil {
+				return fmt.Errorf("bench matmul %s on %s: %w", s, w.device, err)
 			}
-			d = time.Since(start)
-			bestBLAS, spent = min(bestBLAS, d), spent+d
+			d := time.Since(start)
+			w.best, spent = min(w.best, d), spent+d
 		}
 	}
-	emit(result(c.Op, c.Shape, b.Name(), c.Flops, c.Bytes, bestB))
-
-	// The pure-Go kernel is slow (seconds): no warm-up, at most MinTime.
-	pure := cpu.NewPureGo()
-	prun, pclean, err := c.Setup(pure, rand.New(rand.NewSource(1)))
-	if err != nil {
-		return fail("cpu-purego", err)
-	}
-	defer pclean()
-	bestPure, spent := time.Duration(math.MaxInt64), time.Duration(0)
-	for i := 0; i < o.MaxRuns && (i == 0 || spent < o.MinTime); i++ {
-		start := time.Now()
-		outs, err := prun()
-		if err != nil {
-			return fail("cpu-purego", err)
-		}
-		d := time.Since(start)
-		tensor.FreeAll(outs...)
-		bestPure, spent = min(bestPure, d), spent+d
-	}
-	emit(result(c.Op, c.Shape, "cpu-purego", c.Flops, c.Bytes, bestPure))
-	if cpu.HaveBLAS() {
-		emit(result(c.Op, c.Shape, "blas", c.Flops, c.Bytes, bestBLAS))
+	for _, w := range ways {
+		emit(result(c.Op, c.Shape, w.device, c.Flops, c.Bytes, w.best))
 	}
 	return nil
 }
