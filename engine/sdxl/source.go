@@ -57,7 +57,7 @@ type openOptions struct {
 func WithConfig(cfg Config) Option {
 	return func(o *openOptions) {
 		o.cfg = &cfg
-		o.describe = "the given config"
+		o.describe = "the config given"
 	}
 }
 
@@ -77,6 +77,9 @@ func WithConfigDir(dir string) Option {
 	}
 }
 
+// sdxlBaseDescribe names the configs a single file is read with by default.
+const sdxlBaseDescribe = "SDXL base 1.0"
+
 // location is where one diffusers parameter's data lies.
 type location struct {
 	file *safetensors.File
@@ -95,6 +98,8 @@ type Source struct {
 	params  map[string][]Param
 	locs    map[string]map[string]location // component → diffusers name → data
 	unknown []string                       // "file: key" of keys no parameter reads
+	// configFrom says where the configs come from, for Info.
+	configFrom string
 }
 
 // OpenSource opens a model: a diffusers folder (a directory holding
@@ -124,7 +129,7 @@ func OpenSource(path string, opts ...Option) (*Source, error) {
 	default:
 		return nil, fmt.Errorf("sdxl: %s: want a diffusers folder or a .safetensors file", path)
 	}
-	describe := "SDXL base 1.0"
+	describe := sdxlBaseDescribe
 	var cfg Config
 	switch {
 	case o.cfg != nil:
@@ -147,7 +152,7 @@ func openDiffusers(dir string) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{path: dir, format: FormatDiffusers, cfg: cfg, params: map[string][]Param{}, locs: map[string]map[string]location{}}
+	s := &Source{path: dir, format: FormatDiffusers, configFrom: "config files in " + dir, cfg: cfg, params: map[string][]Param{}, locs: map[string]map[string]location{}}
 	for _, comp := range Components {
 		path, err := componentFile(dir, comp)
 		if err != nil {
@@ -217,12 +222,12 @@ func openSingleFile(path string, cfg Config, describe string) (*Source, error) {
 	_, unknown, err := matchSingleFile(path, describe, layout, shapes)
 	if err != nil {
 		f.Close()
-		if describe == "SDXL base 1.0" {
+		if describe == sdxlBaseDescribe {
 			err = fmt.Errorf("%v (a single file does not record its sizes; for another architecture give its configs)", err)
 		}
 		return nil, err
 	}
-	s := &Source{path: path, format: FormatSingleFile, cfg: cfg, files: []*safetensors.File{f}, params: map[string][]Param{}, locs: map[string]map[string]location{}}
+	s := &Source{path: path, format: FormatSingleFile, configFrom: describe, cfg: cfg, files: []*safetensors.File{f}, params: map[string][]Param{}, locs: map[string]map[string]location{}}
 	for _, k := range unknown {
 		s.unknown = append(s.unknown, path+": "+k)
 	}
