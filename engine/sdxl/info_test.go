@@ -56,7 +56,7 @@ func TestInspectTinyBothForms(t *testing.T) {
 	if s.FileBytes != st.Size() || d.FileBytes <= d.Total.Bytes || s.FileBytes <= s.Total.Bytes {
 		t.Errorf("file bytes: folder %d (tensors %d), single %d (size %d)", d.FileBytes, d.Total.Bytes, s.FileBytes, st.Size())
 	}
-	if want := cfg.UNet.SampleSize * 8; d.Resolution != want {
+	if want := cfg.UNet.SampleSize << (len(cfg.VAE.BlockOutChannels) - 1); d.Resolution != want {
 		t.Errorf("resolution %d, want %d", d.Resolution, want)
 	}
 	if !strings.Contains(s.Config, "given") || !strings.Contains(d.Config, dir) {

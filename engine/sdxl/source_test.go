@@ -272,3 +272,46 @@ func TestSourceErrors(t *testing.T) {
 		t.Errorf("read after close: %v", err)
 	}
 }
+
+// TestFlatVAEAttention: a single file whose VAE attention weights are stored
+// as (C, C) instead of 1×1 convs (C, C, 1, 1) reads the same data.
+func TestFlatVAEAttention(t *testing.T) {
+	dir, single := tinyPaths(t)
+	flattened := 0
+	flat := rewrite(t, single, func(ts []safetensors.Tensor) []safetensors.Tensor {
+		for i, x := range ts {
+			if strings.Contains(x.Name, ".mid.attn_1.") && len(x.Shape) == 4 {
+				ts[i].Shape = x.Shape[:2]
+				flattened++
+			}
+		}
+		return ts
+	})
+	if flattened != 8 {
+		t.Fatalf("flattened %d weights, want 8", flattened)
+	}
+	a, err := OpenSource(single, WithConfigDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := OpenSource(flat, WithConfigDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Check(); err != nil {
+		t.Fatal(err)
+	}
+	name := "decoder.mid_block.attentions.0.to_out.0.weight"
+	ra, _ := a.Tensor(VAE, name)
+	rb, _ := b.Tensor(VAE, name)
+	ba, err1 := ra.Bytes()
+	bb, err2 := rb.Bytes()
+	if err := errorsJoin(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ba, bb) || !slices.Equal(ra.Shape, rb.Shape) || len(rb.Shape) != 2 {
+		t.Errorf("%s: flat and conv forms differ (%v, %v)", name, ra.Shape, rb.Shape)
+	}
+}
