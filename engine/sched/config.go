@@ -50,9 +50,11 @@ type Config struct {
 // SDXLConfig returns the scheduler configuration that ships with
 // stabilityai/stable-diffusion-xl-base-1.0 (scheduler/scheduler_config.json:
 // EulerDiscreteScheduler, scaled_linear 0.00085..0.012 over 1000 steps,
-// leading spacing with steps_offset 1, epsilon prediction).
+// leading spacing with steps_offset 1, epsilon prediction, no clipping).
 func SDXLConfig() Config {
+	noClip := false
 	return Config{
+		ClipSample:        &noClip,
 		NumTrainTimesteps: 1000,
 		BetaStart:         0.00085,
 		BetaEnd:           0.012,
