@@ -164,7 +164,10 @@ func (d *Device) gemmConfig(defs map[string]string, m, n, batch int, allowReg bo
 	defs["GEMM_REG"], defs["GEMM_TM"], defs["GEMM_BK"] = "0", "4", "16"
 	switch {
 	case allowReg && d.gemmReg:
-		defs["GEMM_REG"] = "1"
+		// 8x8 blocks: 9 GFLOP/s on llvmpipe (2 cores) for 1024x640x640,
+		// twice the 4x4 blocks' 4.6 measured in the same minute.
+		defs["GEMM_REG"], defs["GEMM_TM"] = "1", "8"
+		return defs, 128
 	case d.gemm128 || (!d.gemmReg && ((m+127)/128)*((n+127)/128)*batch >= 64):
 		// Enough 128x128 tiles to fill a GPU: 8x8 register blocks.
 		defs["GEMM_TM"], defs["GEMM_BK"] = "8", "8"

@@ -5,7 +5,7 @@
 // work group's z. A 16x16 work group computes a TILE x TILE tile of C
 // (TILE = 16 * GEMM_TM): each invocation keeps a GEMM_TM x GEMM_TM block of
 // accumulators in registers. Variants (defines, chosen by the host):
-//   GEMM_REG 1: no shared memory or barriers (CPU rasterizers), TM 4;
+//   GEMM_REG 1: no shared memory or barriers (CPU rasterizers), TM 8;
 //   GEMM_REG 0: the K loop stages GEMM_BK-deep slices of A and B in shared
 //   memory, TM 4 / BK 16 (64x64 tiles) or TM 8 / BK 8 (128x128 tiles, for
 //   big products on GPUs); 8 KiB of shared memory either way.
