@@ -381,11 +381,19 @@ type SchedulerConfig struct {
 // (scheduler/scheduler_config.json: EulerDiscreteScheduler, scaled_linear
 // betas 0.00085..0.012, leading spacing, steps_offset 1).
 func SDXLBaseScheduler() SchedulerConfig {
-	c, err := parseScheduler("configs/scheduler.json", mustEmbedded("scheduler.json"))
-	if err != nil {
-		panic(err) // the embedded file is tested: unreachable
+	return SchedulerConfig{
+		ClassName: "EulerDiscreteScheduler", NumTrainTimesteps: 1000,
+		BetaStart: 0.00085, BetaEnd: 0.012, BetaSchedule: "scaled_linear",
+		PredictionType: "epsilon", TimestepSpacing: "leading", StepsOffset: 1,
+		Raw: map[string]any{
+			"_class_name": "EulerDiscreteScheduler", "_diffusers_version": "0.19.0.dev0",
+			"beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+			"clip_sample": false, "interpolation_type": "linear", "num_train_timesteps": 1000.0,
+			"prediction_type": "epsilon", "sample_max_value": 1.0, "set_alpha_to_one": false,
+			"skip_prk_steps": true, "steps_offset": 1.0, "timestep_spacing": "leading",
+			"trained_betas": nil, "use_karras_sigmas": false,
+		},
 	}
-	return c
 }
 
 // ModelIndex is model_index.json: the pipeline class and, per component,
@@ -404,6 +412,26 @@ type Config struct {
 	TextEncoder  CLIPTextConfig
 	TextEncoder2 CLIPTextConfig
 	Scheduler    SchedulerConfig
+}
+
+// SDXLBase returns every config of stabilityai/stable-diffusion-xl-base-1.0
+// from the named constructors (equal to DefaultConfig, which parses the
+// embedded copies of the files).
+func SDXLBase() Config {
+	return Config{
+		Index: ModelIndex{
+			ClassName: "StableDiffusionXLPipeline", ForceZerosForEmptyPrompt: true,
+			Components: map[string][2]string{
+				"scheduler": {"diffusers", "EulerDiscreteScheduler"},
+				TextEncoder: {"transformers", "CLIPTextModel"}, TextEncoder2: {"transformers", "CLIPTextModelWithProjection"},
+				"tokenizer": {"transformers", "CLIPTokenizer"}, "tokenizer_2": {"transformers", "CLIPTokenizer"},
+				UNet: {"diffusers", "UNet2DConditionModel"}, VAE: {"diffusers", "AutoencoderKL"},
+			},
+		},
+		UNet: SDXLBaseUNet(), VAE: SDXLBaseVAE(),
+		TextEncoder: SDXLBaseTextEncoder(), TextEncoder2: SDXLBaseTextEncoder2(),
+		Scheduler: SDXLBaseScheduler(),
+	}
 }
 
 // Validate checks every component config.
@@ -425,14 +453,6 @@ func (c Config) Validate() error {
 
 //go:embed configs/*.json
 var embeddedConfigs embed.FS
-
-func mustEmbedded(name string) []byte {
-	b, err := embeddedConfigs.ReadFile("configs/" + name)
-	if err != nil {
-		panic(err) // go:embed guarantees the file
-	}
-	return b
-}
 
 // DefaultConfig returns the configs of stabilityai/stable-diffusion-xl-base-1.0,
 // parsed from the copies embedded in the binary (configs/*.json). A single

@@ -95,3 +95,12 @@ func manifestConfig(t testing.TB) Config {
 	}
 	return cfg
 }
+
+// mustEmbedded returns an embedded config file (configs/name).
+func mustEmbedded(name string) []byte {
+	b, err := embeddedConfigs.ReadFile("configs/" + name)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -118,11 +118,14 @@ func TestDefaultConfigIsSDXLBase(t *testing.T) {
 	if !reflect.DeepEqual(cfg.TextEncoder2, SDXLBaseTextEncoder2()) {
 		t.Errorf("embedded text_encoder_2 config %+v, constructor %+v", cfg.TextEncoder2, SDXLBaseTextEncoder2())
 	}
-	if s := SDXLBaseScheduler(); s.ClassName != "EulerDiscreteScheduler" || s.StepsOffset != 1 || s.TimestepSpacing != "leading" || s.BetaEnd != 0.012 {
-		t.Errorf("scheduler %+v", s)
+	if !reflect.DeepEqual(cfg.Scheduler, SDXLBaseScheduler()) {
+		t.Errorf("embedded scheduler config\n%+v\nconstructor\n%+v", cfg.Scheduler, SDXLBaseScheduler())
 	}
 	if !cfg.Index.ForceZerosForEmptyPrompt || cfg.Index.Components[TextEncoder2] != [2]string{"transformers", "CLIPTextModelWithProjection"} {
 		t.Errorf("model index %+v", cfg.Index)
+	}
+	if !reflect.DeepEqual(cfg, SDXLBase()) {
+		t.Errorf("DefaultConfig %+v\nSDXLBase %+v", cfg, SDXLBase())
 	}
 	// The embedded files are the manifest's own.
 	if m := manifestConfig(t); !reflect.DeepEqual(m.UNet, cfg.UNet) || !reflect.DeepEqual(m.TextEncoder2, cfg.TextEncoder2) {
