@@ -112,6 +112,9 @@ func OpenSource(path string, opts ...Option) (*Source, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if filepath.Base(path) == "model_index.json" {
+		path = filepath.Dir(path) // the folder's index names the folder
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("sdxl: %v", err)

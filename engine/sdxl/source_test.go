@@ -252,8 +252,8 @@ func TestSourceErrors(t *testing.T) {
 		t.Errorf("bad config dir: %v", err)
 	}
 
-	// Lookups of unknown names, and reads after Close.
-	s, err = OpenSource(dir)
+	// Lookups of unknown names, and reads after Close (the folder named by its index).
+	s, err = OpenSource(filepath.Join(dir, "model_index.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
