@@ -41,23 +41,29 @@ func (b *Backend) attnScores(g attnGeom, qh, kh []float32, i0, rows int, scale f
 			for j := range row[:vis] {
 				row[j] *= scale
 			}
-			var l float64
 			if lse != nil {
-				l = float64(lse[i0+r])
+				// Backward: P = exp(s - lse) from the saved log-sum-exp.
+				l := float64(lse[i0+r])
+				for j := range row[:vis] {
+					row[j] = float32(math.Exp(float64(row[j]) - l))
+				}
 			} else {
-				m := math.Inf(-1)
+				// Forward: one exp per score, then normalize; lse = m + log Σ.
+				m := float32(math.Inf(-1))
 				for _, s := range row[:vis] {
-					m = math.Max(m, float64(s))
+					m = max(m, s)
 				}
 				var sum float64
-				for _, s := range row[:vis] {
-					sum += math.Exp(float64(s) - m)
+				for j, s := range row[:vis] {
+					e := math.Exp(float64(s - m))
+					row[j] = float32(e)
+					sum += e
 				}
-				l = m + math.Log(sum)
-				lseOut[i0+r] = float32(l)
-			}
-			for j := range row[:vis] {
-				row[j] = float32(math.Exp(float64(row[j]) - l))
+				inv := float32(1 / sum)
+				for j := range row[:vis] {
+					row[j] *= inv
+				}
+				lseOut[i0+r] = float32(float64(m) + math.Log(sum))
 			}
 			clear(row[vis:])
 		}

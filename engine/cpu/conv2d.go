@@ -11,57 +11,59 @@ type convGeom struct {
 func (g convGeom) ckk() int { return g.Cin * g.KH * g.KW }
 func (g convGeom) hw() int  { return g.Ho * g.Wo }
 
+// colBuffer returns the im2col block buffer, or nil for a pointwise conv.
+func (g convGeom) colBuffer() []float32 {
+	if g.pointwise() {
+		return nil
+	}
+	return make([]float32, g.ckk()*min(convChunk, g.hw()))
+}
+
 // pointwise reports a 1x1, stride 1, unpadded conv, which needs no im2col.
 func (g convGeom) pointwise() bool {
 	return g.KH == 1 && g.KW == 1 && g.S == 1 && g.PT == 0 && g.PL == 0 && g.Ho == g.H && g.Wo == g.W
 }
 
-// im2col fills col (Cin*kh*kw, Ho*Wo) from one image x (Cin, H, W):
-// col[(c*kh+i)*kw+j, oh*Wo+ow] = x[c, oh*S-PT+i, ow*S-PL+j], zero outside.
-func im2col(g convGeom, x, col []float32) {
-	parallelFor(g.ckk(), g.hw(), func(lo, hi int) {
+// convChunk is how many output pixels one im2col block covers, so the
+// column buffer stays (Cin*kh*kw, convChunk) however large the image is.
+const convChunk = 2048
+
+// im2col fills col (Cin*kh*kw, p1-p0) with output pixels [p0, p1) of one
+// image x (Cin, H, W): col[(c*kh+i)*kw+j, p-p0] = x[c, oh*S-PT+i, ow*S-PL+j]
+// where p = oh*Wo+ow, zero outside the image.
+func im2col(g convGeom, x, col []float32, p0, p1 int) {
+	n := p1 - p0
+	parallelFor(g.ckk(), n, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			c, i, j := row/(g.KH*g.KW), row/g.KW%g.KH, row%g.KW
-			dst := col[row*g.hw() : (row+1)*g.hw()]
-			for oh := 0; oh < g.Ho; oh++ {
-				ih := oh*g.S - g.PT + i
-				d := dst[oh*g.Wo : (oh+1)*g.Wo]
-				if ih < 0 || ih >= g.H {
-					clear(d)
-					continue
-				}
-				src := x[(c*g.H+ih)*g.W : (c*g.H+ih+1)*g.W]
-				for ow := range d {
-					iw := ow*g.S - g.PL + j
-					if iw < 0 || iw >= g.W {
-						d[ow] = 0
-					} else {
-						d[ow] = src[iw]
-					}
+			dst := col[row*n : (row+1)*n]
+			for p := p0; p < p1; p++ {
+				oh, ow := p/g.Wo, p%g.Wo
+				ih, iw := oh*g.S-g.PT+i, ow*g.S-g.PL+j
+				if ih < 0 || ih >= g.H || iw < 0 || iw >= g.W {
+					dst[p-p0] = 0
+				} else {
+					dst[p-p0] = x[(c*g.H+ih)*g.W+iw]
 				}
 			}
 		}
 	})
 }
 
-// col2im adds col (Cin*kh*kw, Ho*Wo) back into dx (Cin, H, W), the adjoint of im2col.
-func col2im(g convGeom, col, dx []float32) {
-	parallelFor(g.Cin, g.KH*g.KW*g.hw(), func(lo, hi int) {
+// col2im adds col (Cin*kh*kw, p1-p0) for output pixels [p0, p1) back into
+// dx (Cin, H, W): the adjoint of im2col.
+func col2im(g convGeom, col, dx []float32, p0, p1 int) {
+	n := p1 - p0
+	parallelFor(g.Cin, g.KH*g.KW*n, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			for i := 0; i < g.KH; i++ {
 				for j := 0; j < g.KW; j++ {
-					src := col[((c*g.KH+i)*g.KW+j)*g.hw():]
-					for oh := 0; oh < g.Ho; oh++ {
-						ih := oh*g.S - g.PT + i
-						if ih < 0 || ih >= g.H {
-							continue
-						}
-						d := dx[(c*g.H+ih)*g.W : (c*g.H+ih+1)*g.W]
-						for ow := 0; ow < g.Wo; ow++ {
-							iw := ow*g.S - g.PL + j
-							if iw >= 0 && iw < g.W {
-								d[iw] += src[oh*g.Wo+ow]
-							}
+					src := col[((c*g.KH+i)*g.KW+j)*n:]
+					for p := p0; p < p1; p++ {
+						oh, ow := p/g.Wo, p%g.Wo
+						ih, iw := oh*g.S-g.PT+i, ow*g.S-g.PL+j
+						if ih >= 0 && ih < g.H && iw >= 0 && iw < g.W {
+							dx[(c*g.H+ih)*g.W+iw] += src[p-p0]
 						}
 					}
 				}
@@ -109,18 +111,21 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 		return nil, err
 	}
 	xv, wv := data(x), weightF32(w)
-	var col []float32
-	if !g.pointwise() {
-		col = make([]float32, g.ckk()*g.hw())
-	}
+	col := g.colBuffer()
 	for n := 0; n < g.N; n++ {
 		xn := xv[n*g.Cin*g.H*g.W : (n+1)*g.Cin*g.H*g.W]
-		cn := xn
-		if col != nil {
-			im2col(g, xn, col)
-			cn = col
+		on := ov[n*g.Cout*g.hw():]
+		if col == nil {
+			// 1x1: x[n] is already the (Cin, H*W) column matrix.
+			b.gemm(false, false, g.Cout, g.hw(), g.ckk(), wv, g.ckk(), xn, g.hw(), false, on, g.hw())
+			continue
 		}
-		b.gemm(false, false, g.Cout, g.hw(), g.ckk(), wv, g.ckk(), cn, g.hw(), false, ov[n*g.Cout*g.hw():], g.hw())
+		for p0 := 0; p0 < g.hw(); p0 += convChunk {
+			p1 := min(p0+convChunk, g.hw())
+			im2col(g, xn, col, p0, p1)
+			// out[n][:, p0:p1] (Cout, p1-p0) = w (Cout, ckk) · col (ckk, p1-p0)
+			b.gemm(false, false, g.Cout, p1-p0, g.ckk(), wv, g.ckk(), col, p1-p0, false, on[p0:], g.hw())
+		}
 	}
 	if bias != nil {
 		bv := data(bias)
@@ -163,23 +168,26 @@ func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParam
 		}
 	}()
 	dv, xv := data(dout), data(x)
-	var col []float32
-	if !g.pointwise() {
-		col = make([]float32, g.ckk()*g.hw())
-	}
-	chw := g.Cin * g.H * g.W
+	col := g.colBuffer()
+	chw, ohw := g.Cin*g.H*g.W, g.Cout*g.hw()
 	if need.Has(tensor.GradW) {
 		var dwv []float32
 		if dw, dwv, err = b.newF32(op, w.Shape()); err != nil {
 			return
 		}
 		for n := 0; n < g.N; n++ {
-			cn := xv[n*chw : (n+1)*chw]
-			if col != nil {
-				im2col(g, cn, col)
-				cn = col
+			xn, dn := xv[n*chw:(n+1)*chw], dv[n*ohw:(n+1)*ohw]
+			if col == nil {
+				// dw (Cout, Cin) += dout[n] (Cout, HW) · x[n]ᵀ (HW, Cin)
+				b.gemm(false, true, g.Cout, g.ckk(), g.hw(), dn, g.hw(), xn, g.hw(), n > 0, dwv, g.ckk())
+				continue
 			}
-			b.gemm(false, true, g.Cout, g.ckk(), g.hw(), dv[n*g.Cout*g.hw():], g.hw(), cn, g.hw(), n > 0, dwv, g.ckk())
+			for p0 := 0; p0 < g.hw(); p0 += convChunk {
+				p1 := min(p0+convChunk, g.hw())
+				im2col(g, xn, col, p0, p1)
+				// dw (Cout, ckk) += dout[n][:, p0:p1] (Cout, p1-p0) · colᵀ (p1-p0, ckk)
+				b.gemm(false, true, g.Cout, g.ckk(), p1-p0, dn[p0:], g.hw(), col, p1-p0, n > 0 || p0 > 0, dwv, g.ckk())
+			}
 		}
 	}
 	if need.Has(tensor.GradX) {
@@ -189,13 +197,18 @@ func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParam
 		}
 		wv := weightF32(w)
 		for n := 0; n < g.N; n++ {
-			dxn := dxv[n*chw : (n+1)*chw]
+			dxn, dn := dxv[n*chw:(n+1)*chw], dv[n*ohw:(n+1)*ohw]
 			if col == nil {
-				b.gemm(true, false, g.ckk(), g.hw(), g.Cout, wv, g.ckk(), dv[n*g.Cout*g.hw():], g.hw(), false, dxn, g.hw())
+				// dx[n] (Cin, HW) = wᵀ (Cin, Cout) · dout[n] (Cout, HW)
+				b.gemm(true, false, g.ckk(), g.hw(), g.Cout, wv, g.ckk(), dn, g.hw(), false, dxn, g.hw())
 				continue
 			}
-			b.gemm(true, false, g.ckk(), g.hw(), g.Cout, wv, g.ckk(), dv[n*g.Cout*g.hw():], g.hw(), false, col, g.hw())
-			col2im(g, col, dxn)
+			for p0 := 0; p0 < g.hw(); p0 += convChunk {
+				p1 := min(p0+convChunk, g.hw())
+				// dcol (ckk, p1-p0) = wᵀ (ckk, Cout) · dout[n][:, p0:p1]
+				b.gemm(true, false, g.ckk(), p1-p0, g.Cout, wv, g.ckk(), dn[p0:], g.hw(), false, col, p1-p0)
+				col2im(g, col, dxn, p0, p1)
+			}
 		}
 	}
 	if need.Has(tensor.GradB) {

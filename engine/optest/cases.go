@@ -152,7 +152,7 @@ func convCase(name string, xs, ws []int, wdt tensor.DType, bias bool, p tensor.C
 
 func convCases(s bool) []Case {
 	H, W := pick(s, 13, 7), pick(s, 11, 5)
-	return []Case{
+	cs := []Case{
 		convCase("conv3x3_s1", []int{2, 3, H, W}, []int{5, 3, 3, 3}, tensor.F32, true, tensor.ConvParams(1, 1)),
 		convCase("conv3x3_s2_f16", []int{1, 4, H, W + 1}, []int{6, 4, 3, 3}, tensor.F16, true, tensor.ConvParams(2, 1)),
 		convCase("conv1x1", []int{2, 5, 3, W}, []int{4, 5, 1, 1}, tensor.F32, false, tensor.ConvParams(1, 0)),
@@ -160,6 +160,11 @@ func convCases(s bool) []Case {
 			tensor.Conv2DParams{Stride: 2, PadBottom: 1, PadRight: 1}),
 		convCase("conv3x3_1px", []int{3, 2, 1, 1}, []int{1, 2, 3, 3}, tensor.F32, true, tensor.ConvParams(1, 1)),
 	}
+	if !s {
+		// More output pixels than one im2col block of the CPU backend (2048).
+		cs = append(cs, convCase("conv3x3_wide", []int{2, 2, 47, 53}, []int{3, 2, 3, 3}, tensor.F32, true, tensor.ConvParams(1, 1)))
+	}
+	return cs
 }
 
 func groupNormCase(name string, xs []int, groups int, affine bool) Case {
