@@ -1,0 +1,194 @@
+package vae
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"lorastudio/engine/cpu"
+	"lorastudio/engine/device"
+	"lorastudio/engine/safetensors"
+	"lorastudio/engine/sdxl"
+	"lorastudio/engine/tensor"
+)
+
+// fixtureRoot returns $LORASTUDIO_FIXTURES, or ../shared/fixtures/sdxl-tiny
+// relative to the directory holding go.mod. A missing set fails the test.
+func fixtureRoot(t testing.TB) string {
+	t.Helper()
+	root := os.Getenv("LORASTUDIO_FIXTURES")
+	if root == "" {
+		dir, err := os.Getwd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				break
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				t.Fatal("no go.mod above the test directory; set LORASTUDIO_FIXTURES")
+			}
+			dir = parent
+		}
+		root = filepath.Join(dir, "..", "shared", "fixtures", "sdxl-tiny")
+	}
+	if _, err := os.Stat(filepath.Join(root, "goldens", "vae.safetensors")); err != nil {
+		t.Fatalf("fixture set not found at %s (set LORASTUDIO_FIXTURES): %v", root, err)
+	}
+	return root
+}
+
+// golden is the open goldens/vae.safetensors.
+type golden struct {
+	t *testing.T
+	f *safetensors.File
+}
+
+func openGolden(t *testing.T) *golden {
+	f, err := safetensors.Open(filepath.Join(fixtureRoot(t), "goldens", "vae.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &golden{t: t, f: f}
+}
+
+// get returns a golden tensor's values and shape.
+func (g *golden) get(name string) ([]float32, tensor.Shape) {
+	g.t.Helper()
+	info, ok := g.f.Tensor(name)
+	if !ok {
+		g.t.Fatalf("%s: no tensor %s", g.f.Path(), name)
+	}
+	d, err := g.f.Float32(name)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return d, tensor.Shape(info.Shape)
+}
+
+// upload puts a golden tensor on b.
+func (g *golden) upload(b tensor.Backend, name string) *tensor.Tensor {
+	g.t.Helper()
+	d, s := g.get(name)
+	x, err := b.Upload(d, s, tensor.F32)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return x
+}
+
+// maxErr returns max|got-ref| and max|ref|.
+func maxErr(got, ref []float32) (float64, float64) {
+	var e, m float64
+	for i := range ref {
+		e = max(e, math.Abs(float64(got[i])-float64(ref[i])))
+		m = max(m, math.Abs(float64(ref[i])))
+	}
+	return e, m
+}
+
+// tolerance is the goldens README's: max|got-ref| <= 2e-4 · max(1, max|ref|).
+const tolerance = 2e-4
+
+// check compares got (shape gs) with the golden name within the tolerance and
+// returns the error measured.
+func (g *golden) check(name string, got []float32, gs tensor.Shape) float64 {
+	g.t.Helper()
+	ref, rs := g.get(name)
+	if !gs.Equal(rs) {
+		g.t.Errorf("%s: shape %v, want %v", name, gs, rs)
+		return math.Inf(1)
+	}
+	e, m := maxErr(got, ref)
+	if e > tolerance*max(1, m) || math.IsNaN(e) {
+		g.t.Errorf("%s: max|got-ref| = %.3g, want <= %.3g (max|ref| %.3g)", name, e, tolerance*max(1, m), m)
+	}
+	return e
+}
+
+// loadTiny loads the fixture VAE through the model source (the diffusers folder).
+func loadTiny(t *testing.T, b tensor.Backend) *AutoencoderKL {
+	t.Helper()
+	src, err := sdxl.OpenSource(filepath.Join(fixtureRoot(t), "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	m, err := FromSource(b, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Free)
+	return m
+}
+
+// hookRecorder returns a Hook that downloads every module output.
+func hookRecorder(t *testing.T, b tensor.Backend, into map[string][]float32, shapes map[string]tensor.Shape) Hook {
+	return func(name string, x *tensor.Tensor) error {
+		d, err := b.Download(x)
+		if err != nil {
+			return err
+		}
+		into[name], shapes[name] = d, x.Shape()
+		return nil
+	}
+}
+
+// testDecode decodes the golden latent on b and checks the output and every
+// hooked intermediate the goldens hold.
+func testDecode(t *testing.T, b tensor.Backend) {
+	g := openGolden(t)
+	m := loadTiny(t, b)
+	got, shapes := map[string][]float32{}, map[string]tensor.Shape{}
+	m.Hook = hookRecorder(t, b, got, shapes)
+	z := g.upload(b, "decode.input")
+	defer z.Free()
+	out, err := m.Decode(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Free()
+	d, err := b.Download(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s decode.output: max err %.3g", b.Name(), g.check("decode.output", d, out.Shape()))
+	n := 0
+	for _, name := range g.f.Names() {
+		mod, ok := strings.CutPrefix(name, "decode.hook.")
+		if !ok {
+			continue
+		}
+		n++
+		if got[mod] == nil {
+			t.Errorf("no hook output for %s", mod)
+			continue
+		}
+		t.Logf("%s %s: max err %.3g", b.Name(), name, g.check(name, got[mod], shapes[mod]))
+	}
+	if n == 0 {
+		t.Fatal("the goldens hold no decode.hook.* tensors")
+	}
+}
+
+func TestDecodeCPU(t *testing.T) { testDecode(t, cpu.New()) }
+
+// openGL returns the GL backend, skipping when no context can be made unless
+// LORASTUDIO_REQUIRE_GL=1.
+func openGL(t *testing.T) tensor.Backend {
+	t.Helper()
+	b, err := device.Open("gl")
+	if err != nil {
+		if os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" {
+			t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but: %v", err)
+		}
+		t.Skipf("no GL context: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
