@@ -9,6 +9,7 @@ import (
 
 	"lorastudio/engine/cpu"
 	"lorastudio/engine/device"
+	"lorastudio/engine/rng"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
@@ -192,3 +193,41 @@ func openGL(t *testing.T) tensor.Backend {
 	t.Cleanup(func() { b.Close() })
 	return b
 }
+
+// testEncode encodes the golden image on b and checks the distribution, the
+// seeded sample and every hooked intermediate.
+func testEncode(t *testing.T, b tensor.Backend) {
+	g := openGolden(t)
+	m := loadTiny(t, b)
+	got, shapes := map[string][]float32{}, map[string]tensor.Shape{}
+	m.Hook = hookRecorder(t, b, got, shapes)
+	x := g.upload(b, "encode.input")
+	defer x.Free()
+	dist, err := m.Encode(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s encode.mean: max err %.3g", b.Name(), g.check("encode.mean", dist.Mean, dist.Shape))
+	t.Logf("%s encode.logvar: max err %.3g", b.Name(), g.check("encode.logvar", dist.LogVar, dist.Shape))
+	t.Logf("%s encode.std: max err %.3g", b.Name(), g.check("encode.std", dist.Std, dist.Shape))
+	sample := dist.Sample(rng.New(202))
+	t.Logf("%s encode.sample_seed202: max err %.3g", b.Name(), g.check("encode.sample_seed202", sample, dist.Shape))
+	n := 0
+	for _, name := range g.f.Names() {
+		mod, ok := strings.CutPrefix(name, "encode.hook.")
+		if !ok {
+			continue
+		}
+		n++
+		if got[mod] == nil {
+			t.Errorf("no hook output for %s", mod)
+			continue
+		}
+		t.Logf("%s %s: max err %.3g", b.Name(), name, g.check(name, got[mod], shapes[mod]))
+	}
+	if n == 0 {
+		t.Fatal("the goldens hold no encode.hook.* tensors")
+	}
+}
+
+func TestEncodeCPU(t *testing.T) { testEncode(t, cpu.New()) }
