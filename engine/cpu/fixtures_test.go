@@ -1,0 +1,146 @@
+package cpu
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"lorastudio/engine/tensor"
+)
+
+// fixtureRoot returns $LORASTUDIO_FIXTURES, or ../shared/fixtures/sdxl-tiny
+// relative to the repository root (the directory holding go.mod).
+func fixtureRoot(t *testing.T) string {
+	t.Helper()
+	root := os.Getenv("LORASTUDIO_FIXTURES")
+	if root == "" {
+		dir, err := os.Getwd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				break
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				t.Fatal("no go.mod above the test directory; set LORASTUDIO_FIXTURES")
+			}
+			dir = parent
+		}
+		root = filepath.Join(dir, "..", "shared", "fixtures", "sdxl-tiny")
+	}
+	if _, err := os.Stat(root); err != nil {
+		t.Fatalf("fixture set not found at %s (set LORASTUDIO_FIXTURES): %v", root, err)
+	}
+	return root
+}
+
+// readSafetensors reads the F32 and I64 tensors of a safetensors file as
+// float64, with their shapes (a minimal reader, enough for goldens).
+func readSafetensors(path string) (map[string][]float64, map[string][]int, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(raw) < 8 {
+		return nil, nil, fmt.Errorf("%s: too short", path)
+	}
+	n := binary.LittleEndian.Uint64(raw)
+	if 8+n > uint64(len(raw)) {
+		return nil, nil, fmt.Errorf("%s: header length %d past the end", path, n)
+	}
+	var hdr map[string]json.RawMessage
+	if err := json.Unmarshal(raw[8:8+n], &hdr); err != nil {
+		return nil, nil, fmt.Errorf("%s: header: %v", path, err)
+	}
+	body := raw[8+n:]
+	vals, shapes := map[string][]float64{}, map[string][]int{}
+	for k, v := range hdr {
+		if k == "__metadata__" {
+			continue
+		}
+		var e struct {
+			DType   string   `json:"dtype"`
+			Shape   []int    `json:"shape"`
+			Offsets [2]int64 `json:"data_offsets"`
+		}
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, nil, fmt.Errorf("%s: %s: %v", path, k, err)
+		}
+		if e.Offsets[1] > int64(len(body)) || e.Offsets[0] > e.Offsets[1] {
+			return nil, nil, fmt.Errorf("%s: %s: offsets %v past the data", path, k, e.Offsets)
+		}
+		b := body[e.Offsets[0]:e.Offsets[1]]
+		var out []float64
+		switch e.DType {
+		case "F32":
+			for i := 0; i+4 <= len(b); i += 4 {
+				out = append(out, float64(math.Float32frombits(binary.LittleEndian.Uint32(b[i:]))))
+			}
+		case "I64":
+			for i := 0; i+8 <= len(b); i += 8 {
+				out = append(out, float64(int64(binary.LittleEndian.Uint64(b[i:]))))
+			}
+		default:
+			continue
+		}
+		vals[k], shapes[k] = out, e.Shape
+	}
+	return vals, shapes, nil
+}
+
+// TestTimestepEmbeddingGolden checks TimestepEmbedding against the UNet's
+// time_proj and add_time_proj outputs recorded from diffusers (flip_sin_to_cos
+// true, shift 0), with widths read from the golden shapes.
+func TestTimestepEmbeddingGolden(t *testing.T) {
+	path := filepath.Join(fixtureRoot(t), "goldens", "unet.safetensors")
+	vals, shapes, err := readSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New()
+	for _, c := range []struct{ in, out string }{
+		{"case0.timestep", "case0.hook.time_proj"},
+		{"case0.time_ids", "case0.hook.add_time_proj"},
+	} {
+		in, want := vals[c.in], vals[c.out]
+		if in == nil || want == nil {
+			t.Fatalf("%s: %s or %s missing", path, c.in, c.out)
+		}
+		dim := shapes[c.out][len(shapes[c.out])-1]
+		tt, err := b.Upload(f32s(in), tensor.Shape{len(in)}, tensor.F32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		emb, err := b.TimestepEmbedding(tt, dim, true, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.Download(emb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d values, golden has %d", c.out, len(got), len(want))
+		}
+		for i := range want {
+			if d := math.Abs(float64(got[i]) - want[i]); d > 2e-6 {
+				t.Fatalf("%s[%d] = %g, diffusers gave %g (|diff| %g)", c.out, i, got[i], want[i], d)
+			}
+		}
+		tensor.FreeAll(tt, emb)
+	}
+}
+
+func f32s(v []float64) []float32 {
+	o := make([]float32, len(v))
+	for i, e := range v {
+		o[i] = float32(e)
+	}
+	return o
+}
