@@ -14,9 +14,8 @@ func (b *Backend) attnDims(op string, q, k, v *tensor.Tensor) (bh, nq, nk, d int
 		return 0, 0, 0, 0, tensor.Errorf(op, tensor.ErrShape, "q is %s, k is %s, v is %s: want (B, H, Nq, D) and (B, H, Nk, D)", qs, ks, vs)
 	}
 	d = qs[3]
-	// Two tiles of 16 rows of D floats in shared memory.
-	if need := 2*16*d*4 + 256; need > b.dev.limits.MaxSharedBytes || d > 256 {
-		return 0, 0, 0, 0, tensor.Errorf(op, tensor.ErrArg, "head size %d needs %d bytes of shared memory; this device has %d", d, need, b.dev.limits.MaxSharedBytes)
+	if attnTile(d, b.dev.limits.MaxSharedBytes) < 1 {
+		return 0, 0, 0, 0, tensor.Errorf(op, tensor.ErrArg, "head size %d: two rows of it do not fit the device's %d bytes of shared memory", d, b.dev.limits.MaxSharedBytes)
 	}
 	if qs[0]*qs[1] > b.dev.limits.MaxGroups[1] {
 		return 0, 0, 0, 0, tensor.Errorf(op, tensor.ErrShape, "B*H = %d exceeds %d work groups", qs[0]*qs[1], b.dev.limits.MaxGroups[1])
@@ -57,7 +56,7 @@ func (b *Backend) Attention(q, k, v *tensor.Tensor, scale float32, causal bool) 
 			o.Free()
 			return err
 		}
-		err = b.dev.run(launch{kernel: "attention_forward", defines: map[string]string{"D": strconv.Itoa(d)},
+		err = b.dev.run(launch{kernel: "attention_forward", defines: b.dev.attnDefines(d),
 			bufs: []*buffer{in[0], in[1], in[2], ob, lb}, p: i32(nq, nk, c), f: []float32{scale}, groups: [3]int{(nq + 63) / 64, bh, 1}})
 		if err != nil {
 			o.Free()
@@ -95,7 +94,7 @@ func (b *Backend) AttentionBackward(dout, q, k, v, out, lse *tensor.Tensor, scal
 	if causal {
 		c = 1
 	}
-	def := map[string]string{"D": strconv.Itoa(d)}
+	def := b.dev.attnDefines(d)
 	err = b.call(op, func() error {
 		in, err := bufs(q, k, v, dout, out, lse)
 		if err != nil {
@@ -143,4 +142,18 @@ func (b *Backend) AttentionBackward(dout, q, k, v, out, lse *tensor.Tensor, scal
 		return nil, nil, nil, err
 	}
 	return dq, dk, dv, nil
+}
+
+// attnTile is how many rows of a head of size d the attention kernels stage
+// per tile: 16, or fewer when two tiles of 16 rows would not fit in shared
+// memory (the SDXL VAE's single 512-wide head gets 7 on 32 KiB).
+func attnTile(d, sharedBytes int) int {
+	return min(16, (sharedBytes-512)/(2*4*d))
+}
+
+// attnDefines are the attention kernels' defines: the head size D and the
+// tile sizes TK (keys) and TQ (queries).
+func (d *Device) attnDefines(headSize int) map[string]string {
+	t := strconv.Itoa(attnTile(headSize, d.limits.MaxSharedBytes))
+	return map[string]string{"D": strconv.Itoa(headSize), "TK": t, "TQ": t}
 }

@@ -327,3 +327,53 @@ func TestBindingLimit(t *testing.T) {
 		t.Fatalf("softmax over the limit: %v", err)
 	}
 }
+
+// TestAttentionWideHead: the SDXL VAE's mid-block attention has one head
+// of 512 channels; two 16-row tiles of it exceed llvmpipe's 32 KiB of shared
+// memory, so the kernels run with smaller tiles and must still agree.
+func TestAttentionWideHead(t *testing.T) {
+	g := newTestBackend(t)
+	c := cpu.New()
+	r := rand.New(rand.NewSource(5))
+	shape := tensor.Shape{1, 1, 21, 512}
+	vals := make([][]float32, 4)
+	for i := range vals {
+		vals[i] = make([]float32, shape.Numel())
+		for j := range vals[i] {
+			vals[i][j] = float32(r.NormFloat64())
+		}
+	}
+	var res [2][][]float32
+	for bi, be := range []tensor.Backend{g, c} {
+		var in []*tensor.Tensor
+		for _, v := range vals {
+			x, err := be.Upload(v, shape, tensor.F32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in = append(in, x)
+		}
+		o, l, err := be.Attention(in[0], in[1], in[2], 0.044, false)
+		if err != nil {
+			t.Fatalf("%s: %v", be.Name(), err)
+		}
+		dq, dk, dv, err := be.AttentionBackward(in[3], in[0], in[1], in[2], o, l, 0.044, false)
+		if err != nil {
+			t.Fatalf("%s: %v", be.Name(), err)
+		}
+		for _, x := range []*tensor.Tensor{o, l, dq, dk, dv} {
+			v, _ := be.Download(x)
+			res[bi] = append(res[bi], v)
+		}
+		tensor.FreeAll(append(in, o, l, dq, dk, dv)...)
+	}
+	for k, name := range []string{"out", "lse", "dq", "dk", "dv"} {
+		var maxAbs float64
+		for i := range res[0][k] {
+			maxAbs = math.Max(maxAbs, math.Abs(float64(res[0][k][i]-res[1][k][i])))
+		}
+		if maxAbs > 1e-4 {
+			t.Errorf("%s: max abs err %g", name, maxAbs)
+		}
+	}
+}

@@ -4,7 +4,9 @@
 // with p_ij recomputed from lse. With causal only queries i >= j count.
 // P[0] = Nq, P[1] = Nk, P[2] = causal. F[0] = scale. Groups: (Nk/64, BH).
 // Bindings q, k, v, dout, lse, delta, dk, dv.
-#define TQ 16
+#ifndef TQ
+#define TQ 16 // queries a tile; the host lowers it for big heads
+#endif
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) readonly buffer K { float k[]; };
@@ -42,10 +44,10 @@ void main() {
 			Qs[ii][d] = i < Nq ? q[(bh * Nq + i) * uint(D) + d] : 0.0;
 			Ds[ii][d] = i < Nq ? dout[(bh * Nq + i) * uint(D) + d] : 0.0;
 		}
-		if (t < uint(TQ)) {
-			uint i = i0 + t;
-			Ls[t] = i < Nq ? lse[bh * Nq + i] : 0.0;
-			Es[t] = i < Nq ? delta[bh * Nq + i] : 0.0;
+		for (uint ii = t; ii < uint(TQ); ii += 64u) {
+			uint i = i0 + ii;
+			Ls[ii] = i < Nq ? lse[bh * Nq + i] : 0.0;
+			Es[ii] = i < Nq ? delta[bh * Nq + i] : 0.0;
 		}
 		barrier();
 		if (valid) {

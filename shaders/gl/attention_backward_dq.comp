@@ -4,7 +4,9 @@
 // delta_i = dout_i·out_i; it writes delta for attention_backward_dkv.
 // Shapes and P as attention_forward; bindings q, k, v, dout, out, lse, dq,
 // delta.
-#define TK 16
+#ifndef TK
+#define TK 16 // keys a tile; the host lowers it for big heads
+#endif
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) readonly buffer K { float k[]; };

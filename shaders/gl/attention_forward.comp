@@ -6,7 +6,9 @@
 // memory: the (Nq, Nk) score matrix never exists. With causal (P[2] = 1)
 // query i sees keys j <= i. D (the head size) is a define.
 // P[0] = Nq, P[1] = Nk, P[2] = causal. F[0] = scale. Groups: (Nq/64, BH).
-#define TK 16
+#ifndef TK
+#define TK 16 // keys a tile; the host lowers it for big heads
+#endif
 #define NEG -1.0e30
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
