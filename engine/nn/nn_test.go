@@ -1,0 +1,545 @@
+package nn
+
+import (
+	"math"
+	"math/rand"
+	"slices"
+	"strings"
+	"testing"
+
+	"lorastudio/engine/cpu"
+	"lorastudio/engine/tensor"
+)
+
+// randSource fills a MapSource with standard-normal parameters scaled by s.
+func randSource(r *rand.Rand, s float64, shapes map[string][]int) MapSource {
+	m := MapSource{}
+	for name, shape := range shapes {
+		v := make([]float32, tensor.Shape(shape).Numel())
+		for i := range v {
+			v[i] = float32(s * r.NormFloat64())
+		}
+		m[name] = HostTensor{Shape: shape, DType: tensor.F32, Data: v}
+	}
+	return m
+}
+
+func TestLoaderStrict(t *testing.T) {
+	b := cpu.New()
+	r := rand.New(rand.NewSource(1))
+	src := randSource(r, 1, map[string][]int{
+		"enc.layers.0.fc.weight": {3, 5},
+		"enc.layers.0.fc.bias":   {3},
+		"enc.layers.1.fc.weight": {3, 4},
+		"extra":                  {2},
+	})
+	l := NewLoader(b, src)
+	s := l.Root().Sub("enc").Sub("layers")
+	lin, err := LoadLinear(s.Index(0).Sub("fc"), 5, 3, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lin.Free()
+	_, err = LoadLinear(s.Index(1).Sub("fc"), 5, 3, false)
+	if err == nil || !strings.Contains(err.Error(), "enc.layers.1.fc.weight") || !strings.Contains(err.Error(), "(3, 4)") {
+		t.Fatalf("shape mismatch error = %v, want it to name the key and its shape", err)
+	}
+	_, err = LoadLinear(s.Index(2).Sub("fc"), 5, 3, false)
+	if err == nil || !strings.Contains(err.Error(), "missing parameter enc.layers.2.fc.weight") {
+		t.Fatalf("missing key error = %v", err)
+	}
+	if got, want := l.Unused(), []string{"enc.layers.1.fc.weight", "extra"}; !slices.Equal(got, want) {
+		t.Fatalf("Unused = %q, want %q", got, want)
+	}
+	if got := l.Unused("extra", "enc.layers.1.fc.weight"); len(got) != 0 {
+		t.Fatalf("Unused with ignores = %q", got)
+	}
+	if err := l.CheckUnused(); err == nil || !strings.Contains(err.Error(), "extra") {
+		t.Fatalf("CheckUnused = %v", err)
+	}
+}
+
+func TestPackedWeights(t *testing.T) {
+	b := cpu.New()
+	src := MapSource{
+		"w": {Shape: []int{2, 3}, DType: tensor.F16, Data: []float32{1, 2, 3, 4, 5, 6}},
+		"b": {Shape: []int{2}, DType: tensor.F16, Data: []float32{0.5, -1}},
+	}
+	l := NewLoader(b, src)
+	s := l.Root()
+	w, err := s.Param("w", tensor.Shape{2, 3}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bias, err := s.Param("b", tensor.Shape{2}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.DType() != tensor.F16 || bias.DType() != tensor.F32 {
+		t.Fatalf("weight %s bias %s, want a packed f16 weight and an f32 bias", w, bias)
+	}
+	lin := &Linear{Weight: w, Bias: bias, In: 3, Out: 2}
+	x, _ := b.Upload([]float32{1, 0, -1, 2, 1, 0}, tensor.Shape{2, 3}, tensor.F32)
+	y, err := lin.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := b.Download(y)
+	// rows of x·wᵀ + b: (1-3, 4-6) + b, (2+2, 8+5) + b
+	want := []float32{-1.5, -3, 4.5, 12}
+	if !slices.Equal(got, want) {
+		t.Fatalf("linear = %v, want %v", got, want)
+	}
+	if _, err := lin.Forward(y); err == nil {
+		t.Fatal("linear accepted an input of the wrong width")
+	}
+	tensor.FreeAll(x, y)
+	lin.Free()
+	if m := b.Memory(); m.InUse != 0 {
+		t.Fatalf("%d bytes in use after Free", m.InUse)
+	}
+}
+
+func TestEmbedding(t *testing.T) {
+	b := cpu.New()
+	src := MapSource{"tok.weight": {Shape: []int{4, 2}, DType: tensor.F16, Data: []float32{0, 1, 2, 3, 4, 5, 6, 7}}}
+	e, err := LoadEmbedding(NewLoader(b, src).Root().Sub("tok"), 4, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := e.Forward(b, []int{3, 0, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := b.Download(y)
+	if want := []float32{6, 7, 0, 1, 6, 7}; !slices.Equal(got, want) || !y.Shape().Equal(tensor.Shape{3, 2}) {
+		t.Fatalf("embedding = %v %s, want %v (3, 2)", got, y.Shape(), want)
+	}
+	if _, err := e.Rows([]int{4}); err == nil {
+		t.Fatal("embedding accepted id 4 of a 4-row table")
+	}
+}
+
+// fdCase is one layer checked against central differences of its own forward.
+type fdCase struct {
+	name   string
+	params map[string][]int
+	inputs []tensor.Shape
+	// load builds the layer (Trainable) from s.
+	load func(s Scope) (any, error)
+	// fwd runs the layer's forward (ForwardTrain when train).
+	fwd func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error)
+	// bwd returns one gradient per input (nil where there is none).
+	bwd func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error)
+	// grads returns the accumulated parameter gradients by parameter name.
+	grads func(m any) map[string]*tensor.Tensor
+	free  func(m any)
+}
+
+func fdCases() []fdCase {
+	lin := func(m any) *Linear { return m.(*Linear) }
+	linGrads := func(prefix string, l *Linear) map[string]*tensor.Tensor {
+		g := map[string]*tensor.Tensor{prefix + "weight": l.WeightGrad}
+		if l.Bias != nil {
+			g[prefix+"bias"] = l.BiasGrad
+		}
+		return g
+	}
+	attn := func(causal bool, ctx int) fdCase {
+		names := map[string][]int{}
+		kv := 6
+		if ctx > 0 {
+			kv = ctx
+		}
+		for _, p := range []string{"q_proj", "k_proj", "v_proj"} {
+			in := 6
+			if p != "q_proj" {
+				in = kv
+			}
+			names["a."+p+".weight"] = []int{8, in}
+			names["a."+p+".bias"] = []int{8}
+		}
+		names["a.out_proj.weight"] = []int{6, 8}
+		names["a.out_proj.bias"] = []int{6}
+		inputs := []tensor.Shape{{2, 5, 6}}
+		if ctx > 0 {
+			inputs = append(inputs, tensor.Shape{2, 3, ctx})
+		}
+		name := "attention"
+		if causal {
+			name += "-causal"
+		}
+		if ctx > 0 {
+			name += "-cross"
+		}
+		return fdCase{
+			name: name, params: names, inputs: inputs,
+			load: func(s Scope) (any, error) {
+				a, err := LoadAttention(s.Sub("a"), CLIPAttentionNames, AttentionConfig{QueryDim: 6, ContextDim: ctx, Heads: 2, HeadDim: 4, QKVBias: true, OutBias: true, Causal: causal})
+				if err == nil {
+					a.SetTrainable(true)
+				}
+				return a, err
+			},
+			fwd: func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error) {
+				a := m.(*Attention)
+				var c *tensor.Tensor
+				if len(xs) > 1 {
+					c = xs[1]
+				}
+				if train {
+					return a.ForwardTrain(xs[0], c)
+				}
+				return a.Forward(xs[0], c)
+			},
+			bwd: func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+				dx, dc, err := m.(*Attention).Backward(dy)
+				return []*tensor.Tensor{dx, dc}, err
+			},
+			grads: func(m any) map[string]*tensor.Tensor {
+				a := m.(*Attention)
+				g := linGrads("a.q_proj.", a.Q)
+				for k, v := range linGrads("a.k_proj.", a.K) {
+					g[k] = v
+				}
+				for k, v := range linGrads("a.v_proj.", a.V) {
+					g[k] = v
+				}
+				for k, v := range linGrads("a.out_proj.", a.Out) {
+					g[k] = v
+				}
+				return g
+			},
+			free: func(m any) { m.(*Attention).Free() },
+		}
+	}
+	return []fdCase{
+		{
+			name: "linear", params: map[string][]int{"l.weight": {5, 7}, "l.bias": {5}},
+			inputs: []tensor.Shape{{2, 3, 7}},
+			load: func(s Scope) (any, error) {
+				l, err := LoadLinear(s.Sub("l"), 7, 5, true)
+				if err == nil {
+					l.Trainable = true
+				}
+				return l, err
+			},
+			fwd: func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error) {
+				if train {
+					return lin(m).ForwardTrain(xs[0])
+				}
+				return lin(m).Forward(xs[0])
+			},
+			bwd: func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+				dx, err := lin(m).Backward(dy)
+				return []*tensor.Tensor{dx}, err
+			},
+			grads: func(m any) map[string]*tensor.Tensor { return linGrads("l.", lin(m)) },
+			free:  func(m any) { lin(m).Free() },
+		},
+		{
+			name: "layernorm", params: map[string][]int{"n.weight": {6}, "n.bias": {6}},
+			inputs: []tensor.Shape{{3, 6}},
+			load: func(s Scope) (any, error) {
+				n, err := LoadLayerNorm(s.Sub("n"), 6, 1e-5)
+				if err == nil {
+					n.Trainable = true
+				}
+				return n, err
+			},
+			fwd: func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error) {
+				if train {
+					return m.(*LayerNorm).ForwardTrain(xs[0])
+				}
+				return m.(*LayerNorm).Forward(xs[0])
+			},
+			bwd: func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+				dx, err := m.(*LayerNorm).Backward(dy)
+				return []*tensor.Tensor{dx}, err
+			},
+			grads: func(m any) map[string]*tensor.Tensor {
+				n := m.(*LayerNorm)
+				return map[string]*tensor.Tensor{"n.weight": n.WeightGrad, "n.bias": n.BiasGrad}
+			},
+			free: func(m any) { m.(*LayerNorm).Free() },
+		},
+		{
+			name: "groupnorm", params: map[string][]int{"n.weight": {6}, "n.bias": {6}},
+			inputs: []tensor.Shape{{2, 6, 3, 2}},
+			load: func(s Scope) (any, error) {
+				n, err := LoadGroupNorm(s.Sub("n"), 3, 6, 1e-5)
+				if err == nil {
+					n.Trainable = true
+				}
+				return n, err
+			},
+			fwd: func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error) {
+				if train {
+					return m.(*GroupNorm).ForwardTrain(xs[0])
+				}
+				return m.(*GroupNorm).Forward(xs[0])
+			},
+			bwd: func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+				dx, err := m.(*GroupNorm).Backward(dy)
+				return []*tensor.Tensor{dx}, err
+			},
+			grads: func(m any) map[string]*tensor.Tensor {
+				n := m.(*GroupNorm)
+				return map[string]*tensor.Tensor{"n.weight": n.WeightGrad, "n.bias": n.BiasGrad}
+			},
+			free: func(m any) { m.(*GroupNorm).Free() },
+		},
+		{
+			name: "conv2d", params: map[string][]int{"c.weight": {4, 3, 3, 3}, "c.bias": {4}},
+			inputs: []tensor.Shape{{2, 3, 5, 4}},
+			load: func(s Scope) (any, error) {
+				c, err := LoadConv2d(s.Sub("c"), 3, 4, 3, tensor.ConvParams(2, 1), true)
+				if err == nil {
+					c.Trainable = true
+				}
+				return c, err
+			},
+			fwd: func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error) {
+				if train {
+					return m.(*Conv2d).ForwardTrain(xs[0])
+				}
+				return m.(*Conv2d).Forward(xs[0])
+			},
+			bwd: func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+				dx, err := m.(*Conv2d).Backward(dy)
+				return []*tensor.Tensor{dx}, err
+			},
+			grads: func(m any) map[string]*tensor.Tensor {
+				c := m.(*Conv2d)
+				return map[string]*tensor.Tensor{"c.weight": c.WeightGrad, "c.bias": c.BiasGrad}
+			},
+			free: func(m any) { m.(*Conv2d).Free() },
+		},
+		attn(false, 0),
+		attn(true, 0),
+		attn(false, 7),
+		{
+			name: "mlp", params: map[string][]int{"m.fc1.weight": {9, 4}, "m.fc1.bias": {9}, "m.fc2.weight": {4, 9}, "m.fc2.bias": {4}},
+			inputs: []tensor.Shape{{2, 3, 4}},
+			load: func(s Scope) (any, error) {
+				m, err := LoadMLP(s.Sub("m"), 4, 9, tensor.QuickGELU)
+				if err == nil {
+					m.SetTrainable(true)
+				}
+				return m, err
+			},
+			fwd: func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error) {
+				if train {
+					return m.(*MLP).ForwardTrain(xs[0])
+				}
+				return m.(*MLP).Forward(xs[0])
+			},
+			bwd: func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+				dx, err := m.(*MLP).Backward(dy)
+				return []*tensor.Tensor{dx}, err
+			},
+			grads: func(m any) map[string]*tensor.Tensor {
+				p := m.(*MLP)
+				g := linGrads("m.fc1.", p.FC1)
+				for k, v := range linGrads("m.fc2.", p.FC2) {
+					g[k] = v
+				}
+				return g
+			},
+			free: func(m any) { m.(*MLP).Free() },
+		},
+		{
+			name: "feedforward", params: map[string][]int{"f.net.0.proj.weight": {10, 4}, "f.net.0.proj.bias": {10}, "f.net.2.weight": {4, 5}, "f.net.2.bias": {4}},
+			inputs: []tensor.Shape{{2, 3, 4}},
+			load: func(s Scope) (any, error) {
+				f, err := LoadFeedForward(s.Sub("f"), 4, 5)
+				if err == nil {
+					f.SetTrainable(true)
+				}
+				return f, err
+			},
+			fwd: func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error) {
+				if train {
+					return m.(*FeedForward).ForwardTrain(xs[0])
+				}
+				return m.(*FeedForward).Forward(xs[0])
+			},
+			bwd: func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+				dx, err := m.(*FeedForward).Backward(dy)
+				return []*tensor.Tensor{dx}, err
+			},
+			grads: func(m any) map[string]*tensor.Tensor {
+				f := m.(*FeedForward)
+				g := linGrads("f.net.0.proj.", f.Proj)
+				for k, v := range linGrads("f.net.2.", f.Out) {
+					g[k] = v
+				}
+				return g
+			},
+			free: func(m any) { m.(*FeedForward).Free() },
+		},
+	}
+}
+
+// TestBackwardFiniteDiff checks every layer's input and parameter gradients
+// against central differences of its forward, and that a layer returns all
+// its memory after Free.
+func TestBackwardFiniteDiff(t *testing.T) {
+	for _, c := range fdCases() {
+		t.Run(c.name, func(t *testing.T) { runFD(t, cpu.New(), c) })
+	}
+}
+
+func runFD(t *testing.T, b tensor.Backend, c fdCase) {
+	r := rand.New(rand.NewSource(7))
+	src := randSource(r, 0.5, c.params)
+	xv := make([][]float32, len(c.inputs))
+	for i, s := range c.inputs {
+		xv[i] = make([]float32, s.Numel())
+		for j := range xv[i] {
+			xv[i][j] = float32(r.NormFloat64())
+		}
+	}
+	upload := func() []*tensor.Tensor {
+		xs := make([]*tensor.Tensor, len(xv))
+		for i := range xv {
+			x, err := b.Upload(xv[i], c.inputs[i], tensor.F32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			xs[i] = x
+		}
+		return xs
+	}
+	load := func() any {
+		l := NewLoader(b, src)
+		m, err := c.load(l.Root())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := l.Unused(); len(u) > 0 {
+			t.Fatalf("unused parameters %q", u)
+		}
+		return m
+	}
+	var dyv []float32
+	// loss runs a fresh forward and returns sum(y * dy) in float64.
+	loss := func(m any) float64 {
+		xs := upload()
+		y, err := c.fwd(m, xs, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := b.Download(y)
+		y.Free()
+		tensor.FreeAll(xs...)
+		var l float64
+		for i := range v {
+			l += float64(v[i]) * float64(dyv[i])
+		}
+		return l
+	}
+
+	m := load()
+	xs := upload()
+	y, err := c.fwd(m, xs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensor.FreeAll(xs...) // the layer keeps its own views
+	dyv = make([]float32, y.Numel())
+	for i := range dyv {
+		dyv[i] = float32(r.NormFloat64())
+	}
+	dy, _ := b.Upload(dyv, y.Shape(), tensor.F32)
+	y.Free()
+	dxs, err := c.bwd(m, dy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dy.Free()
+	const h = 1e-2
+	check := func(what string, ana []float32, nudge func(j int, d float32) float64) {
+		maxAna := 0.0
+		for _, v := range ana {
+			maxAna = math.Max(maxAna, math.Abs(float64(v)))
+		}
+		if maxAna == 0 {
+			t.Errorf("%s: gradient is all zeros", what)
+		}
+		for _, j := range r.Perm(len(ana))[:min(len(ana), 12)] {
+			fd := (nudge(j, h) - nudge(j, -h)) / (2 * h)
+			if d := math.Abs(fd - float64(ana[j])); d > 2e-3+1e-2*math.Max(math.Abs(fd), 0.1*maxAna) {
+				t.Errorf("%s[%d]: backward %.6g, finite difference %.6g (diff %.3g)", what, j, ana[j], fd, d)
+			}
+		}
+	}
+	for i, dx := range dxs {
+		if dx == nil {
+			continue
+		}
+		if !dx.Shape().Equal(c.inputs[i]) {
+			t.Fatalf("d input %d is %s, want %s", i, dx.Shape(), c.inputs[i])
+		}
+		ana, _ := b.Download(dx)
+		check("d input "+string(rune('0'+i)), ana, func(j int, d float32) float64 {
+			old := xv[i][j]
+			xv[i][j] += d
+			l := loss(m)
+			xv[i][j] = old
+			return l
+		})
+	}
+	grads := c.grads(m)
+	if len(grads) != len(c.params) {
+		t.Fatalf("%d parameter gradients for %d parameters", len(grads), len(c.params))
+	}
+	for name, g := range grads {
+		if g == nil {
+			t.Fatalf("no gradient for %s", name)
+		}
+		ana, _ := b.Download(g)
+		check("d "+name, ana, func(j int, d float32) float64 {
+			p := src[name].Data
+			old := p[j]
+			p[j] += d
+			m2 := load()
+			l := loss(m2)
+			c.free(m2)
+			p[j] = old
+			return l
+		})
+	}
+	tensor.FreeAll(dxs...)
+	c.free(m)
+	if mem := b.Memory(); mem.InUse != 0 {
+		t.Errorf("%d bytes still in use after freeing the layer", mem.InUse)
+	}
+}
+
+func TestBackwardWithoutForward(t *testing.T) {
+	b := cpu.New()
+	src := randSource(rand.New(rand.NewSource(1)), 1, map[string][]int{"weight": {2, 2}})
+	l, err := LoadLinear(NewLoader(b, src).Root(), 2, 2, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dy, _ := b.Zeros(tensor.Shape{1, 2}, tensor.F32)
+	if _, err := l.Backward(dy); err == nil || !strings.Contains(err.Error(), "without ForwardTrain") {
+		t.Fatalf("backward without forward: %v", err)
+	}
+	x, _ := b.Zeros(tensor.Shape{1, 2}, tensor.F32)
+	y, _ := l.ForwardTrain(x)
+	l.FreeCache()
+	if _, err := l.Backward(dy); err == nil {
+		t.Fatal("backward after FreeCache succeeded")
+	}
+	tensor.FreeAll(x, y, dy)
+	l.Free()
+	if l.Weight != nil {
+		t.Fatal("Free kept the weight")
+	}
+	if m := b.Memory(); m.InUse != 0 {
+		t.Fatalf("%d bytes in use after Free", m.InUse)
+	}
+}
