@@ -82,6 +82,10 @@ func readSafetensors(path string) (map[string][]float64, map[string][]int, error
 			for i := 0; i+4 <= len(b); i += 4 {
 				out = append(out, float64(math.Float32frombits(binary.LittleEndian.Uint32(b[i:]))))
 			}
+		case "F16":
+			for i := 0; i+2 <= len(b); i += 2 {
+				out = append(out, float64(tensor.F16ToF32(binary.LittleEndian.Uint16(b[i:]))))
+			}
 		case "I64":
 			for i := 0; i+8 <= len(b); i += 8 {
 				out = append(out, float64(int64(binary.LittleEndian.Uint64(b[i:]))))
@@ -143,4 +147,80 @@ func f32s(v []float64) []float32 {
 		o[i] = float32(e)
 	}
 	return o
+}
+
+// TestUNetOpsGolden runs single ops of the tiny UNet on their recorded inputs
+// and the checkpoint's fp16 weights and compares with diffusers' outputs:
+// conv_in, conv_norm_out (GroupNorm, 32 groups, eps from config.json),
+// conv_act (SiLU) and conv_out.
+func TestUNetOpsGolden(t *testing.T) {
+	root := fixtureRoot(t)
+	g, gs, err := readSafetensors(filepath.Join(root, "goldens", "unet.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ws, err := readSafetensors(filepath.Join(root, "model", "unet", "diffusion_pytorch_model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		NormEps       float32 `json:"norm_eps"`
+		NormNumGroups int     `json:"norm_num_groups"`
+		ConvInKernel  int     `json:"conv_in_kernel"`
+		ConvOutKernel int     `json:"conv_out_kernel"`
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "model", "unet", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	b := New()
+	up := func(vals map[string][]float64, shapes map[string][]int, key string, dt tensor.DType) *tensor.Tensor {
+		t.Helper()
+		v, ok := vals[key]
+		if !ok {
+			t.Fatalf("%s missing", key)
+		}
+		x, err := b.Upload(f32s(v), shapes[key], dt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { x.Free() })
+		return x
+	}
+	check := func(name string, got *tensor.Tensor, err error, want string) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		defer got.Free()
+		gv, err := b.Download(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wv := g[want]
+		if !got.Shape().Equal(gs[want]) {
+			t.Fatalf("%s: shape %s, diffusers %v", name, got.Shape(), gs[want])
+		}
+		var maxd, maxw float64
+		for i := range wv {
+			maxd = math.Max(maxd, math.Abs(float64(gv[i])-wv[i]))
+			maxw = math.Max(maxw, math.Abs(wv[i]))
+		}
+		if maxd > 1e-4*math.Max(1, maxw) {
+			t.Errorf("%s vs diffusers %s: max |diff| %g (max |want| %g)", name, want, maxd, maxw)
+		}
+	}
+	pad := func(k int) tensor.Conv2DParams { return tensor.ConvParams(1, (k-1)/2) }
+
+	out, err := b.Conv2D(up(g, gs, "case0.sample", tensor.F32), up(w, ws, "conv_in.weight", tensor.F16), up(w, ws, "conv_in.bias", tensor.F32), pad(cfg.ConvInKernel))
+	check("conv_in", out, err, "case0.hook.conv_in")
+	out, err = b.GroupNorm(up(g, gs, "case0.hook.up_blocks.2", tensor.F32), up(w, ws, "conv_norm_out.weight", tensor.F32), up(w, ws, "conv_norm_out.bias", tensor.F32), cfg.NormNumGroups, cfg.NormEps)
+	check("conv_norm_out", out, err, "case0.hook.conv_norm_out")
+	out, err = b.Activation(up(g, gs, "case0.hook.conv_norm_out", tensor.F32), tensor.SiLU)
+	check("conv_act", out, err, "case0.hook.conv_act")
+	out, err = b.Conv2D(up(g, gs, "case0.hook.conv_act", tensor.F32), up(w, ws, "conv_out.weight", tensor.F16), up(w, ws, "conv_out.bias", tensor.F32), pad(cfg.ConvOutKernel))
+	check("conv_out", out, err, "case0.hook.conv_out")
 }
