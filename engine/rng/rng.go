@@ -149,6 +149,10 @@ func (g *Generator) NormalFloat64() float64 {
 // (fill16); a ragged tail is handled by drawing 16 fresh uniforms into the
 // last 16 elements and transforming them again. With n < 16 every element
 // comes from NormalFloat64, rounded to float32.
+//
+// The result is bit-identical to torch on x86-64 with AVX2 (the kernel the
+// goldens come from and what diffusers users run); torch's scalar fallback
+// on other CPUs uses libm's log/sin/cos and can differ in the last bit.
 func (g *Generator) Randn(n int) []float32 {
 	out := make([]float32, n)
 	if n < 16 {
@@ -178,19 +182,18 @@ func (g *Generator) Randn(n int) []float32 {
 const twoPi32 = float32(2 * math.Pi)
 
 // fill16 turns 16 uniforms into 16 normals in place, the float32 Box–Muller of
-// torch's normal_fill_16: for j in 0..7, u1 = 1 − d[j], u2 = d[j+8],
-// r = sqrt(−2 ln u1), θ = 2π u2, d[j] = r cos θ, d[j+8] = r sin θ. Each
-// operation is rounded to float32 as torch's float32 vector code does; the
-// transcendental functions are evaluated in float64 and rounded, which can
-// differ from torch's SLEEF approximations in the last bit.
+// torch's normal_fill_16_AVX2: for j in 0..7, u1 = 1 − d[j], u2 = d[j+8],
+// r = sqrt(−2 ln u1), θ = 2π u2, d[j] = r cos θ, d[j+8] = r sin θ, every
+// operation in float32 with torch's own log/sin/cos approximations
+// (boxmuller.go).
 func fill16(d []float32) {
 	for j := 0; j < 8; j++ {
 		u1 := 1 - d[j]
 		u2 := d[j+8]
-		lg := float32(math.Log(float64(u1)))
-		r := float32(math.Sqrt(float64(-2 * lg)))
-		theta := twoPi32 * u2
-		d[j] = r * float32(math.Cos(float64(theta)))
-		d[j+8] = r * float32(math.Sin(float64(theta)))
+		r := float32(math.Sqrt(float64(mul32(-2, cephesLog(u1)))))
+		theta := mul32(twoPi32, u2)
+		sin, cos := cephesSinCos(theta)
+		d[j] = mul32(r, cos)
+		d[j+8] = mul32(r, sin)
 	}
 }

@@ -48,9 +48,32 @@ func torchLinspace32(start, end float64, steps int) []float32 {
 	return out
 }
 
-// fma32 is a float32 fused multiply-add a·b + c (one rounding).
+// fma32 returns a·b + c rounded once to float32, as a hardware float32 FMA
+// (the same helper as engine/rng's): the product of two float32 is exact in
+// float64, and the float64 sum is corrected when it sits exactly on a
+// float32 rounding tie that the exact sum does not.
 func fma32(a, b, c float32) float32 {
-	return float32(math.FMA(float64(a), float64(b), float64(c)))
+	p := float64(a) * float64(b)
+	s := p + float64(c)
+	bv := s - p
+	e := (p - (s - bv)) + (float64(c) - bv) // exact error of the sum (TwoSum)
+	if e != 0 {
+		r := float32(s)
+		if float64(r) != s {
+			other := math.Nextafter32(r, float32(math.Inf(1)))
+			if float64(r) > s {
+				other = math.Nextafter32(r, float32(math.Inf(-1)))
+			}
+			if (float64(r)+float64(other))/2 == s {
+				if e > 0 {
+					s = math.Nextafter(s, math.Inf(1))
+				} else {
+					s = math.Nextafter(s, math.Inf(-1))
+				}
+			}
+		}
+	}
+	return float32(s)
 }
 
 // betas returns the config's beta schedule as diffusers' float32 tensor.
