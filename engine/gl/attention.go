@@ -14,6 +14,9 @@ func (b *Backend) attnDims(op string, q, k, v *tensor.Tensor) (bh, nq, nk, d int
 		return 0, 0, 0, 0, tensor.Errorf(op, tensor.ErrShape, "q is %s, k is %s, v is %s: want (B, H, Nq, D) and (B, H, Nk, D)", qs, ks, vs)
 	}
 	d = qs[3]
+	if d%4 != 0 {
+		return 0, 0, 0, 0, tensor.Errorf(op, tensor.ErrShape, "head size %d: the GL kernels read rows as vec4, so it must be a multiple of 4", d)
+	}
 	if attnTile(d, b.dev.limits.MaxSharedBytes) < 1 {
 		return 0, 0, 0, 0, tensor.Errorf(op, tensor.ErrArg, "head size %d: two rows of it do not fit the device's %d bytes of shared memory", d, b.dev.limits.MaxSharedBytes)
 	}
