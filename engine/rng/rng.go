@@ -14,6 +14,7 @@
 //     draw times 2⁻⁵³ (torch.rand(n, dtype=torch.float64, generator=g)).
 //   - Randn: torch.randn(n, generator=g) for float32 (see Randn for its two
 //     paths).
+//   - RandInt: torch.randint(low, high, (n,), generator=g) for int64.
 package rng
 
 import "math"
@@ -118,6 +119,28 @@ func (g *Generator) Rand(n int) []float32 {
 	out := make([]float32, n)
 	for i := range out {
 		out[i] = g.Float32()
+	}
+	return out
+}
+
+// RandInt returns n integers uniform on [low, high): torch.randint(low, high,
+// (n,), generator=g) with dtype int64 (uniform_int_from_to_distribution): each
+// is low + draw mod (high − low), the draw being one 32-bit output, or a
+// 64-bit one when the range is 2³² or more. It returns nil when high <= low.
+func (g *Generator) RandInt(low, high int64, n int) []int64 {
+	if high <= low {
+		return nil
+	}
+	span := uint64(high - low)
+	out := make([]int64, n)
+	for i := range out {
+		var v uint64
+		if span >= 1<<32 {
+			v = g.Uint64()
+		} else {
+			v = uint64(g.Uint32())
+		}
+		out[i] = int64(v%span) + low
 	}
 	return out
 }

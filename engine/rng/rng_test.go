@@ -260,3 +260,29 @@ func TestFMA32(t *testing.T) {
 		t.Fatalf("fma32 double-rounded: got %v, want 1+2⁻²³", got)
 	}
 }
+
+// TestRandInt checks torch.randint's rule: one 32-bit draw per value modulo
+// the range (a 64-bit draw for ranges of 2³² or more), offset by low.
+func TestRandInt(t *testing.T) {
+	g, ref := New(500), New(500)
+	got := g.RandInt(0, 1000, 64)
+	seen := map[int64]bool{}
+	for i, v := range got {
+		if want := int64(ref.Uint32() % 1000); v != want {
+			t.Fatalf("[%d] = %d, want %d", i, v, want)
+		}
+		seen[v] = true
+	}
+	if len(seen) < 50 {
+		t.Fatalf("64 draws from [0,1000) gave only %d distinct values", len(seen))
+	}
+	big := g.RandInt(-5, 1<<40, 8)
+	for i, v := range big {
+		if want := int64(ref.Uint64()%(1<<40+5)) - 5; v != want {
+			t.Fatalf("wide range [%d] = %d, want %d", i, v, want)
+		}
+	}
+	if g.RandInt(3, 3, 4) != nil {
+		t.Fatal("empty range must give nil")
+	}
+}
