@@ -38,30 +38,30 @@ func (b *Backend) attnScores(g attnGeom, qh, kh []float32, i0, rows int, scale f
 			if causal {
 				vis = min(i0+r+1, g.Nk)
 			}
-			for j := range row[:vis] {
-				row[j] *= scale
-			}
+			sc := row[:vis]
 			if lse != nil {
-				// Backward: P = exp(s - lse) from the saved log-sum-exp.
-				l := float64(lse[i0+r])
-				for j := range row[:vis] {
-					row[j] = float32(math.Exp(float64(row[j]) - l))
+				// Backward: P = exp(scale*s - lse) from the saved log-sum-exp.
+				l := lse[i0+r]
+				for j, s := range sc {
+					sc[j] = expf(s*scale - l)
 				}
 			} else {
 				// Forward: one exp per score, then normalize; lse = m + log Σ.
 				m := float32(math.Inf(-1))
-				for _, s := range row[:vis] {
+				for j, s := range sc {
+					s *= scale
+					sc[j] = s
 					m = max(m, s)
 				}
 				var sum float64
-				for j, s := range row[:vis] {
-					e := math.Exp(float64(s - m))
-					row[j] = float32(e)
-					sum += e
+				for j, s := range sc {
+					e := expf(s - m)
+					sc[j] = e
+					sum += float64(e)
 				}
 				inv := float32(1 / sum)
-				for j := range row[:vis] {
-					row[j] *= inv
+				for j := range sc {
+					sc[j] *= inv
 				}
 				lseOut[i0+r] = float32(float64(m) + math.Log(sum))
 			}

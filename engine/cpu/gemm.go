@@ -44,7 +44,11 @@ var kernelGo = microKernel{name: "go 4x4", mr: 4, nr: 4, fn: func(kc int, ap, bp
 // at start-up when the CPU has it (see gemm_amd64.go).
 var gemmKernel = kernelGo
 
-var packPool = sync.Pool{New: func() any { s := make([]float32, (gemmMC+8)*gemmKC); return &s }}
+// packPool holds per-worker A panels; packBPool the shared B panel buffers.
+var (
+	packPool  = sync.Pool{New: func() any { s := make([]float32, (gemmMC+8)*gemmKC); return &s }}
+	packBPool = sync.Pool{New: func() any { s := []float32(nil); return &s }}
+)
 
 // gemmGo is the pure-Go sgemm; see gemm.
 func gemmGo(transA, transB bool, m, n, k int, a []float32, lda int, bm []float32, ldb int, acc bool, c []float32, ldc int) {
@@ -61,7 +65,12 @@ func gemmWith(kern microKernel, transA, transB bool, m, n, k int, a []float32, l
 	if k == 0 || m == 0 || n == 0 {
 		return
 	}
-	bp := make([]float32, gemmKC*(gemmNC+kern.nr))
+	bpp := packBPool.Get().(*[]float32)
+	defer packBPool.Put(bpp)
+	if need := min(gemmKC, k) * (min(gemmNC, n) + kern.nr); len(*bpp) < need {
+		*bpp = make([]float32, need)
+	}
+	bp := *bpp
 	for jc := 0; jc < n; jc += gemmNC {
 		nc := min(gemmNC, n-jc)
 		for pc := 0; pc < k; pc += gemmKC {
