@@ -158,7 +158,8 @@ func (d *DDPM) Velocity(sample, noise []float32, timesteps []int) ([]float32, er
 // the model output (clipped when clip_sample), the posterior mean
 // (√ᾱₚβₜ/(1−ᾱₜ))·x₀ + (√αₜ(1−ᾱₚ)/(1−ᾱₜ))·x, plus σ·z for t > 0, with the
 // fixed_small variance (1−ᾱₚ)/(1−ᾱₜ)·βₜ (clamped at 1e-20) or fixed_large βₜ.
-// noise is called (len(sample) values) for every step but the last.
+// noise is called (len(sample) values) at every step with t > 0, as diffusers
+// draws it.
 func (d *DDPM) Step(modelOutput, sample []float32, stepIndex int, noise func(n int) []float32) ([]float32, error) {
 	if err := checkStep("ddpm", modelOutput, sample, stepIndex, len(d.timesteps)); err != nil {
 		return nil, err

@@ -9,9 +9,9 @@ import (
 // dpmsolver++ — "DPM++ 2M" at solver order 2, "DPM++ 2M Karras" with Karras
 // sigmas. Each step converts the model output to a data prediction x₀ and
 // takes a first-order step, or a second-order multistep (midpoint or Heun
-// solver type) using the previous step's x₀. With lower_order_final the last
-// step is first order (always when final_sigmas_type is zero), and for fewer
-// than 15 steps so is the second-to-last.
+// solver type) using the previous step's x₀. The first step is first order,
+// and so is the last when lower_order_final holds with fewer than 15 steps,
+// euler_at_final is set, or final_sigmas_type is zero (SDXL's case).
 type DPMSolver struct {
 	cfg             Config
 	order           int

@@ -94,7 +94,8 @@ func (b *eulerBase) Sigmas() []float32 { return append([]float32(nil), b.sigmas.
 // InitNoiseSigma returns the initial noise scale.
 func (b *eulerBase) InitNoiseSigma() float64 { return float64(b.initSigma) }
 
-// ScaleModelInput divides sample in place by sqrt(σ²+1) for step stepIndex.
+// ScaleModelInput divides sample in place by sqrt(σ²+1) for step stepIndex
+// (an index out of range leaves it unchanged; Step reports that as an error).
 func (b *eulerBase) ScaleModelInput(sample []float32, stepIndex int) []float32 {
 	if stepIndex < 0 || stepIndex >= len(b.timesteps) {
 		return sample

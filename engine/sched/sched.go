@@ -8,16 +8,22 @@
 // float32 in diffusers' order of operations, so the steps match the
 // reference's own numbers to rounding.
 //
-// A sampling loop:
+// A sampling loop, as diffusers' pipelines run it (one generator for the
+// initial latents and for every step's noise; float32 products throughout):
 //
-//	s, _ := sched.FromConfigFile("model/scheduler/scheduler_config.json", "euler_a", 30)
+//	s, err := sched.FromConfigFile("model/scheduler/scheduler_config.json", "euler_a", 30)
 //	g := rng.New(seed)
-//	x := g.Randn(n)
-//	scale(x, s.InitNoiseSigma())
+//	x := g.Randn(n) // n = latent elements, (B, 4, H/8, W/8)
+//	sigma := float32(s.InitNoiseSigma())
+//	for i := range x {
+//		x[i] *= sigma
+//	}
 //	for i, t := range s.Timesteps() {
-//		in := s.ScaleModelInput(copyOf(x), i)
-//		eps := unet(in, t)
-//		x, _ = s.Step(eps, x, i, g.Randn)
+//		in := s.ScaleModelInput(append([]float32(nil), x...), i)
+//		eps := unet(in, t) // with classifier-free guidance applied
+//		if x, err = s.Step(eps, x, i, g.Randn); err != nil {
+//			return err
+//		}
 //	}
 package sched
 
