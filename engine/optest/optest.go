@@ -305,7 +305,7 @@ func (m Mismatch) ok(tol float64) bool {
 	return m.MaxAbs <= tol*math.Max(m.Scale, 1e-3)
 }
 
-func check(t testing.TB, label string, got, want []float64, tol float64) {
+func check(t reporter, label string, got, want []float64, tol float64) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("%s: %d values, want %d", label, len(got), len(want))
@@ -314,6 +314,14 @@ func check(t testing.TB, label string, got, want []float64, tol float64) {
 	if m := Compare(got, want); !m.ok(tol) {
 		t.Errorf("%s: %s (tolerance %.1g)", label, m, tol)
 	}
+}
+
+// reporter is the part of *testing.T a case check uses (a fake in the
+// harness's own tests records the failures instead).
+type reporter interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
 }
 
 const (
@@ -364,48 +372,7 @@ func probes(r *rand.Rand, n, limit int) []int {
 func RunReference(t *testing.T, b tensor.Backend, opts ...Option) {
 	o := parse(opts)
 	for _, c := range o.cases() {
-		t.Run(c.Name, func(t *testing.T) {
-			r := rand.New(rand.NewSource(seedOf(o.seed, c.Name)))
-			vals := c.values(r)
-			var douts [][]float64
-			res, err := c.run(b, vals, func(s []tensor.Shape) [][]float64 {
-				douts = randomDouts(r)(s)
-				return douts
-			})
-			if err != nil {
-				t.Fatalf("%s on %s: %v", c.Name, b.Name(), err)
-			}
-			want := c.Ref(vals)
-			if len(want) != len(res.outs) {
-				t.Fatalf("%d outputs, reference has %d", len(res.outs), len(want))
-			}
-			for k := range want {
-				check(t, fmt.Sprintf("%s output %d %s on %s vs float64", c.Name, k, res.outShapes[k], b.Name()), res.outs[k], want[k], c.fwdTol())
-			}
-			if c.Backward == nil {
-				return
-			}
-			limit := 160
-			if o.small {
-				limit = 64
-			}
-			for gi, ii := range c.gradInputs() {
-				idx := probes(r, len(vals[ii]), limit)
-				got, fd := make([]float64, len(idx)), make([]float64, len(idx))
-				for pi, j := range idx {
-					const h = 1e-5
-					x0 := vals[ii][j]
-					vals[ii][j] = x0 + h
-					lp := c.refLoss(vals, douts)
-					vals[ii][j] = x0 - h
-					lm := c.refLoss(vals, douts)
-					vals[ii][j] = x0
-					fd[pi] = (lp - lm) / (2 * h)
-					got[pi] = res.grads[gi][j]
-				}
-				check(t, fmt.Sprintf("%s d%s %s on %s vs float64 finite differences (probed %d of %d)", c.Name, c.Inputs[ii].Name, c.Inputs[ii].Shape, b.Name(), len(idx), len(vals[ii])), got, fd, gradTol)
-			}
-		})
+		t.Run(c.Name, func(t *testing.T) { referenceCase(t, c, b, o) })
 	}
 }
 
@@ -414,31 +381,7 @@ func RunReference(t *testing.T, b tensor.Backend, opts ...Option) {
 func RunAgainst(t *testing.T, ref, b tensor.Backend, opts ...Option) {
 	o := parse(opts)
 	for _, c := range o.cases() {
-		t.Run(c.Name, func(t *testing.T) {
-			r := rand.New(rand.NewSource(seedOf(o.seed, c.Name)))
-			vals := c.values(r)
-			var douts [][]float64
-			want, err := c.run(ref, vals, func(s []tensor.Shape) [][]float64 {
-				douts = randomDouts(r)(s)
-				return douts
-			})
-			if err != nil {
-				t.Fatalf("%s on %s: %v", c.Name, ref.Name(), err)
-			}
-			got, err := c.run(b, vals, func([]tensor.Shape) [][]float64 { return douts })
-			if err != nil {
-				t.Fatalf("%s on %s: %v", c.Name, b.Name(), err)
-			}
-			for k := range want.outs {
-				if !got.outShapes[k].Equal(want.outShapes[k]) {
-					t.Fatalf("%s output %d: %s on %s, %s on %s", c.Name, k, got.outShapes[k], b.Name(), want.outShapes[k], ref.Name())
-				}
-				check(t, fmt.Sprintf("%s output %d %s, %s vs %s", c.Name, k, want.outShapes[k], b.Name(), ref.Name()), got.outs[k], want.outs[k], c.fwdTol())
-			}
-			for gi, ii := range c.gradInputs() {
-				check(t, fmt.Sprintf("%s d%s %s, %s vs %s", c.Name, c.Inputs[ii].Name, c.Inputs[ii].Shape, b.Name(), ref.Name()), got.grads[gi], want.grads[gi], gradTol)
-			}
-		})
+		t.Run(c.Name, func(t *testing.T) { againstCase(t, c, ref, b, o) })
 	}
 }
 
@@ -447,58 +390,11 @@ func RunAgainst(t *testing.T, ref, b tensor.Backend, opts ...Option) {
 // elements of each differentiable input.
 func FiniteDiff(t *testing.T, b tensor.Backend, opts ...Option) {
 	o := parse(opts)
-	limit := 24
-	if o.small {
-		limit = 8
-	}
 	for _, c := range o.cases() {
 		if c.Backward == nil {
 			continue
 		}
-		t.Run(c.Name, func(t *testing.T) {
-			r := rand.New(rand.NewSource(seedOf(o.seed, c.Name)))
-			vals := c.values(r)
-			var douts [][]float64
-			res, err := c.run(b, vals, func(s []tensor.Shape) [][]float64 {
-				douts = randomDouts(r)(s)
-				return douts
-			})
-			if err != nil {
-				t.Fatalf("%s on %s: %v", c.Name, b.Name(), err)
-			}
-			loss := func() float64 {
-				out, err := c.run(b, vals, nil)
-				if err != nil {
-					t.Fatalf("%s forward on %s: %v", c.Name, b.Name(), err)
-				}
-				var l float64
-				for k, d := range douts {
-					for i, e := range d {
-						l += e * out.outs[k][i]
-					}
-				}
-				return l
-			}
-			for gi, ii := range c.gradInputs() {
-				if c.Inputs[ii].DType != tensor.F32 {
-					continue // a packed weight cannot be nudged by h in its own precision
-				}
-				idx := probes(r, len(vals[ii]), limit)
-				got, fd := make([]float64, len(idx)), make([]float64, len(idx))
-				for pi, j := range idx {
-					const h = 1e-2
-					x0 := vals[ii][j]
-					vals[ii][j] = x0 + h
-					lp := loss()
-					vals[ii][j] = x0 - h
-					lm := loss()
-					vals[ii][j] = x0
-					fd[pi] = (lp - lm) / (2 * h)
-					got[pi] = res.grads[gi][j]
-				}
-				check(t, fmt.Sprintf("%s d%s %s on %s vs fp32 finite differences", c.Name, c.Inputs[ii].Name, c.Inputs[ii].Shape, b.Name()), got, fd, fdTol)
-			}
-		})
+		t.Run(c.Name, func(t *testing.T) { finiteDiffCase(t, c, b, o) })
 	}
 }
 
@@ -509,4 +405,128 @@ func Names(small bool) string {
 		n = append(n, c.Name)
 	}
 	return strings.Join(n, " ")
+}
+
+// referenceCase checks one case; see RunReference.
+func referenceCase(t reporter, c Case, b tensor.Backend, o options) {
+	t.Helper()
+	r := rand.New(rand.NewSource(seedOf(o.seed, c.Name)))
+	vals := c.values(r)
+	var douts [][]float64
+	res, err := c.run(b, vals, func(s []tensor.Shape) [][]float64 {
+		douts = randomDouts(r)(s)
+		return douts
+	})
+	if err != nil {
+		t.Fatalf("%s on %s: %v", c.Name, b.Name(), err)
+	}
+	want := c.Ref(vals)
+	if len(want) != len(res.outs) {
+		t.Fatalf("%d outputs, reference has %d", len(res.outs), len(want))
+	}
+	for k := range want {
+		check(t, fmt.Sprintf("%s output %d %s on %s vs float64", c.Name, k, res.outShapes[k], b.Name()), res.outs[k], want[k], c.fwdTol())
+	}
+	if c.Backward == nil {
+		return
+	}
+	limit := 160
+	if o.small {
+		limit = 64
+	}
+	for gi, ii := range c.gradInputs() {
+		idx := probes(r, len(vals[ii]), limit)
+		got, fd := make([]float64, len(idx)), make([]float64, len(idx))
+		for pi, j := range idx {
+			const h = 1e-5
+			x0 := vals[ii][j]
+			vals[ii][j] = x0 + h
+			lp := c.refLoss(vals, douts)
+			vals[ii][j] = x0 - h
+			lm := c.refLoss(vals, douts)
+			vals[ii][j] = x0
+			fd[pi] = (lp - lm) / (2 * h)
+			got[pi] = res.grads[gi][j]
+		}
+		check(t, fmt.Sprintf("%s d%s %s on %s vs float64 finite differences (probed %d of %d)", c.Name, c.Inputs[ii].Name, c.Inputs[ii].Shape, b.Name(), len(idx), len(vals[ii])), got, fd, gradTol)
+	}
+}
+
+// againstCase checks one case; see RunAgainst.
+func againstCase(t reporter, c Case, ref, b tensor.Backend, o options) {
+	t.Helper()
+	r := rand.New(rand.NewSource(seedOf(o.seed, c.Name)))
+	vals := c.values(r)
+	var douts [][]float64
+	want, err := c.run(ref, vals, func(s []tensor.Shape) [][]float64 {
+		douts = randomDouts(r)(s)
+		return douts
+	})
+	if err != nil {
+		t.Fatalf("%s on %s: %v", c.Name, ref.Name(), err)
+	}
+	got, err := c.run(b, vals, func([]tensor.Shape) [][]float64 { return douts })
+	if err != nil {
+		t.Fatalf("%s on %s: %v", c.Name, b.Name(), err)
+	}
+	for k := range want.outs {
+		if !got.outShapes[k].Equal(want.outShapes[k]) {
+			t.Fatalf("%s output %d: %s on %s, %s on %s", c.Name, k, got.outShapes[k], b.Name(), want.outShapes[k], ref.Name())
+		}
+		check(t, fmt.Sprintf("%s output %d %s, %s vs %s", c.Name, k, want.outShapes[k], b.Name(), ref.Name()), got.outs[k], want.outs[k], c.fwdTol())
+	}
+	for gi, ii := range c.gradInputs() {
+		check(t, fmt.Sprintf("%s d%s %s, %s vs %s", c.Name, c.Inputs[ii].Name, c.Inputs[ii].Shape, b.Name(), ref.Name()), got.grads[gi], want.grads[gi], gradTol)
+	}
+}
+
+// finiteDiffCase checks one case; see FiniteDiff.
+func finiteDiffCase(t reporter, c Case, b tensor.Backend, o options) {
+	t.Helper()
+	limit := 24
+	if o.small {
+		limit = 8
+	}
+	r := rand.New(rand.NewSource(seedOf(o.seed, c.Name)))
+	vals := c.values(r)
+	var douts [][]float64
+	res, err := c.run(b, vals, func(s []tensor.Shape) [][]float64 {
+		douts = randomDouts(r)(s)
+		return douts
+	})
+	if err != nil {
+		t.Fatalf("%s on %s: %v", c.Name, b.Name(), err)
+	}
+	loss := func() float64 {
+		out, err := c.run(b, vals, nil)
+		if err != nil {
+			t.Fatalf("%s forward on %s: %v", c.Name, b.Name(), err)
+		}
+		var l float64
+		for k, d := range douts {
+			for i, e := range d {
+				l += e * out.outs[k][i]
+			}
+		}
+		return l
+	}
+	for gi, ii := range c.gradInputs() {
+		if c.Inputs[ii].DType != tensor.F32 {
+			continue // a packed weight cannot be nudged by h in its own precision
+		}
+		idx := probes(r, len(vals[ii]), limit)
+		got, fd := make([]float64, len(idx)), make([]float64, len(idx))
+		for pi, j := range idx {
+			const h = 1e-2
+			x0 := vals[ii][j]
+			vals[ii][j] = x0 + h
+			lp := loss()
+			vals[ii][j] = x0 - h
+			lm := loss()
+			vals[ii][j] = x0
+			fd[pi] = (lp - lm) / (2 * h)
+			got[pi] = res.grads[gi][j]
+		}
+		check(t, fmt.Sprintf("%s d%s %s on %s vs fp32 finite differences", c.Name, c.Inputs[ii].Name, c.Inputs[ii].Shape, b.Name()), got, fd, fdTol)
+	}
 }
