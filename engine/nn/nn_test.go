@@ -3,11 +3,13 @@ package nn
 import (
 	"math"
 	"math/rand"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"lorastudio/engine/cpu"
+	"lorastudio/engine/device"
 	"lorastudio/engine/tensor"
 )
 
@@ -390,7 +392,24 @@ func TestBackwardFiniteDiff(t *testing.T) {
 	}
 }
 
+// TestBackwardFiniteDiffGL runs the same checks on the GL backend (skipped
+// without a GL 4.3 context unless LORASTUDIO_REQUIRE_GL=1).
+func TestBackwardFiniteDiffGL(t *testing.T) {
+	b, err := device.Open("gl")
+	if err != nil {
+		if os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" {
+			t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but no GL context: %v", err)
+		}
+		t.Skipf("no GL 4.3 context (set LORASTUDIO_REQUIRE_GL=1 to fail instead): %v", err)
+	}
+	defer b.Close()
+	for _, c := range fdCases() {
+		t.Run(c.name, func(t *testing.T) { runFD(t, b, c) })
+	}
+}
+
 func runFD(t *testing.T, b tensor.Backend, c fdCase) {
+	base := b.Memory().InUse
 	r := rand.New(rand.NewSource(7))
 	src := randSource(r, 0.5, c.params)
 	xv := make([][]float32, len(c.inputs))
@@ -512,8 +531,8 @@ func runFD(t *testing.T, b tensor.Backend, c fdCase) {
 	}
 	tensor.FreeAll(dxs...)
 	c.free(m)
-	if mem := b.Memory(); mem.InUse != 0 {
-		t.Errorf("%d bytes still in use after freeing the layer", mem.InUse)
+	if mem := b.Memory(); mem.InUse != base {
+		t.Errorf("%d bytes in use after freeing the layer, %d before", mem.InUse, base)
 	}
 }
 
@@ -538,6 +557,69 @@ func TestBackwardWithoutForward(t *testing.T) {
 	l.Free()
 	if l.Weight != nil {
 		t.Fatal("Free kept the weight")
+	}
+	if m := b.Memory(); m.InUse != 0 {
+		t.Fatalf("%d bytes in use after Free", m.InUse)
+	}
+}
+
+// TestGradAccumulatesAndPacked checks that two backward passes add their
+// weight gradients, and that a packed F16 weight gives the same gradients
+// as the same values in F32.
+func TestGradAccumulatesAndPacked(t *testing.T) {
+	b := cpu.New()
+	r := rand.New(rand.NewSource(3))
+	w := make([]float32, 4*3)
+	for i := range w {
+		w[i] = float32(int(r.NormFloat64()*8)) / 8 // exact in fp16
+	}
+	grads := map[tensor.DType][]float32{}
+	dxs := map[tensor.DType][]float32{}
+	for _, dt := range []tensor.DType{tensor.F32, tensor.F16} {
+		src := MapSource{"weight": {Shape: []int{4, 3}, DType: dt, Data: w}, "bias": {Shape: []int{4}, DType: dt, Data: []float32{1, 2, 3, 4}}}
+		l, err := LoadLinear(NewLoader(b, src).Root(), 3, 4, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Weight.DType() != dt {
+			t.Fatalf("weight is %s, want %s", l.Weight.DType(), dt)
+		}
+		l.Trainable = true
+		x, _ := b.Upload([]float32{1, 2, 3, -1, 0.5, 2}, tensor.Shape{2, 3}, tensor.F32)
+		dy, _ := b.Upload([]float32{1, 0, -1, 2, 0.5, 1, 1, -2}, tensor.Shape{2, 4}, tensor.F32)
+		var once []float32
+		for pass := range 2 {
+			y, err := l.ForwardTrain(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dx, err := l.Backward(dy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pass == 0 {
+				once, _ = b.Download(l.WeightGrad)
+				dxs[dt], _ = b.Download(dx)
+			}
+			tensor.FreeAll(y, dx)
+		}
+		twice, _ := b.Download(l.WeightGrad)
+		for i := range once {
+			if twice[i] != 2*once[i] {
+				t.Fatalf("%s: after two passes dW[%d] = %g, after one %g", dt, i, twice[i], once[i])
+			}
+		}
+		bg, _ := b.Download(l.BiasGrad)
+		// twice the column sums of dy
+		if want := []float32{3, 2, 0, 0}; !slices.Equal(bg, want) {
+			t.Fatalf("%s: accumulated db = %v, want %v", dt, bg, want)
+		}
+		grads[dt] = once
+		tensor.FreeAll(x, dy)
+		l.Free()
+	}
+	if !slices.Equal(grads[tensor.F32], grads[tensor.F16]) || !slices.Equal(dxs[tensor.F32], dxs[tensor.F16]) {
+		t.Fatalf("packed weight gradients differ: dW %v vs %v, dx %v vs %v", grads[tensor.F32], grads[tensor.F16], dxs[tensor.F32], dxs[tensor.F16])
 	}
 	if m := b.Memory(); m.InUse != 0 {
 		t.Fatalf("%d bytes in use after Free", m.InUse)
