@@ -92,6 +92,9 @@ func (b *Backend) BinaryBackward(op tensor.BinaryOp, dout, x, y *tensor.Tensor, 
 	if err != nil {
 		return nil, nil, err
 	}
+	if op > tensor.Mul {
+		return nil, nil, tensor.Errorf(name, tensor.ErrArg, "unknown binary op")
+	}
 	os, err := tensor.BroadcastShapes(x.Shape(), y.Shape())
 	if err != nil {
 		return nil, nil, tensor.Errorf(name, tensor.ErrShape, "%v", err)
