@@ -1,8 +1,7 @@
 package vae
 
 import (
-	"math"
-
+	"lorastudio/engine/nn"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
 )
@@ -26,30 +25,30 @@ func (h Hook) call(name string, t *tensor.Tensor) error {
 // resnetBlock2D is diffusers' ResnetBlock2D without a time embedding
 // (temb_channels=None, output_scale_factor=1, dropout 0).
 type resnetBlock2D struct {
-	norm1        *groupNorm
-	conv1        *conv2d
-	norm2        *groupNorm
-	conv2        *conv2d
-	convShortcut *conv2d // 1x1, only when in != out channels
+	norm1        *nn.GroupNorm
+	conv1        *nn.Conv2d
+	norm2        *nn.GroupNorm
+	conv2        *nn.Conv2d
+	convShortcut *nn.Conv2d // 1x1, only when in != out channels
 }
 
-func newResnetBlock2D(s *scope, groups, in, out int) (*resnetBlock2D, error) {
+func (bl *builder) resnetBlock2D(s nn.Scope, groups, in, out int) (*resnetBlock2D, error) {
 	r := &resnetBlock2D{}
 	var err error
-	if r.norm1, err = newGroupNorm(s.sub("norm1"), groups, in, eps); err != nil {
+	if r.norm1, err = bl.groupNorm(s.Sub("norm1"), groups, in); err != nil {
 		return nil, err
 	}
-	if r.conv1, err = newConv2d(s.sub("conv1"), in, out, 3, tensor.ConvParams(1, 1)); err != nil {
+	if r.conv1, err = bl.conv(s.Sub("conv1"), in, out, 3, tensor.ConvParams(1, 1)); err != nil {
 		return nil, err
 	}
-	if r.norm2, err = newGroupNorm(s.sub("norm2"), groups, out, eps); err != nil {
+	if r.norm2, err = bl.groupNorm(s.Sub("norm2"), groups, out); err != nil {
 		return nil, err
 	}
-	if r.conv2, err = newConv2d(s.sub("conv2"), out, out, 3, tensor.ConvParams(1, 1)); err != nil {
+	if r.conv2, err = bl.conv(s.Sub("conv2"), out, out, 3, tensor.ConvParams(1, 1)); err != nil {
 		return nil, err
 	}
 	if in != out {
-		if r.convShortcut, err = newConv2d(s.sub("conv_shortcut"), in, out, 1, tensor.ConvParams(1, 0)); err != nil {
+		if r.convShortcut, err = bl.conv(s.Sub("conv_shortcut"), in, out, 1, tensor.ConvParams(1, 0)); err != nil {
 			return nil, err
 		}
 	}
@@ -59,7 +58,7 @@ func newResnetBlock2D(s *scope, groups, in, out int) (*resnetBlock2D, error) {
 // forward returns x + block(x) (through conv_shortcut when the width
 // changes); x is (N, Cin, H, W) and is not freed.
 func (r *resnetBlock2D) forward(b tensor.Backend, x *tensor.Tensor) (*tensor.Tensor, error) {
-	h, err := r.norm1.forward(b, x) // h is (N, Cin, H, W)
+	h, err := r.norm1.Forward(x) // h is (N, Cin, H, W)
 	if err != nil {
 		return nil, err
 	}
@@ -68,22 +67,22 @@ func (r *resnetBlock2D) forward(b tensor.Backend, x *tensor.Tensor) (*tensor.Ten
 	if h, err = consume(h, silu); err != nil { // h is (N, Cin, H, W)
 		return nil, err
 	}
-	if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return r.conv1.forward(b, t) }); err != nil { // h is (N, Cout, H, W)
+	if h, err = consume(h, r.conv1.Forward); err != nil { // h is (N, Cout, H, W)
 		return nil, err
 	}
-	if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return r.norm2.forward(b, t) }); err != nil { // h is (N, Cout, H, W)
+	if h, err = consume(h, r.norm2.Forward); err != nil { // h is (N, Cout, H, W)
 		return nil, err
 	}
 	if h, err = consume(h, silu); err != nil { // h is (N, Cout, H, W); dropout is identity
 		return nil, err
 	}
-	if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return r.conv2.forward(b, t) }); err != nil { // h is (N, Cout, H, W)
+	if h, err = consume(h, r.conv2.Forward); err != nil { // h is (N, Cout, H, W)
 		return nil, err
 	}
 	if r.convShortcut == nil {
 		return consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return b.Binary(tensor.Add, x, t) }) // (N, Cout, H, W)
 	}
-	sc, err := r.convShortcut.forward(b, x) // sc is (N, Cout, H, W)
+	sc, err := r.convShortcut.Forward(x) // sc is (N, Cout, H, W)
 	if err != nil {
 		h.Free()
 		return nil, err
@@ -94,32 +93,24 @@ func (r *resnetBlock2D) forward(b tensor.Backend, x *tensor.Tensor) (*tensor.Ten
 }
 
 // attention is diffusers' Attention as UNetMidBlock2D builds it for the VAE:
-// group_norm over the channels, then single-head self-attention over the H·W
-// positions with to_q/to_k/to_v/to_out.0 as Linear layers over the channels
-// (AutoencoderKL passes attention_head_dim = block_out_channels[-1], so
-// heads = C / C = 1 and the head dim is C), residual added, rescale 1.
+// group_norm over the channels, then self-attention over the H·W positions
+// with to_q/to_k/to_v/to_out.0 as Linear layers (with biases) over the
+// channels, residual added, rescale 1. AutoencoderKL passes
+// attention_head_dim = block_out_channels[-1], so there is one head of
+// width C (scale 1/sqrt(C)).
 type attention struct {
-	groupNorm            *groupNorm
-	toQ, toK, toV, toOut *linear
-	channels             int
+	groupNorm *nn.GroupNorm
+	attn      *nn.Attention // to_q, to_k, to_v, to_out.0
 }
 
-func newAttention(s *scope, groups, c int) (*attention, error) {
-	a := &attention{channels: c}
+func (bl *builder) attention(s nn.Scope, groups, c int) (*attention, error) {
+	a := &attention{}
 	var err error
-	if a.groupNorm, err = newGroupNorm(s.sub("group_norm"), groups, c, eps); err != nil {
+	if a.groupNorm, err = bl.groupNorm(s.Sub("group_norm"), groups, c); err != nil {
 		return nil, err
 	}
-	if a.toQ, err = newLinear(s.sub("to_q"), c, c); err != nil {
-		return nil, err
-	}
-	if a.toK, err = newLinear(s.sub("to_k"), c, c); err != nil {
-		return nil, err
-	}
-	if a.toV, err = newLinear(s.sub("to_v"), c, c); err != nil {
-		return nil, err
-	}
-	if a.toOut, err = newLinear(s.sub("to_out").index(0), c, c); err != nil {
+	cfg := nn.AttentionConfig{QueryDim: c, Heads: 1, HeadDim: c, QKVBias: true, OutBias: true}
+	if a.attn, err = bl.load(nn.LoadAttention(s, nn.DiffusersAttentionNames, cfg)); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -128,7 +119,7 @@ func newAttention(s *scope, groups, c int) (*attention, error) {
 // forward returns x + attn(group_norm(x)); x is (N, C, H, W) and is not freed.
 func (a *attention) forward(b tensor.Backend, x *tensor.Tensor) (*tensor.Tensor, error) {
 	n, c, hh, ww := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
-	h, err := a.groupNorm.forward(b, x) // h is (N, C, H, W)
+	h, err := a.groupNorm.Forward(x) // h is (N, C, H, W)
 	if err != nil {
 		return nil, err
 	}
@@ -138,48 +129,16 @@ func (a *attention) forward(b tensor.Backend, x *tensor.Tensor) (*tensor.Tensor,
 	if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return b.Permute(t, 0, 2, 1) }); err != nil { // h is (N, HW, C)
 		return nil, err
 	}
-	proj := func(l *linear) (*tensor.Tensor, error) {
-		p, err := l.forward(b, h) // p is (N, HW, C)
-		if err != nil {
-			return nil, err
-		}
-		return consume(p, func(t *tensor.Tensor) (*tensor.Tensor, error) { return t.Reshape(n, 1, hh*ww, c) }) // (N, 1, HW, C)
-	}
-	q, err := proj(a.toQ) // q is (N, 1, HW, C)
-	if err != nil {
-		h.Free()
+	if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return a.attn.Forward(t, nil) }); err != nil { // h is (N, HW, C); to_out.1 is dropout
 		return nil, err
 	}
-	k, err := proj(a.toK) // k is (N, 1, HW, C)
-	if err != nil {
-		tensor.FreeAll(h, q)
+	if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return b.Permute(t, 0, 2, 1) }); err != nil { // h is (N, C, HW)
 		return nil, err
 	}
-	v, err := proj(a.toV) // v is (N, 1, HW, C)
-	h.Free()
-	if err != nil {
-		tensor.FreeAll(q, k)
+	if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return t.Reshape(n, c, hh, ww) }); err != nil { // h is (N, C, H, W)
 		return nil, err
 	}
-	o, lse, err := b.Attention(q, k, v, float32(1/math.Sqrt(float64(c))), false) // o is (N, 1, HW, C)
-	tensor.FreeAll(q, k, v)
-	if err != nil {
-		return nil, err
-	}
-	lse.Free()
-	if o, err = consume(o, func(t *tensor.Tensor) (*tensor.Tensor, error) { return t.Reshape(n, hh*ww, c) }); err != nil { // o is (N, HW, C)
-		return nil, err
-	}
-	if o, err = consume(o, func(t *tensor.Tensor) (*tensor.Tensor, error) { return a.toOut.forward(b, t) }); err != nil { // o is (N, HW, C); to_out.1 is dropout
-		return nil, err
-	}
-	if o, err = consume(o, func(t *tensor.Tensor) (*tensor.Tensor, error) { return b.Permute(t, 0, 2, 1) }); err != nil { // o is (N, C, HW)
-		return nil, err
-	}
-	if o, err = consume(o, func(t *tensor.Tensor) (*tensor.Tensor, error) { return t.Reshape(n, c, hh, ww) }); err != nil { // o is (N, C, H, W)
-		return nil, err
-	}
-	return consume(o, func(t *tensor.Tensor) (*tensor.Tensor, error) { return b.Binary(tensor.Add, t, x) }) // (N, C, H, W)
+	return consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return b.Binary(tensor.Add, t, x) }) // (N, C, H, W)
 }
 
 // midBlock is diffusers' UNetMidBlock2D without time embedding: resnets.0,
@@ -189,15 +148,15 @@ type midBlock struct {
 	attentions [1]*attention
 }
 
-func newMidBlock(s *scope, groups, c int) (*midBlock, error) {
+func (bl *builder) midBlock(s nn.Scope, groups, c int) (*midBlock, error) {
 	m := &midBlock{}
 	var err error
 	for i := range m.resnets {
-		if m.resnets[i], err = newResnetBlock2D(s.sub("resnets").index(i), groups, c, c); err != nil {
+		if m.resnets[i], err = bl.resnetBlock2D(s.Sub("resnets").Index(i), groups, c, c); err != nil {
 			return nil, err
 		}
 	}
-	if m.attentions[0], err = newAttention(s.sub("attentions").index(0), groups, c); err != nil {
+	if m.attentions[0], err = bl.attention(s.Sub("attentions").Index(0), groups, c); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -224,39 +183,39 @@ func (m *midBlock) forward(b tensor.Backend, x *tensor.Tensor, prefix string, ho
 // conv_in, down_blocks.i (resnets, then downsamplers.0 except the last),
 // mid_block, conv_norm_out, SiLU, conv_out to 2·latent_channels.
 type encoder struct {
-	convIn      *conv2d
+	convIn      *nn.Conv2d
 	downBlocks  []downBlock
 	midBlock    *midBlock
-	convNormOut *groupNorm
-	convOut     *conv2d
+	convNormOut *nn.GroupNorm
+	convOut     *nn.Conv2d
 }
 
 // downBlock is DownEncoderBlock2D: resnets, then a stride-2 3x3 conv that
 // pads only the bottom and right (Downsample2D with padding=0 pads (0,1,0,1)).
 type downBlock struct {
 	resnets     []*resnetBlock2D
-	downsampler *conv2d // downsamplers.0.conv, nil in the last block
+	downsampler *nn.Conv2d // downsamplers.0.conv, nil in the last block
 }
 
-func newEncoder(s *scope, cfg sdxl.VAEConfig) (*encoder, error) {
+func (bl *builder) encoder(s nn.Scope, cfg sdxl.VAEConfig) (*encoder, error) {
 	ch, g := cfg.BlockOutChannels, cfg.NormNumGroups
 	n := len(ch)
 	e := &encoder{downBlocks: make([]downBlock, n)}
 	var err error
-	if e.convIn, err = newConv2d(s.sub("conv_in"), cfg.InChannels, ch[0], 3, tensor.ConvParams(1, 1)); err != nil {
+	if e.convIn, err = bl.conv(s.Sub("conv_in"), cfg.InChannels, ch[0], 3, tensor.ConvParams(1, 1)); err != nil {
 		return nil, err
 	}
 	out := ch[0]
 	for i := range n {
 		in := out
 		out = ch[i]
-		bs := s.sub("down_blocks").index(i)
+		bs := s.Sub("down_blocks").Index(i)
 		for j := range cfg.LayersPerBlock {
 			rin := out
 			if j == 0 {
 				rin = in
 			}
-			r, err := newResnetBlock2D(bs.sub("resnets").index(j), g, rin, out)
+			r, err := bl.resnetBlock2D(bs.Sub("resnets").Index(j), g, rin, out)
 			if err != nil {
 				return nil, err
 			}
@@ -264,18 +223,18 @@ func newEncoder(s *scope, cfg sdxl.VAEConfig) (*encoder, error) {
 		}
 		if i < n-1 {
 			p := tensor.Conv2DParams{Stride: 2, PadBottom: 1, PadRight: 1}
-			if e.downBlocks[i].downsampler, err = newConv2d(bs.sub("downsamplers").index(0).sub("conv"), out, out, 3, p); err != nil {
+			if e.downBlocks[i].downsampler, err = bl.conv(bs.Sub("downsamplers").Index(0).Sub("conv"), out, out, 3, p); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if e.midBlock, err = newMidBlock(s.sub("mid_block"), g, ch[n-1]); err != nil {
+	if e.midBlock, err = bl.midBlock(s.Sub("mid_block"), g, ch[n-1]); err != nil {
 		return nil, err
 	}
-	if e.convNormOut, err = newGroupNorm(s.sub("conv_norm_out"), g, ch[n-1], eps); err != nil {
+	if e.convNormOut, err = bl.groupNorm(s.Sub("conv_norm_out"), g, ch[n-1]); err != nil {
 		return nil, err
 	}
-	if e.convOut, err = newConv2d(s.sub("conv_out"), ch[n-1], 2*cfg.LatentChannels, 3, tensor.ConvParams(1, 1)); err != nil {
+	if e.convOut, err = bl.conv(s.Sub("conv_out"), ch[n-1], 2*cfg.LatentChannels, 3, tensor.ConvParams(1, 1)); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -284,7 +243,7 @@ func newEncoder(s *scope, cfg sdxl.VAEConfig) (*encoder, error) {
 // forward maps x (N, in_channels, H, W) to (N, 2·latent, H/f, W/f), f =
 // 2^(blocks-1); x is not freed. hook sees each named module's output.
 func (e *encoder) forward(b tensor.Backend, x *tensor.Tensor, hook Hook) (*tensor.Tensor, error) {
-	h, err := e.convIn.forward(b, x) // h is (N, C0, H, W)
+	h, err := e.convIn.Forward(x) // h is (N, C0, H, W)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +258,7 @@ func (e *encoder) forward(b tensor.Backend, x *tensor.Tensor, hook Hook) (*tenso
 			}
 		}
 		if blk.downsampler != nil {
-			if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return blk.downsampler.forward(b, t) }); err != nil { // h is (N, Ci, H'/2, W'/2)
+			if h, err = consume(h, blk.downsampler.Forward); err != nil { // h is (N, Ci, H'/2, W'/2)
 				return nil, err
 			}
 		}
@@ -324,12 +283,12 @@ func (e *encoder) tail(b tensor.Backend, h *tensor.Tensor, hook Hook) (*tensor.T
 
 // normActConv runs conv_norm_out, SiLU and conv_out on h (consumed), after
 // hooking h as prefix.mid_block.
-func normActConv(b tensor.Backend, h *tensor.Tensor, prefix string, norm *groupNorm, conv *conv2d, hook Hook) (*tensor.Tensor, error) {
+func normActConv(b tensor.Backend, h *tensor.Tensor, prefix string, norm *nn.GroupNorm, conv *nn.Conv2d, hook Hook) (*tensor.Tensor, error) {
 	if err := hook.call(prefix+".mid_block", h); err != nil {
 		h.Free()
 		return nil, err
 	}
-	h, err := consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return norm.forward(b, t) }) // h is (N, C, h, w)
+	h, err := consume(h, norm.Forward) // h is (N, C, h, w)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +300,7 @@ func normActConv(b tensor.Backend, h *tensor.Tensor, prefix string, norm *groupN
 	if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return b.Activation(t, tensor.SiLU) }); err != nil { // h is (N, C, h, w)
 		return nil, err
 	}
-	if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return conv.forward(b, t) }); err != nil { // h is (N, Cout, h, w)
+	if h, err = consume(h, conv.Forward); err != nil { // h is (N, Cout, h, w)
 		return nil, err
 	}
 	if err := hook.call(prefix+".conv_out", h); err != nil {
@@ -355,57 +314,57 @@ func normActConv(b tensor.Backend, h *tensor.Tensor, prefix string, norm *groupN
 // mid_block, up_blocks.i (layers_per_block+1 resnets, then upsamplers.0 except
 // the last), conv_norm_out, SiLU, conv_out.
 type decoder struct {
-	convIn      *conv2d
+	convIn      *nn.Conv2d
 	midBlock    *midBlock
 	upBlocks    []upBlock
-	convNormOut *groupNorm
-	convOut     *conv2d
+	convNormOut *nn.GroupNorm
+	convOut     *nn.Conv2d
 }
 
 // upBlock is UpDecoderBlock2D: resnets, then nearest 2x and a 3x3 conv
 // (Upsample2D with use_conv).
 type upBlock struct {
 	resnets   []*resnetBlock2D
-	upsampler *conv2d // upsamplers.0.conv, nil in the last block
+	upsampler *nn.Conv2d // upsamplers.0.conv, nil in the last block
 }
 
-func newDecoder(s *scope, cfg sdxl.VAEConfig) (*decoder, error) {
+func (bl *builder) decoder(s nn.Scope, cfg sdxl.VAEConfig) (*decoder, error) {
 	ch, g := cfg.BlockOutChannels, cfg.NormNumGroups
 	n := len(ch)
 	d := &decoder{upBlocks: make([]upBlock, n)}
 	var err error
-	if d.convIn, err = newConv2d(s.sub("conv_in"), cfg.LatentChannels, ch[n-1], 3, tensor.ConvParams(1, 1)); err != nil {
+	if d.convIn, err = bl.conv(s.Sub("conv_in"), cfg.LatentChannels, ch[n-1], 3, tensor.ConvParams(1, 1)); err != nil {
 		return nil, err
 	}
-	if d.midBlock, err = newMidBlock(s.sub("mid_block"), g, ch[n-1]); err != nil {
+	if d.midBlock, err = bl.midBlock(s.Sub("mid_block"), g, ch[n-1]); err != nil {
 		return nil, err
 	}
 	prev := ch[n-1]
 	for i := range n {
 		out := ch[n-1-i] // reversed block_out_channels
-		bs := s.sub("up_blocks").index(i)
+		bs := s.Sub("up_blocks").Index(i)
 		for j := range cfg.LayersPerBlock + 1 {
 			rin := out
 			if j == 0 {
 				rin = prev
 			}
-			r, err := newResnetBlock2D(bs.sub("resnets").index(j), g, rin, out)
+			r, err := bl.resnetBlock2D(bs.Sub("resnets").Index(j), g, rin, out)
 			if err != nil {
 				return nil, err
 			}
 			d.upBlocks[i].resnets = append(d.upBlocks[i].resnets, r)
 		}
 		if i < n-1 {
-			if d.upBlocks[i].upsampler, err = newConv2d(bs.sub("upsamplers").index(0).sub("conv"), out, out, 3, tensor.ConvParams(1, 1)); err != nil {
+			if d.upBlocks[i].upsampler, err = bl.conv(bs.Sub("upsamplers").Index(0).Sub("conv"), out, out, 3, tensor.ConvParams(1, 1)); err != nil {
 				return nil, err
 			}
 		}
 		prev = out
 	}
-	if d.convNormOut, err = newGroupNorm(s.sub("conv_norm_out"), g, ch[0], eps); err != nil {
+	if d.convNormOut, err = bl.groupNorm(s.Sub("conv_norm_out"), g, ch[0]); err != nil {
 		return nil, err
 	}
-	if d.convOut, err = newConv2d(s.sub("conv_out"), ch[0], cfg.OutChannels, 3, tensor.ConvParams(1, 1)); err != nil {
+	if d.convOut, err = bl.conv(s.Sub("conv_out"), ch[0], cfg.OutChannels, 3, tensor.ConvParams(1, 1)); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -414,7 +373,7 @@ func newDecoder(s *scope, cfg sdxl.VAEConfig) (*decoder, error) {
 // forward maps z (N, latent, h, w) to (N, out_channels, h·f, w·f); z is not
 // freed. hook sees each named module's output.
 func (d *decoder) forward(b tensor.Backend, z *tensor.Tensor, hook Hook) (*tensor.Tensor, error) {
-	h, err := d.convIn.forward(b, z) // h is (N, Cn, h, w)
+	h, err := d.convIn.Forward(z) // h is (N, Cn, h, w)
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +400,7 @@ func (d *decoder) forward(b tensor.Backend, z *tensor.Tensor, hook Hook) (*tenso
 			if h, err = consume(h, b.Upsample2x); err != nil { // h is (N, Ci, 2h', 2w')
 				return nil, err
 			}
-			if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return blk.upsampler.forward(b, t) }); err != nil { // h is (N, Ci, 2h', 2w')
+			if h, err = consume(h, blk.upsampler.Forward); err != nil { // h is (N, Ci, 2h', 2w')
 				return nil, err
 			}
 		}
@@ -450,7 +409,7 @@ func (d *decoder) forward(b tensor.Backend, z *tensor.Tensor, hook Hook) (*tenso
 			return nil, err
 		}
 	}
-	h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return d.convNormOut.forward(b, t) }) // h is (N, C0, H, W)
+	h, err = consume(h, d.convNormOut.Forward) // h is (N, C0, H, W)
 	if err != nil {
 		return nil, err
 	}
@@ -462,7 +421,7 @@ func (d *decoder) forward(b tensor.Backend, z *tensor.Tensor, hook Hook) (*tenso
 	if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return b.Activation(t, tensor.SiLU) }); err != nil { // h is (N, C0, H, W)
 		return nil, err
 	}
-	if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return d.convOut.forward(b, t) }); err != nil { // h is (N, out_channels, H, W)
+	if h, err = consume(h, d.convOut.Forward); err != nil { // h is (N, out_channels, H, W)
 		return nil, err
 	}
 	if err := hook.call("decoder.conv_out", h); err != nil {

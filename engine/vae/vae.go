@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"lorastudio/engine/nn"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
@@ -33,10 +34,10 @@ type AutoencoderKL struct {
 	cfg           sdxl.VAEConfig
 	b             tensor.Backend
 	encoder       *encoder
-	quantConv     *conv2d // 1x1, 2·latent → 2·latent
-	postQuantConv *conv2d // 1x1, latent → latent
+	quantConv     *nn.Conv2d // 1x1, 2·latent → 2·latent
+	postQuantConv *nn.Conv2d // 1x1, latent → latent
 	decoder       *decoder
-	weights       []*tensor.Tensor
+	layers        []freer // every loaded layer, for Free
 
 	// Hook, when set, sees the output of each named module during Encode and
 	// Decode (see Hook).
@@ -74,86 +75,54 @@ func ReadConfig(path string) (sdxl.VAEConfig, error) {
 	return cfg, nil
 }
 
-// Load builds the VAE of cfg on b with the weights w. Loading is strict: a
-// missing key, a shape mismatch or a key no module reads is an error that
-// names the key.
-func Load(b tensor.Backend, cfg sdxl.VAEConfig, w Weights) (*AutoencoderKL, error) {
+// Load builds the VAE of cfg on b with the weights of src (diffusers names,
+// e.g. nn.FileSource over vae/diffusion_pytorch_model.safetensors). Loading
+// is strict: a missing key, a shape mismatch or a key no module reads is an
+// error that names the key.
+func Load(b tensor.Backend, cfg sdxl.VAEConfig, src nn.Source) (*AutoencoderKL, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("vae: config: %v", err)
 	}
 	m := &AutoencoderKL{cfg: cfg, b: b}
-	s := &scope{b: b, w: w, used: map[string]bool{}, owned: &m.weights}
-	err := m.build(s)
+	l := nn.NewLoader(b, src)
+	bl := &builder{}
+	err := m.build(bl, l.Root())
+	m.layers = bl.owned
 	if err == nil {
-		if un := s.unused(); len(un) > 0 {
-			err = fmt.Errorf("vae: %d unused key(s): %s", len(un), listKeys(un))
-		}
+		err = l.CheckUnused()
 	}
 	if err != nil {
 		m.Free()
-		return nil, err
+		return nil, fmt.Errorf("vae: %w", err)
 	}
 	return m, nil
 }
 
-func (m *AutoencoderKL) build(s *scope) error {
+func (m *AutoencoderKL) build(bl *builder, s nn.Scope) error {
 	cfg := m.cfg
 	l := cfg.LatentChannels
 	var err error
-	if m.encoder, err = newEncoder(s.sub("encoder"), cfg); err != nil {
+	if m.encoder, err = bl.encoder(s.Sub("encoder"), cfg); err != nil {
 		return err
 	}
-	if m.quantConv, err = newConv2d(s.sub("quant_conv"), 2*l, 2*l, 1, tensor.ConvParams(1, 0)); err != nil {
+	if m.quantConv, err = bl.conv(s.Sub("quant_conv"), 2*l, 2*l, 1, tensor.ConvParams(1, 0)); err != nil {
 		return err
 	}
-	if m.postQuantConv, err = newConv2d(s.sub("post_quant_conv"), l, l, 1, tensor.ConvParams(1, 0)); err != nil {
+	if m.postQuantConv, err = bl.conv(s.Sub("post_quant_conv"), l, l, 1, tensor.ConvParams(1, 0)); err != nil {
 		return err
 	}
-	m.decoder, err = newDecoder(s.sub("decoder"), cfg)
+	m.decoder, err = bl.decoder(s.Sub("decoder"), cfg)
 	return err
 }
 
 // FromSource loads the "vae" component of an open SDXL model (a diffusers
 // folder or a single file) onto b.
 func FromSource(b tensor.Backend, src *sdxl.Source) (*AutoencoderKL, error) {
-	return Load(b, src.Config().VAE, sourceWeights{src})
-}
-
-// sourceWeights reads the VAE parameters of an sdxl.Source.
-type sourceWeights struct{ src *sdxl.Source }
-
-func (w sourceWeights) Names() []string {
-	var out []string
-	for _, p := range w.src.Params(sdxl.VAE) {
-		out = append(out, p.Name)
-	}
-	return out
-}
-
-func (w sourceWeights) Float32(name string) ([]float32, []int, bool, error) {
-	r, err := w.src.Tensor(sdxl.VAE, name)
+	m, err := Load(b, src.Config().VAE, sourceWeights{src})
 	if err != nil {
-		return nil, nil, false, err
+		return nil, fmt.Errorf("%s: %w", src.Path(), err)
 	}
-	d, err := r.Float32()
-	return d, r.Shape, r.DType == safetensors.F16 || r.DType == safetensors.BF16, err
-}
-
-// FileWeights reads VAE parameters from one safetensors file in diffusers
-// layout (vae/diffusion_pytorch_model.safetensors).
-type FileWeights struct{ F *safetensors.File }
-
-// Names returns the file's tensor names.
-func (w FileWeights) Names() []string { return w.F.Names() }
-
-// Float32 returns the named tensor as float32 with its shape.
-func (w FileWeights) Float32(name string) ([]float32, []int, bool, error) {
-	info, ok := w.F.Tensor(name)
-	if !ok {
-		return nil, nil, false, fmt.Errorf("%s: missing", w.F.Path())
-	}
-	d, err := w.F.Float32(name)
-	return d, info.Shape, info.DType == safetensors.F16 || info.DType == safetensors.BF16, err
+	return m, nil
 }
 
 // OpenDir loads a VAE from a diffusers vae folder (config.json and
@@ -178,7 +147,7 @@ func OpenDir(b tensor.Backend, dir string) (*AutoencoderKL, error) {
 		return nil, err
 	}
 	defer f.Close()
-	m, err := Load(b, cfg, FileWeights{f})
+	m, err := Load(b, cfg, nn.FileSource(f))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -201,8 +170,10 @@ func (m *AutoencoderKL) Factor() int { return 1 << (len(m.cfg.BlockOutChannels) 
 
 // Free releases every weight on the device.
 func (m *AutoencoderKL) Free() {
-	tensor.FreeAll(m.weights...)
-	m.weights = nil
+	for _, l := range m.layers {
+		l.Free()
+	}
+	m.layers = nil
 }
 
 // checkInput validates an (N, C, H, W) input with C channels and H, W
@@ -227,7 +198,7 @@ func (m *AutoencoderKL) Decode(z *tensor.Tensor) (*tensor.Tensor, error) {
 	if err := m.checkInput("decode", z, m.cfg.LatentChannels, 1); err != nil {
 		return nil, err
 	}
-	h, err := m.postQuantConv.forward(m.b, z) // h is (N, latent, h, w)
+	h, err := m.postQuantConv.Forward(z) // h is (N, latent, h, w)
 	if err != nil {
 		return nil, fmt.Errorf("vae: decode: %w", err)
 	}
@@ -268,7 +239,7 @@ func (m *AutoencoderKL) encodeMoments(x *tensor.Tensor) (*tensor.Tensor, error) 
 	if err != nil {
 		return nil, fmt.Errorf("vae: encode: %w", err)
 	}
-	if h, err = consume(h, func(t *tensor.Tensor) (*tensor.Tensor, error) { return m.quantConv.forward(m.b, t) }); err != nil { // h is (N, 2·latent, H/f, W/f)
+	if h, err = consume(h, m.quantConv.Forward); err != nil { // h is (N, 2·latent, H/f, W/f)
 		return nil, fmt.Errorf("vae: encode: %w", err)
 	}
 	if err := m.Hook.call("quant_conv", h); err != nil {
