@@ -89,3 +89,53 @@ func TestDeviceNamesGemm(t *testing.T) {
 		t.Fatal("GemmName disagrees with HaveBLAS")
 	}
 }
+
+// TestRankZero: a rank-0 tensor (one element) goes through the shape-generic
+// ops without a panic and with the right value.
+func TestRankZero(t *testing.T) {
+	b := New()
+	s, err := b.Upload([]float32{3}, tensor.Shape{}, tensor.F32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := b.Upload([]float32{1, 2}, tensor.Shape{2}, tensor.F32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(name string, f func() (*tensor.Tensor, error), want ...float32) {
+		t.Helper()
+		out, err := f()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, _ := b.Download(out)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %v, want %v", name, got, want)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%s: %v, want %v", name, got, want)
+			}
+		}
+		out.Free()
+	}
+	run("mul scalar", func() (*tensor.Tensor, error) { return b.Binary(tensor.Mul, s, s) }, 9)
+	run("add broadcast", func() (*tensor.Tensor, error) { return b.Binary(tensor.Add, v, s) }, 4, 5)
+	run("reduce to scalar", func() (*tensor.Tensor, error) { return b.ReduceTo(v, tensor.Shape{}) }, 3)
+	run("broadcast scalar", func() (*tensor.Tensor, error) { return b.BroadcastTo(s, tensor.Shape{2}) }, 3, 3)
+	run("permute scalar", func() (*tensor.Tensor, error) { return b.Permute(s) }, 3)
+	run("softmax scalar", func() (*tensor.Tensor, error) { return b.Softmax(s) }, 1)
+	run("scale", func() (*tensor.Tensor, error) { return b.Scale(s, 2) }, 6)
+	for name, f := range map[string]func() error{
+		"layernorm": func() error { _, err := b.LayerNorm(s, nil, nil, 1e-5); return err },
+		"geglu":     func() error { _, err := b.GEGLU(s, tensor.GELU); return err },
+		"concat":    func() error { _, err := b.Concat(0, s, s); return err },
+		"slice":     func() error { _, err := b.Slice(s, 0, 0, 1); return err },
+		"matmul":    func() error { _, err := b.MatMul(s, s, nil, false, false); return err },
+		"split":     func() error { _, err := b.Split(s, 0, 1); return err },
+	} {
+		if err := f(); err == nil {
+			t.Errorf("%s of a rank-0 tensor: no error", name)
+		}
+	}
+}

@@ -20,6 +20,14 @@ func bcastStrides(in, out tensor.Shape) []int {
 	return st
 }
 
+// atLeast1 treats a rank-0 shape as (1) for iteration.
+func atLeast1(s tensor.Shape) tensor.Shape {
+	if len(s) == 0 {
+		return tensor.Shape{1}
+	}
+	return s
+}
+
 // rowOffset returns the offset, under strides st, of the first element of
 // row r of a tensor of shape s, where a row is the last dimension.
 func rowOffset(r int, s tensor.Shape, st []int) int {
@@ -57,7 +65,8 @@ func (b *Backend) Binary(op tensor.BinaryOp, x, y *tensor.Tensor) (*tensor.Tenso
 	}
 	// out is (..., L); a and b are read through broadcast strides.
 	av, bv := v[0], v[1]
-	sa, sb := bcastStrides(x.Shape(), os), bcastStrides(y.Shape(), os)
+	os = atLeast1(os)
+	sa, sb := bcastStrides(atLeast1(x.Shape()), os), bcastStrides(atLeast1(y.Shape()), os)
 	L := os[len(os)-1]
 	ia, ib := sa[len(os)-1], sb[len(os)-1]
 	rows := len(ov) / L
@@ -186,7 +195,8 @@ func (b *Backend) ReduceTo(x *tensor.Tensor, shape tensor.Shape) (*tensor.Tensor
 	}
 	// x is (..., L); each element adds into out at its broadcast offset.
 	xv := v[0]
-	so := bcastStrides(shape, xs)
+	xs = atLeast1(xs)
+	so := bcastStrides(atLeast1(shape), xs)
 	L := xs[len(xs)-1]
 	io := so[len(xs)-1]
 	acc := make([]float64, len(ov))
@@ -227,7 +237,8 @@ func (b *Backend) BroadcastTo(x *tensor.Tensor, shape tensor.Shape) (*tensor.Ten
 		return nil, err
 	}
 	xv := v[0]
-	sx := bcastStrides(xs, shape)
+	shape = atLeast1(shape)
+	sx := bcastStrides(atLeast1(xs), shape)
 	L := shape[len(shape)-1]
 	ix := sx[len(shape)-1]
 	parallelFor(len(ov)/L, L, func(lo, hi int) {

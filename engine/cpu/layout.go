@@ -150,6 +150,10 @@ func (b *Backend) Permute(x *tensor.Tensor, perm ...int) (*tensor.Tensor, error)
 	if err != nil {
 		return nil, err
 	}
+	if len(os) == 0 {
+		copy(ov, v[0]) // a rank-0 tensor has one element
+		return out, nil
+	}
 	// Output element at multi-index idx reads x at Σ idx[i] * xStride[perm[i]].
 	xst := xs.Strides()
 	st := make([]int, len(os))

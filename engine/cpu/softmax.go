@@ -35,7 +35,7 @@ func (b *Backend) Softmax(x *tensor.Tensor) (*tensor.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	C := x.Dim(-1)
+	C := atLeast1(x.Shape())[max(0, x.Rank()-1)]
 	parallelFor(len(ov)/C, C, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			softmaxRow(ov[r*C:(r+1)*C], v[0][r*C:(r+1)*C])
@@ -58,7 +58,7 @@ func (b *Backend) SoftmaxBackward(dout, y *tensor.Tensor) (*tensor.Tensor, error
 	if err != nil {
 		return nil, err
 	}
-	C := y.Dim(-1)
+	C := atLeast1(y.Shape())[max(0, y.Rank()-1)]
 	dv, yv := v[0], v[1]
 	parallelFor(len(ov)/C, C, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
