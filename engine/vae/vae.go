@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"lorastudio/engine/nn"
 	"lorastudio/engine/safetensors"
@@ -57,10 +58,14 @@ func ReadConfig(path string) (sdxl.VAEConfig, error) {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return cfg, fmt.Errorf("vae: %s: not a JSON object: %v", path, err)
 	}
+	var missing []string
 	for _, k := range []string{"block_out_channels", "in_channels", "out_channels", "latent_channels", "layers_per_block", "norm_num_groups", "scaling_factor", "down_block_types", "up_block_types", "sample_size"} {
 		if v, ok := raw[k]; !ok || string(bytes.TrimSpace(v)) == "null" {
-			return cfg, fmt.Errorf("vae: %s: missing required field %s", path, k)
+			missing = append(missing, k)
 		}
+	}
+	if len(missing) > 0 {
+		return cfg, fmt.Errorf("vae: %s: missing required field(s) %s", path, strings.Join(missing, ", "))
 	}
 	if v, ok := raw["mid_block_add_attention"]; ok && string(bytes.TrimSpace(v)) != "true" {
 		return cfg, fmt.Errorf("vae: %s: mid_block_add_attention %s is not supported (want true)", path, v)

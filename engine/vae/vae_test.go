@@ -9,6 +9,7 @@ import (
 
 	"lorastudio/engine/cpu"
 	"lorastudio/engine/device"
+	"lorastudio/engine/nn"
 	"lorastudio/engine/rng"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
@@ -231,3 +232,173 @@ func testEncode(t *testing.T, b tensor.Backend) {
 }
 
 func TestEncodeCPU(t *testing.T) { testEncode(t, cpu.New()) }
+
+func TestDecodeGL(t *testing.T) { testDecode(t, openGL(t)) }
+
+func TestEncodeGL(t *testing.T) { testEncode(t, openGL(t)) }
+
+// TestLoadPaths loads the fixture VAE from the vae folder and from the
+// single-file checkpoint (Stability layout) and checks both decode like the
+// diffusers folder.
+func TestLoadPaths(t *testing.T) {
+	b := cpu.New()
+	root := fixtureRoot(t)
+	g := openGolden(t)
+	z := g.upload(b, "decode.input")
+	defer z.Free()
+	ref, _ := g.get("decode.output")
+	dir, err := OpenDir(b, filepath.Join(root, "model", "vae"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Free()
+	src, err := sdxl.OpenSource(filepath.Join(root, "sdxl-tiny.safetensors"), sdxl.WithConfigDir(filepath.Join(root, "model")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	single, err := FromSource(b, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer single.Free()
+	for name, m := range map[string]*AutoencoderKL{"vae folder": dir, "single file": single} {
+		if m.ScalingFactor() != float32(0.13025) && m.ScalingFactor() != float32(src.Config().VAE.ScalingFactor) {
+			t.Errorf("%s: scaling factor %g", name, m.ScalingFactor())
+		}
+		out, err := m.Decode(z)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		e, mx := maxErr(download(t, out), ref)
+		out.Free()
+		if e > tolerance*max(1, mx) {
+			t.Errorf("%s: decode max err %.3g", name, e)
+		}
+	}
+}
+
+// TestLoadStrict: a missing key, an extra key and a wrong shape each fail
+// the load with the key's name, and free what was loaded.
+func TestLoadStrict(t *testing.T) {
+	root := fixtureRoot(t)
+	cfg, err := ReadConfig(filepath.Join(root, "model", "vae", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.Open(filepath.Join(root, "model", "vae", "diffusion_pytorch_model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	full := nn.MapSource{}
+	for _, name := range f.Names() {
+		info, _ := f.Tensor(name)
+		d, err := f.Float32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full[name] = nn.HostTensor{Shape: info.Shape, DType: nn.StoredDType(string(info.DType)), Data: d}
+	}
+	const key = "decoder.up_blocks.1.resnets.0.conv2.weight"
+	cases := map[string]func(nn.MapSource){
+		"missing": func(s nn.MapSource) { delete(s, key) },
+		"unused": func(s nn.MapSource) {
+			s["decoder.extra.weight"] = nn.HostTensor{Shape: []int{1}, DType: tensor.F32, Data: []float32{0}}
+		},
+		"shape": func(s nn.MapSource) {
+			h := s[key]
+			h.Shape = []int{h.Shape[0], h.Shape[1], 1, h.Shape[2] * h.Shape[3]}
+			s[key] = h
+		},
+	}
+	for name, mutate := range cases {
+		src := nn.MapSource{}
+		for k, v := range full {
+			src[k] = v
+		}
+		mutate(src)
+		b := cpu.New()
+		_, err := Load(b, cfg, src)
+		want := key
+		if name == "unused" {
+			want = "decoder.extra.weight"
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err %v, want one naming %s", name, err, want)
+		}
+		if in := b.Memory().InUse; in != 0 {
+			t.Errorf("%s: a failed load leaves %d B on the device", name, in)
+		}
+	}
+	b := cpu.New()
+	m, err := Load(b, cfg, full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Free()
+	if in := b.Memory().InUse; in != 0 {
+		t.Errorf("Free leaves %d B on the device", in)
+	}
+}
+
+// TestNoLeaks: encode, decode and their tiled forms leave nothing on the
+// device but their results, and bad inputs are errors.
+func TestNoLeaks(t *testing.T) {
+	b := cpu.New()
+	m := loadTiny(t, b)
+	g := openGolden(t)
+	x := g.upload(b, "encode.input")
+	z := g.upload(b, "decode.input")
+	defer tensor.FreeAll(x, z)
+	base := b.Memory().InUse
+	tl := Tiling{SampleSize: 32, Overlap: 0.25} // tiles smaller than the 64² input
+	if _, err := m.Encode(x); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.EncodeTiled(x, tl); err != nil {
+		t.Fatal(err)
+	}
+	for _, dec := range []func(*tensor.Tensor) (*tensor.Tensor, error){m.Decode, func(z *tensor.Tensor) (*tensor.Tensor, error) { return m.DecodeTiled(z, tl) }} {
+		out, err := dec(z)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Free()
+	}
+	if in := b.Memory().InUse; in != base {
+		t.Errorf("%d B left on the device after encode/decode", in-base)
+	}
+	bad, err := b.Zeros(tensor.Shape{1, 3, 60, 64}, tensor.F32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Free()
+	if _, err := m.Encode(bad); err == nil || !strings.Contains(err.Error(), "divisible") {
+		t.Errorf("encode of a 60x64 image: %v", err)
+	}
+	if _, err := m.Decode(x); err == nil {
+		t.Error("decode of a 3-channel tensor succeeded")
+	}
+}
+
+// TestReadConfig reads the fixture config and rejects a broken one.
+func TestReadConfig(t *testing.T) {
+	root := fixtureRoot(t)
+	cfg, err := ReadConfig(filepath.Join(root, "model", "vae", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := sdxl.LoadConfig(filepath.Join(root, "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ScalingFactor != full.VAE.ScalingFactor || len(cfg.BlockOutChannels) != len(full.VAE.BlockOutChannels) || cfg.SampleSize != full.VAE.SampleSize {
+		t.Errorf("ReadConfig %+v, sdxl.LoadConfig %+v", cfg, full.VAE)
+	}
+	bad := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(bad, []byte(`{"block_out_channels": [32], "in_channels": 3}`), 0o644)
+	if _, err := ReadConfig(bad); err == nil || !strings.Contains(err.Error(), "latent_channels") || !strings.Contains(err.Error(), bad) {
+		t.Errorf("incomplete config: %v", err)
+	}
+}
