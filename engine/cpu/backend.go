@@ -113,6 +113,21 @@ func (b *Backend) Close() error {
 	return nil
 }
 
+// maxElements bounds one tensor (16 Gi elements), well inside int and memory.
+const maxElements = 1 << 34
+
+// numel is Shape.Numel with overflow detection.
+func numel(s tensor.Shape) (int, bool) {
+	n := 1
+	for _, d := range s {
+		if d > 0 && n > maxElements/d {
+			return 0, false
+		}
+		n *= d
+	}
+	return n, true
+}
+
 // alloc returns a new zeroed tensor; shape and dtype are trusted.
 func (b *Backend) alloc(op string, shape tensor.Shape, dt tensor.DType) (*tensor.Tensor, error) {
 	b.mu.Lock()
@@ -123,6 +138,9 @@ func (b *Backend) alloc(op string, shape tensor.Shape, dt tensor.DType) (*tensor
 	}
 	if !shape.Valid() {
 		return nil, tensor.Errorf(op, tensor.ErrShape, "invalid shape %s", shape)
+	}
+	if n, ok := numel(shape); !ok || n > maxElements {
+		return nil, tensor.Errorf(op, tensor.ErrShape, "shape %s has too many elements (at most %d)", shape, int64(maxElements))
 	}
 	if !dt.Valid() {
 		return nil, tensor.Errorf(op, tensor.ErrDType, "%s", dt)
@@ -185,7 +203,7 @@ func weightF32(t *tensor.Tensor) []float32 {
 // Upload copies data into a new tensor, packing to F16/BF16 when asked.
 func (b *Backend) Upload(values []float32, shape tensor.Shape, dt tensor.DType) (*tensor.Tensor, error) {
 	const op = "upload"
-	if len(values) != shape.Numel() {
+	if n, ok := numel(shape); !ok || !shape.Valid() || len(values) != n {
 		return nil, tensor.Errorf(op, tensor.ErrShape, "%d values for shape %s (%d elements)", len(values), shape, shape.Numel())
 	}
 	t, err := b.alloc(op, shape, dt)
