@@ -6,7 +6,20 @@ import (
 	"lorastudio/engine/tensor"
 )
 
-// Linear is torch.nn.Linear: y = x·Wᵀ + b.
+// Adapter is a side path added to a Linear's output, y = x·Wᵀ + b + A(x):
+// the hook a LoRA attaches through (engine/lora implements it).
+type Adapter interface {
+	// Forward returns A(x) (..., out) for x (..., in); with train it keeps
+	// what Backward needs.
+	Forward(x *tensor.Tensor, train bool) (*tensor.Tensor, error)
+	// Backward returns A's input gradient (..., in) for dout (..., out) and
+	// accumulates A's own parameter gradients.
+	Backward(dout *tensor.Tensor) (*tensor.Tensor, error)
+	// FreeCache releases what a training Forward kept.
+	FreeCache()
+}
+
+// Linear is torch.nn.Linear: y = x·Wᵀ + b (+ Adapter(x) when set).
 type Linear struct {
 	Weight *tensor.Tensor // (out, in), F32 or packed F16/BF16
 	Bias   *tensor.Tensor // (out) or nil
@@ -18,6 +31,9 @@ type Linear struct {
 	Trainable  bool
 	WeightGrad *tensor.Tensor
 	BiasGrad   *tensor.Tensor
+
+	// Adapter, when non-nil, adds its output to the layer's (a LoRA).
+	Adapter Adapter
 
 	x *tensor.Tensor // cached input (..., in) for Backward
 }
@@ -38,17 +54,33 @@ func LoadLinear(s Scope, in, out int, bias bool) (*Linear, error) {
 	return l, nil
 }
 
-// Forward returns x·Wᵀ + b: x is (..., in), out is (..., out).
+// Forward returns x·Wᵀ + b (+ Adapter(x)): x is (..., in), out is (..., out).
 func (l *Linear) Forward(x *tensor.Tensor) (*tensor.Tensor, error) {
+	return l.forward(x, false)
+}
+
+func (l *Linear) forward(x *tensor.Tensor, train bool) (*tensor.Tensor, error) {
 	if x.Rank() == 0 || x.Dim(-1) != l.In {
 		return nil, fmt.Errorf("nn: linear (%d → %d): input is %s", l.In, l.Out, x.Shape())
 	}
-	return tensor.Linear(x.Backend(), x, l.Weight, l.Bias)
+	b := x.Backend()
+	y, err := tensor.Linear(b, x, l.Weight, l.Bias) // (..., out)
+	if err != nil || l.Adapter == nil {
+		return y, err
+	}
+	a, err := l.Adapter.Forward(x, train) // (..., out)
+	if err != nil {
+		y.Free()
+		return nil, err
+	}
+	s, err := b.Binary(tensor.Add, y, a)
+	tensor.FreeAll(y, a)
+	return s, err
 }
 
 // ForwardTrain is Forward that keeps a view of x for Backward.
 func (l *Linear) ForwardTrain(x *tensor.Tensor) (*tensor.Tensor, error) {
-	y, err := l.Forward(x)
+	y, err := l.forward(x, true)
 	if err != nil {
 		return nil, err
 	}
@@ -62,8 +94,20 @@ func (l *Linear) ForwardTrain(x *tensor.Tensor) (*tensor.Tensor, error) {
 
 // Backward returns dx (..., in) for dout (..., out) using the input kept by
 // ForwardTrain; when Trainable it adds dW and db into WeightGrad, BiasGrad.
+// With an Adapter, dx includes the adapter's input gradient.
 func (l *Linear) Backward(dout *tensor.Tensor) (*tensor.Tensor, error) {
-	return l.backward(dout, true)
+	dx, err := l.backward(dout, true)
+	if err != nil || l.Adapter == nil {
+		return dx, err
+	}
+	da, err := l.Adapter.Backward(dout)
+	if err != nil {
+		dx.Free()
+		return nil, err
+	}
+	s, err := dout.Backend().Binary(tensor.Add, dx, da)
+	tensor.FreeAll(dx, da)
+	return s, err
 }
 
 // backward is Backward where the input gradient may be skipped (wantX false
@@ -101,13 +145,19 @@ func (l *Linear) backward(dout *tensor.Tensor, wantX bool) (*tensor.Tensor, erro
 	return dx, nil
 }
 
-// FreeCache releases what ForwardTrain kept.
-func (l *Linear) FreeCache() { release(&l.x) }
+// FreeCache releases what ForwardTrain kept (the adapter's too).
+func (l *Linear) FreeCache() {
+	release(&l.x)
+	if l.Adapter != nil {
+		l.Adapter.FreeCache()
+	}
+}
 
 // ZeroGrad frees the accumulated parameter gradients.
 func (l *Linear) ZeroGrad() { release(&l.WeightGrad, &l.BiasGrad) }
 
-// Free releases the parameters, the gradients and the cache.
+// Free releases the parameters, the gradients and the cache (an Adapter's
+// parameters belong to the adapter).
 func (l *Linear) Free() {
 	l.FreeCache()
 	l.ZeroGrad()

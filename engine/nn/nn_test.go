@@ -136,7 +136,50 @@ type fdCase struct {
 	// grads returns the accumulated parameter gradients by parameter name.
 	grads func(m any) map[string]*tensor.Tensor
 	free  func(m any)
+	// frozen lists parameters that get no gradient.
+	frozen []string
 }
+
+// lowRank is a LoRA-style Adapter for the tests: scale · up(down(x)).
+type lowRank struct {
+	down, up *Linear
+	scale    float32
+}
+
+func (a *lowRank) Forward(x *tensor.Tensor, train bool) (*tensor.Tensor, error) {
+	f := a.down.Forward
+	g := a.up.Forward
+	if train {
+		f, g = a.down.ForwardTrain, a.up.ForwardTrain
+	}
+	h, err := f(x)
+	if err != nil {
+		return nil, err
+	}
+	y, err := g(h)
+	h.Free()
+	if err != nil {
+		return nil, err
+	}
+	defer y.Free()
+	return x.Backend().Scale(y, a.scale)
+}
+
+func (a *lowRank) Backward(dout *tensor.Tensor) (*tensor.Tensor, error) {
+	d, err := dout.Backend().Scale(dout, a.scale)
+	if err != nil {
+		return nil, err
+	}
+	dh, err := a.up.Backward(d)
+	d.Free()
+	if err != nil {
+		return nil, err
+	}
+	defer dh.Free()
+	return a.down.Backward(dh)
+}
+
+func (a *lowRank) FreeCache() { a.down.FreeCache(); a.up.FreeCache() }
 
 func fdCases() []fdCase {
 	lin := func(m any) *Linear { return m.(*Linear) }
@@ -216,6 +259,51 @@ func fdCases() []fdCase {
 		}
 	}
 	return []fdCase{
+		{
+			// a frozen base with a trainable low-rank adapter: the LoRA case
+			name: "linear-adapter", params: map[string][]int{"l.weight": {5, 7}, "l.bias": {5}, "a.down.weight": {2, 7}, "a.up.weight": {5, 2}},
+			inputs: []tensor.Shape{{2, 3, 7}},
+			load: func(s Scope) (any, error) {
+				l, err := LoadLinear(s.Sub("l"), 7, 5, true)
+				if err != nil {
+					return nil, err
+				}
+				a := &lowRank{scale: 1.5}
+				if a.down, err = LoadLinear(s.Sub("a").Sub("down"), 7, 2, false); err != nil {
+					return nil, err
+				}
+				if a.up, err = LoadLinear(s.Sub("a").Sub("up"), 2, 5, false); err != nil {
+					return nil, err
+				}
+				a.down.Trainable, a.up.Trainable = true, true
+				l.Adapter = a
+				return l, nil
+			},
+			fwd: func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error) {
+				if train {
+					return lin(m).ForwardTrain(xs[0])
+				}
+				return lin(m).Forward(xs[0])
+			},
+			bwd: func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+				dx, err := lin(m).Backward(dy)
+				return []*tensor.Tensor{dx}, err
+			},
+			grads: func(m any) map[string]*tensor.Tensor {
+				a := lin(m).Adapter.(*lowRank)
+				if lin(m).WeightGrad != nil {
+					panic("frozen base weight got a gradient")
+				}
+				return map[string]*tensor.Tensor{"a.down.weight": a.down.WeightGrad, "a.up.weight": a.up.WeightGrad}
+			},
+			free: func(m any) {
+				a := lin(m).Adapter.(*lowRank)
+				lin(m).Free()
+				a.down.Free()
+				a.up.Free()
+			},
+			frozen: []string{"l.weight", "l.bias"},
+		},
 		{
 			name: "linear", params: map[string][]int{"l.weight": {5, 7}, "l.bias": {5}},
 			inputs: []tensor.Shape{{2, 3, 7}},
@@ -510,7 +598,7 @@ func runFD(t *testing.T, b tensor.Backend, c fdCase) {
 		})
 	}
 	grads := c.grads(m)
-	if len(grads) != len(c.params) {
+	if len(grads)+len(c.frozen) != len(c.params) {
 		t.Fatalf("%d parameter gradients for %d parameters", len(grads), len(c.params))
 	}
 	for name, g := range grads {
