@@ -140,17 +140,6 @@ func zeroFill(g *buffer, n int) {
 	gl.ClearBufferSubData(gl.SHADER_STORAGE_BUFFER, gl.R32UI, 0, n, gl.RED_INTEGER, gl.UNSIGNED_INT, nil)
 }
 
-// freeOnErr frees ts when *err is set (the partial results of a failed op).
-func freeOnErr(err *error, ts ...*tensor.Tensor) {
-	if *err != nil {
-		for _, t := range ts {
-			if t != nil && !t.Freed() {
-				t.Free()
-			}
-		}
-	}
-}
-
 // Upload copies data into a new tensor; F16/BF16 are packed on the host.
 func (b *Backend) Upload(data []float32, shape tensor.Shape, dt tensor.DType) (*tensor.Tensor, error) {
 	const op = "upload"

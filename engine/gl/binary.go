@@ -55,7 +55,12 @@ func (b *Backend) BinaryBackward(bop tensor.BinaryOp, dout, x, y *tensor.Tensor,
 	if err != nil || !outShape.Equal(dout.Shape()) {
 		return nil, nil, tensor.Errorf(op, tensor.ErrShape, "dout is %s for a %s and b %s", dout.Shape(), x.Shape(), y.Shape())
 	}
-	defer freeOnErr(&err, da, db)
+	defer func() {
+		if err != nil {
+			tensor.FreeAll(da, db)
+			da, db = nil, nil
+		}
+	}()
 	grad := func(other *tensor.Tensor, to tensor.Shape, factor float32) (*tensor.Tensor, error) {
 		src := dout
 		if bop == tensor.Mul {
@@ -70,7 +75,7 @@ func (b *Backend) BinaryBackward(bop tensor.BinaryOp, dout, x, y *tensor.Tensor,
 	}
 	if need.Has(tensor.GradX) {
 		if da, err = grad(y, x.Shape(), 1); err != nil {
-			return nil, nil, err
+			return da, db, err
 		}
 	}
 	if need.Has(tensor.GradW) {
@@ -79,7 +84,7 @@ func (b *Backend) BinaryBackward(bop tensor.BinaryOp, dout, x, y *tensor.Tensor,
 			f = -1
 		}
 		if db, err = grad(x, y.Shape(), f); err != nil {
-			return nil, nil, err
+			return da, db, err
 		}
 	}
 	return da, db, nil

@@ -68,7 +68,12 @@ func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParam
 	if !dout.Shape().Equal(outShape) {
 		return nil, nil, nil, tensor.Errorf(op, tensor.ErrShape, "dout is %s, want %s", dout.Shape(), outShape)
 	}
-	defer freeOnErr(&err, dx, dw, dbias)
+	defer func() {
+		if err != nil {
+			tensor.FreeAll(dx, dw, dbias)
+			dx, dw, dbias = nil, nil, nil
+		}
+	}()
 	n, cin, h, wd := xs[0], xs[1], xs[2], xs[3]
 	cout, kh, kw := ws[0], ws[2], ws[3]
 	ho, wo := outShape[2], outShape[3]
@@ -81,7 +86,7 @@ func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParam
 				groups: [3]int{(h*wd + tile - 1) / tile, (cin + tile - 1) / tile, n}}}, nil
 		})
 		if err != nil {
-			return nil, nil, nil, err
+			return dx, dw, dbias, err
 		}
 	}
 	if need.Has(tensor.GradW) {
@@ -92,7 +97,7 @@ func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParam
 				groups: [3]int{(cin*kh*kw + tile - 1) / tile, (cout + tile - 1) / tile, 1}}}, nil
 		})
 		if err != nil {
-			return nil, nil, nil, err
+			return dx, dw, dbias, err
 		}
 	}
 	if need.Has(tensor.GradB) {
@@ -101,7 +106,7 @@ func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParam
 			return []launch{b.reduceLaunch(in[0], out, []int{cout}, []int{ho * wo}, []int{n, ho * wo}, []int{cout * ho * wo, 1}, 1)}, nil
 		})
 		if err != nil {
-			return nil, nil, nil, err
+			return dx, dw, dbias, err
 		}
 	}
 	return dx, dw, dbias, nil

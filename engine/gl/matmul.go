@@ -122,7 +122,12 @@ func (b *Backend) MatMulBackward(dout, x, w *tensor.Tensor, transA, transB bool,
 	if !dout.Shape().Equal(d.Out) {
 		return nil, nil, nil, tensor.Errorf(op, tensor.ErrShape, "dout is %s, want %s", dout.Shape(), d.Out)
 	}
-	defer freeOnErr(&err, da, db, dbias)
+	defer func() {
+		if err != nil {
+			tensor.FreeAll(da, db, dbias)
+			da, db, dbias = nil, nil, nil
+		}
+	}()
 	sa, sb := mmStrides(d, transA, transB)
 	M, N, K, batch := d.M, d.N, d.K, d.Batch
 	sd := [3]int{M * N, N, 1}  // dout as (batch, M, N)
@@ -137,7 +142,7 @@ func (b *Backend) MatMulBackward(dout, x, w *tensor.Tensor, transA, transB bool,
 			return []launch{b.gemmLaunch(operand{in[1], w.DType(), sb}, operand{in[0], tensor.F32, sdT}, nil, out, batch, K, M, N)}, nil
 		})
 		if err != nil {
-			return nil, nil, nil, err
+			return da, db, dbias, err
 		}
 	}
 	if need.Has(tensor.GradW) {
@@ -168,7 +173,7 @@ func (b *Backend) MatMulBackward(dout, x, w *tensor.Tensor, transA, transB bool,
 			return nil, b.dev.run(b.reduceLaunch(dst, out, []int{K * N}, []int{1}, []int{batch}, []int{K * N}, 1))
 		})
 		if err != nil {
-			return nil, nil, nil, err
+			return da, db, dbias, err
 		}
 	}
 	if need.Has(tensor.GradB) {
@@ -177,7 +182,7 @@ func (b *Backend) MatMulBackward(dout, x, w *tensor.Tensor, transA, transB bool,
 			return []launch{b.reduceLaunch(in[0], out, []int{N}, []int{1}, []int{rows}, []int{N}, 1)}, nil
 		})
 		if err != nil {
-			return nil, nil, nil, err
+			return da, db, dbias, err
 		}
 	}
 	return da, db, dbias, nil
