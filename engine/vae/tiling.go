@@ -3,6 +3,7 @@ package vae
 import (
 	"fmt"
 
+	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
 )
 
@@ -222,4 +223,36 @@ func (m *AutoencoderKL) EncodeTiled(x *tensor.Tensor, t Tiling) (*Distribution, 
 		return nil, fmt.Errorf("vae: tiled encode: %w", err)
 	}
 	return NewDistribution(moments, shape)
+}
+
+// LargestActivation returns the bytes of the largest F32 activation that
+// encoding or decoding one (1, C, size, size) image tile of cfg's VAE
+// creates: the widest of the tensors at full resolution, where the first
+// two block widths live (conv_in's output, the last up block's input after
+// the upsampler). The fused attention adds no score matrix.
+func LargestActivation(cfg sdxl.VAEConfig, size int) int64 {
+	var c int
+	for i, ch := range cfg.BlockOutChannels {
+		if i < 2 {
+			c = max(c, ch)
+		}
+	}
+	c = max(c, cfg.InChannels, cfg.OutChannels)
+	return int64(c) * int64(size) * int64(size) * 4
+}
+
+// TilingWithin returns diffusers' default tiling for cfg (tiles of
+// sample_size, overlap 0.25) with the tile halved until LargestActivation
+// fits in maxTensorBytes, e.g. the 128 MiB a single buffer binding allows on
+// Mesa's llvmpipe (SDXL: 256-pixel tiles there, 1024 with 1 GiB).
+func TilingWithin(cfg sdxl.VAEConfig, maxTensorBytes int64) (Tiling, error) {
+	f := 1 << (len(cfg.BlockOutChannels) - 1)
+	t := Tiling{SampleSize: cfg.SampleSize, Overlap: 0.25}
+	for LargestActivation(cfg, t.SampleSize) > maxTensorBytes {
+		if t.SampleSize/2 < 4*f || (t.SampleSize/2)%(4*f) != 0 {
+			return t, fmt.Errorf("vae: no tile of at least %d pixels keeps activations within %d bytes", 4*f, maxTensorBytes)
+		}
+		t.SampleSize /= 2
+	}
+	return t, nil
 }

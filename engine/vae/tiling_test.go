@@ -6,6 +6,7 @@ import (
 
 	"lorastudio/engine/cpu"
 	"lorastudio/engine/rng"
+	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
 )
 
@@ -273,5 +274,53 @@ func TestTilingRejectsBadSizes(t *testing.T) {
 	}
 	if _, _, err := m.plans(Tiling{SampleSize: 128, Overlap: 0.25}); err != nil {
 		t.Errorf("128/0.25: %v", err)
+	}
+}
+
+// TestTilingWithin sizes SDXL's tiles for per-tensor limits.
+func TestTilingWithin(t *testing.T) {
+	cfg := sdxl.SDXLBaseVAE()
+	for _, c := range []struct {
+		limit int64
+		want  int
+	}{{1 << 40, 1024}, {1 << 30, 1024}, {128 << 20, 256}, {(1 << 30) - 1, 512}} {
+		tl, err := TilingWithin(cfg, c.limit)
+		if err != nil || tl.SampleSize != c.want || tl.Overlap != 0.25 {
+			t.Errorf("limit %d: %+v, %v; want tiles of %d", c.limit, tl, err, c.want)
+		}
+	}
+	if _, err := TilingWithin(cfg, 1000); err == nil {
+		t.Error("a 1000-byte limit was met")
+	}
+	// SDXL at 1024: 256 channels (block 1) × 1024² × 4 B
+	if got := LargestActivation(cfg, 1024); got != 1<<30 {
+		t.Errorf("LargestActivation(SDXL, 1024) = %d, want %d", got, 1<<30)
+	}
+}
+
+// TestTiledMemoryBounded: the device peak of a tiled decode grows only by the
+// size of the (larger) output image, not with the activations.
+func TestTiledMemoryBounded(t *testing.T) {
+	b := cpu.New()
+	m := loadTiny(t, b)
+	tl := Tiling{SampleSize: 32, Overlap: 0.25} // small tiles keep the test fast
+	var peaks [2]int64
+	var outBytes [2]int64
+	for i, side := range []int{8, 16} { // latents 8² and 16²: 4 and 16+ tiles
+		zs := tensor.Shape{1, m.Config().LatentChannels, side, side}
+		z := upload(t, b, rng.New(5).Randn(zs.Numel()), zs)
+		var out *tensor.Tensor
+		var err error
+		peaks[i] = peakOver(b, func() {
+			if out, err = m.DecodeTiled(z, tl); err != nil {
+				t.Fatal(err)
+			}
+		})
+		outBytes[i] = out.Bytes()
+		tensor.FreeAll(z, out)
+	}
+	t.Logf("tiled decode peaks: %d B for 64², %d B for 128² (outputs %d B, %d B)", peaks[0], peaks[1], outBytes[0], outBytes[1])
+	if peaks[1] > peaks[0]+(outBytes[1]-outBytes[0]) {
+		t.Errorf("tiled peak grew from %d B to %d B, more than the output (%d B more)", peaks[0], peaks[1], outBytes[1]-outBytes[0])
 	}
 }

@@ -402,3 +402,41 @@ func TestReadConfig(t *testing.T) {
 		t.Errorf("incomplete config: %v", err)
 	}
 }
+
+// TestTiledGL: tiled encode and decode on GL agree with the CPU's and leave
+// nothing behind on either device.
+func TestTiledGL(t *testing.T) {
+	gl := openGL(t)
+	c := cpu.New()
+	g := openGolden(t)
+	tl := Tiling{SampleSize: 32, Overlap: 0.25}
+	var dec [2][]float32
+	var mean [2][]float32
+	for i, b := range []tensor.Backend{c, gl} {
+		m := loadTiny(t, b)
+		base := b.Memory().InUse
+		z := g.upload(b, "decode.input")
+		out, err := m.DecodeTiled(z, tl)
+		if err != nil {
+			t.Fatalf("%s: %v", b.Name(), err)
+		}
+		dec[i] = download(t, out)
+		x := g.upload(b, "encode.input")
+		d, err := m.EncodeTiled(x, tl)
+		if err != nil {
+			t.Fatalf("%s: %v", b.Name(), err)
+		}
+		mean[i] = d.Mean
+		tensor.FreeAll(z, out, x)
+		if in := b.Memory().InUse; in != base {
+			t.Errorf("%s: %d B left on the device", b.Name(), in-base)
+		}
+	}
+	for name, p := range map[string][2][]float32{"decode": dec, "encode mean": mean} {
+		e, mx := maxErr(p[1], p[0])
+		t.Logf("tiled %s gl vs cpu: max err %.3g", name, e)
+		if e > tolerance*max(1, mx) {
+			t.Errorf("tiled %s: gl differs from cpu by %.3g", name, e)
+		}
+	}
+}
