@@ -499,3 +499,58 @@ func TestEOSPositions(t *testing.T) {
 		t.Fatal("a sequence without the end token was accepted")
 	}
 }
+
+// TestEncoders opens the whole diffusers folder and checks a prompt with
+// and without a negative prompt, then that Free returns every byte.
+func TestEncoders(t *testing.T) {
+	root := fixtureRoot(t)
+	g := openGoldens(t, root)
+	b := cpu.New()
+	e, err := clip.OpenEncoders(b, filepath.Join(root, "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.ForceZerosForEmptyPrompt {
+		t.Fatal("force_zeros_for_empty_prompt not read as true")
+	}
+	checked := 0
+	for i, prompt := range g.prompts {
+		p := fmt.Sprintf("p%d.", i)
+		if !g.has(p + "negative_prompt_embeds_none") {
+			continue
+		}
+		checked++
+		pos, neg, err := e.Encode(prompt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.check(t, b, pos.Embeds, p+"prompt_embeds", nil)
+		g.check(t, b, pos.Pooled, p+"pooled_prompt_embeds", nil)
+		g.check(t, b, neg.Embeds, p+"negative_prompt_embeds_none", nil)
+		g.check(t, b, neg.Pooled, p+"negative_pooled_prompt_embeds_none", nil)
+		pos.Free()
+		neg.Free()
+		empty := ""
+		pos, neg, err = e.Encode(prompt, &empty)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.check(t, b, neg.Embeds, p+"negative_prompt_embeds_emptystr", nil)
+		g.check(t, b, neg.Pooled, p+"negative_pooled_prompt_embeds_emptystr", nil)
+		pos.Free()
+		neg.Free()
+	}
+	if checked == 0 {
+		t.Fatal("no prompt of the set has negative-prompt goldens")
+	}
+	e.Free()
+	if got := b.Memory().InUse; got != 0 {
+		t.Fatalf("%d bytes in use after Encoders.Free", got)
+	}
+	if _, _, err := e.Encode("x", nil); err == nil {
+		t.Fatal("Encode after Free succeeded")
+	}
+	if _, err := clip.OpenEncoders(b, t.TempDir()); err == nil || !strings.Contains(err.Error(), "model_index.json") {
+		t.Fatalf("empty folder: %v", err)
+	}
+}
