@@ -21,6 +21,7 @@
 package nn
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -149,7 +150,7 @@ func (l *Loader) CheckUnused(ignore ...string) error {
 	if len(u) > show {
 		msg += fmt.Sprintf(" and %d more", len(u)-show)
 	}
-	return fmt.Errorf("%s", msg)
+	return errors.New(msg)
 }
 
 // Scope is a name prefix inside a Loader, like "text_model.encoder.layers.3.".
