@@ -117,9 +117,9 @@ func (d *Device) queryLimits() error {
 // Limits returns the limits queried when the device was opened.
 func (d *Device) Limits() Limits { return d.limits }
 
-// Renderer returns a one-line description: "renderer (GL version)".
+// Renderer returns a one-line description: "renderer, OpenGL version".
 func (d *Device) Renderer() string {
-	return fmt.Sprintf("%s (OpenGL %s)", d.limits.Renderer, strings.TrimSpace(d.limits.Version))
+	return fmt.Sprintf("%s, OpenGL %s", d.limits.Renderer, strings.TrimSpace(d.limits.Version))
 }
 
 // Thread returns the thread that owns the device's context.

@@ -22,10 +22,12 @@
 // groups are tiled into a 2-D grid; f16/bf16 weights stay packed two to a
 // uint and are unpacked in the kernel (no fp16 arithmetic is needed).
 //
-// Matmul and the convolutions share one tiled GEMM (common/gemm.glsl): 64x64
-// tiles with 4x4 register blocks, staged through shared memory on GPUs and
-// register-only on CPU rasterizers (llvmpipe, where barriers are costly);
-// the convolutions gather their operand implicitly (no im2col buffer).
+// Matmul and the convolutions share one tiled GEMM (common/gemm.glsl) with
+// register blocks per invocation: on GPUs, 64x64 tiles (4x4 blocks) or, for
+// big products, 128x128 tiles (8x8 blocks) staged through shared memory; on
+// CPU rasterizers (llvmpipe, where barriers are costly) the matmul is
+// register-only with 8x8 blocks. The convolutions gather their operand
+// implicitly (no im2col buffer) and always stage it.
 // Attention is fused: online softmax over key tiles, never the (Nq, Nk)
 // score matrix; its backward recomputes the probabilities from the saved
 // log-sum-exp.
