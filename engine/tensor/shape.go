@@ -44,9 +44,11 @@ func (s Shape) String() string {
 	return b.String()
 }
 
-// Clone returns a copy of s that shares no memory with it.
+// Clone returns a copy of s that shares no memory with it; the copy of a
+// rank-0 shape is empty but not nil (nil means "no operand" to MatMulShape
+// and Conv2DShape).
 func (s Shape) Clone() Shape {
-	return append(Shape(nil), s...)
+	return append(Shape{}, s...)
 }
 
 // Valid reports whether every dimension is at least 1.
