@@ -17,3 +17,5 @@ func TestPureGoAgainstDefault(t *testing.T) { optest.RunAgainst(t, New(), NewPur
 func TestSmallReference(t *testing.T) { optest.RunReference(t, New(), optest.Small) }
 
 func TestMisuse(t *testing.T) { optest.RunMisuse(t, New(), optest.Foreign(New())) }
+
+func TestNoPanic(t *testing.T) { optest.RunNoPanic(t, New()) }

@@ -1,4 +1,4 @@
-package cpu
+package optest
 
 import (
 	"math/rand"
@@ -7,17 +7,22 @@ import (
 	"lorastudio/engine/tensor"
 )
 
-// TestNoPanicOnRandomCalls throws random shapes, dtypes and arguments at every
-// op: each call must return a result or an error (and then no tensors),
-// never panic.
-func TestNoPanicOnRandomCalls(t *testing.T) {
+// RunNoPanic throws random shapes (rank 0 to 4), dtypes and arguments at
+// every op of b: each call must return a result or an error (and then no
+// tensors), never panic. It makes 3×20000 calls (3×2000 with Small), most of
+// them invalid, so it is fast.
+func RunNoPanic(t *testing.T, b tensor.Backend, opts ...Option) {
+	o := parse(opts)
+	n := 20000
+	if o.small {
+		n = 2000
+	}
 	for _, seed := range []int64{7, 8, 9} {
-		noPanic(t, seed)
+		noPanic(t, b, seed+o.seed-1, n)
 	}
 }
 
-func noPanic(t *testing.T, seed int64) {
-	b := New()
+func noPanic(t *testing.T, b tensor.Backend, seed int64, n int) {
 	r := rand.New(rand.NewSource(seed))
 	shape := func() tensor.Shape {
 		s := make(tensor.Shape, r.Intn(5))
@@ -137,7 +142,7 @@ func noPanic(t *testing.T, seed int64) {
 			return l(o), e
 		},
 	}
-	for i := 0; i < 20000; i++ {
+	for i := 0; i < n; i++ {
 		k := r.Intn(len(calls))
 		func() {
 			defer func() {
