@@ -440,3 +440,42 @@ func TestTiledGL(t *testing.T) {
 		}
 	}
 }
+
+// TestBatch encodes and decodes a batch of two copies of the golden inputs:
+// each image of the batch matches the goldens (the moments are split per
+// image into mean and log-variance).
+func TestBatch(t *testing.T) {
+	b := cpu.New()
+	m := loadTiny(t, b)
+	g := openGolden(t)
+	two := func(name string) *tensor.Tensor {
+		x := g.upload(b, name)
+		defer x.Free()
+		y, err := b.Concat(0, x, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return y
+	}
+	x, z := two("encode.input"), two("decode.input")
+	defer tensor.FreeAll(x, z)
+	d, err := m.Encode(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Decode(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := download(t, out)
+	out.Free()
+	half := func(v []float32, i int) []float32 { return v[i*len(v)/2 : (i+1)*len(v)/2] }
+	for i := range 2 {
+		one := tensor.Shape{1, d.Shape[1], d.Shape[2], d.Shape[3]}
+		g.check("encode.mean", half(d.Mean, i), one)
+		g.check("encode.logvar", half(d.LogVar, i), one)
+		g.check("encode.std", half(d.Std, i), one)
+		os := out.Shape()
+		g.check("decode.output", half(img, i), tensor.Shape{1, os[1], os[2], os[3]})
+	}
+}
