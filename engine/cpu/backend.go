@@ -241,19 +241,6 @@ func (b *Backend) Download(t *tensor.Tensor) ([]float32, error) {
 	return out, nil
 }
 
-// Cast converts x to dt, rounding to nearest even.
-func (b *Backend) Cast(x *tensor.Tensor, dt tensor.DType) (*tensor.Tensor, error) {
-	const op = "cast"
-	if err := tensor.Check(op, b, x); err != nil {
-		return nil, err
-	}
-	vals, err := b.Download(x)
-	if err != nil {
-		return nil, err
-	}
-	return b.Upload(vals, x.Shape(), dt)
-}
-
 // parallelFor runs fn over [0, n) split into contiguous chunks, one per
 // worker (at most GOMAXPROCS), when the work (n * cost elements) is large
 // enough to pay for the goroutines.
