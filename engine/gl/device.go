@@ -33,6 +33,7 @@ type Device struct {
 	pool     *bufferPool
 	gemmReg  bool // GEMM kernels use the register-only variant (CPU rasterizers)
 	gemm128  bool // tests: always use the 128x128 shared-memory tiles
+	splitK   int  // tests: split K this many ways in every product without bias
 	closed   atomic.Bool
 }
 

@@ -14,24 +14,68 @@ type operand struct {
 	st  [3]int
 }
 
-// gemmLaunch builds the matmul.comp dispatch: out (batch, M, N) contiguous =
-// A·B (+ bias).
-func (b *Backend) gemmLaunch(A, B operand, bias, out *buffer, batch, m, n, k int) launch {
-	p := i32(m, n, k, A.st[0], A.st[1], A.st[2], B.st[0], B.st[1], B.st[2], 0)
+// gemmSplit returns how many slices of K a product without bias is split
+// into (split-K): a long K with too few output tiles to fill the device
+// (LoRA gradients: rank x width summed over thousands of rows) runs its
+// slices in parallel and the host sums them. 1 means no split.
+func (b *Backend) gemmSplit(m, n, k, batch int, bias *buffer) int {
+	if bias != nil {
+		return 1
+	}
+	if b.dev.splitK > 0 {
+		return b.dev.splitK
+	}
+	tiles := ((m + 63) / 64) * ((n + 63) / 64) * batch
+	if tiles >= 64 || k < 2048 {
+		return 1
+	}
+	s := min(64/tiles, k/1024)
+	if s < 2 {
+		return 1
+	}
+	return s
+}
+
+// gemmLaunch builds the matmul.comp dispatch of splits slices of K: out is
+// (batch, M, N) contiguous = A·B (+ bias), or with splits > 1 (batch*splits,
+// M, N) partial sums.
+func (b *Backend) gemmLaunch(A, B operand, bias, out *buffer, batch, m, n, k, splits int) launch {
+	kc := (k + splits - 1) / splits
+	kc = (kc + 15) / 16 * 16
+	p := i32(m, n, k, A.st[0], A.st[1], A.st[2], B.st[0], B.st[1], B.st[2], 0, splits, kc)
 	bb := bias
 	if bias != nil {
 		p[9] = 1
 	} else {
 		bb = out // a binding must be present; the kernel does not read it
 	}
-	defs, tile := b.dev.gemmConfig(map[string]string{"ATYPE": strconv.Itoa(int(A.dt)), "BTYPE": strconv.Itoa(int(B.dt))}, m, n, batch, true)
+	defs, tile := b.dev.gemmConfig(map[string]string{"ATYPE": strconv.Itoa(int(A.dt)), "BTYPE": strconv.Itoa(int(B.dt))}, m, n, batch*splits, true)
 	return launch{
 		kernel:  "matmul",
 		defines: defs,
 		bufs:    []*buffer{A.buf, B.buf, bb, out},
 		p:       p,
-		groups:  [3]int{(n + tile - 1) / tile, (m + tile - 1) / tile, batch},
+		groups:  [3]int{(n + tile - 1) / tile, (m + tile - 1) / tile, batch * splits},
 	}
+}
+
+// runGemm computes out (batch, M, N) = A·B (+ bias) on the GL thread,
+// splitting K when that fills the device better.
+func (b *Backend) runGemm(A, B operand, bias, out *buffer, batch, m, n, k int) error {
+	s := b.gemmSplit(m, n, k, batch, bias)
+	if s == 1 {
+		return b.dev.run(b.gemmLaunch(A, B, bias, out, batch, m, n, k, 1))
+	}
+	tmp, err := b.dev.pool.alloc(4 * batch * s * m * n)
+	if err != nil {
+		return err
+	}
+	defer b.dev.pool.release(tmp)
+	if err := b.dev.run(b.gemmLaunch(A, B, nil, tmp, batch, m, n, k, s)); err != nil {
+		return err
+	}
+	// tmp is (batch, S, M*N): keep (batch, M*N), sum over S.
+	return b.dev.run(b.reduceLaunch(tmp, out, []int{batch, m * n}, []int{s * m * n, 1}, []int{s}, []int{m * n}, 1))
 }
 
 // weightDType checks that a weight operand is F32, F16 or BF16 and that the
@@ -99,7 +143,7 @@ func (b *Backend) MatMul(x, w, bias *tensor.Tensor, transA, transB bool) (*tenso
 		if bias != nil {
 			bb = in[2]
 		}
-		return []launch{b.gemmLaunch(operand{in[0], tensor.F32, sa}, operand{in[1], w.DType(), sb}, bb, out, d.Batch, d.M, d.N, d.K)}, nil
+		return nil, b.runGemm(operand{in[0], tensor.F32, sa}, operand{in[1], w.DType(), sb}, bb, out, d.Batch, d.M, d.N, d.K)
 	})
 }
 
@@ -136,10 +180,10 @@ func (b *Backend) MatMulBackward(dout, x, w *tensor.Tensor, transA, transB bool,
 	if need.Has(tensor.GradX) {
 		da, err = b.kernelOut(op, x.Shape(), []*tensor.Tensor{dout, w}, func(in []*buffer, out *buffer) ([]launch, error) {
 			if !transA { // da (M, K) = dout (M, N) · Bᵀ (N, K)
-				return []launch{b.gemmLaunch(operand{in[0], tensor.F32, sd}, operand{in[1], w.DType(), swap(sb)}, nil, out, batch, M, K, N)}, nil
+				return nil, b.runGemm(operand{in[0], tensor.F32, sd}, operand{in[1], w.DType(), swap(sb)}, nil, out, batch, M, K, N)
 			}
 			// da (K, M) = B (K, N) · doutᵀ (N, M)
-			return []launch{b.gemmLaunch(operand{in[1], w.DType(), sb}, operand{in[0], tensor.F32, sdT}, nil, out, batch, K, M, N)}, nil
+			return nil, b.runGemm(operand{in[1], w.DType(), sb}, operand{in[0], tensor.F32, sdT}, nil, out, batch, K, M, N)
 		})
 		if err != nil {
 			return da, db, dbias, err
@@ -157,16 +201,13 @@ func (b *Backend) MatMulBackward(dout, x, w *tensor.Tensor, transA, transB bool,
 				defer b.dev.pool.release(tmp)
 				dst = tmp
 			}
-			var l launch
+			var err error
 			if !transB { // db (K, N) = Aᵀ (K, M) · dout (M, N)
-				l = b.gemmLaunch(operand{in[1], tensor.F32, swap(sa)}, operand{in[0], tensor.F32, sd}, nil, dst, batch, K, N, M)
+				err = b.runGemm(operand{in[1], tensor.F32, swap(sa)}, operand{in[0], tensor.F32, sd}, nil, dst, batch, K, N, M)
 			} else { // db (N, K) = doutᵀ (N, M) · A (M, K)
-				l = b.gemmLaunch(operand{in[0], tensor.F32, sdT}, operand{in[1], tensor.F32, sa}, nil, dst, batch, N, K, M)
+				err = b.runGemm(operand{in[0], tensor.F32, sdT}, operand{in[1], tensor.F32, sa}, nil, dst, batch, N, K, M)
 			}
-			if dst == out {
-				return []launch{l}, nil
-			}
-			if err := b.dev.run(l); err != nil {
+			if err != nil || dst == out {
 				return nil, err
 			}
 			// tmp is released when this function returns: reduce it now.

@@ -66,3 +66,42 @@ func f64s(v []float32) []float64 {
 	}
 	return out
 }
+
+// TestParitySplitK runs the matmul cases with K split three ways (partial
+// products summed by the reduce kernel), and one long-K product that splits
+// on its own (a LoRA-like gradient: few output tiles, K = 5000).
+func TestParitySplitK(t *testing.T) {
+	g := newTestBackend(t)
+	g.dev.splitK = 3
+	optest.RunAgainst(t, cpu.New(), g, optest.Small, optest.Only("matmul|linear"))
+	g.dev.gemmReg = !g.dev.gemmReg // and the other variant
+	optest.RunAgainst(t, cpu.New(), g, optest.Small, optest.Only("matmul|linear"))
+	g.dev.gemmReg = !g.dev.gemmReg
+	g.dev.splitK = 0
+	if s := g.gemmSplit(8, 70, 5000, 1, nil); s < 2 {
+		t.Fatalf("an 8x70 product over K=5000 is not split (%d)", s)
+	}
+	c := cpu.New()
+	r := rand.New(rand.NewSource(4))
+	av, bv := make([]float32, 5000*8), make([]float32, 5000*70)
+	for i := range av {
+		av[i] = float32(r.NormFloat64())
+	}
+	for i := range bv {
+		bv[i] = float32(r.NormFloat64())
+	}
+	var outs [2][]float32
+	for i, be := range []tensor.Backend{g, c} {
+		a, _ := be.Upload(av, tensor.Shape{5000, 8}, tensor.F32)
+		b, _ := be.Upload(bv, tensor.Shape{5000, 70}, tensor.F32)
+		o, err := be.MatMul(a, b, nil, true, false) // aᵀ·b: (8, 70) over K = 5000
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs[i], _ = be.Download(o)
+		tensor.FreeAll(a, b, o)
+	}
+	if m := optest.Compare(f64s(outs[0]), f64s(outs[1])); m.MaxAbs > 1e-3 || m.NMSE > 1e-10 {
+		t.Fatalf("8x5000x70 split-K: %v", m)
+	}
+}

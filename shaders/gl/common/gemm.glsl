@@ -20,6 +20,13 @@ layout(local_size_x = 16, local_size_y = 16) in;
 #endif
 #define TILE (16u * uint(GEMM_TM))
 
+// K_RANGE(z, lo, hi) sets the slice [lo, hi) of K this work group sums; a
+// kernel that splits K over z (split-K, for products with few tiles and a
+// long K) defines it.
+#ifndef K_RANGE
+#define K_RANGE(z, lo, hi) lo = 0u; hi = K;
+#endif
+
 #if GEMM_REG
 // Register-only variant for CPU rasterizers (llvmpipe), where barrier() is
 // costly: each invocation streams its own rows of A and columns of B.
@@ -37,7 +44,9 @@ void gemm() {
 		mi[i] = min(m0 + 16u * i, M - 1u);
 		nj[i] = min(n0 + 16u * i, N - 1u);
 	}
-	for (uint k = 0u; k < K; k++) {
+	uint kLo, kHi;
+	K_RANGE(z, kLo, kHi)
+	for (uint k = kLo; k < kHi; k++) {
 		float a[GEMM_TM], b[GEMM_TM];
 		for (uint i = 0u; i < uint(GEMM_TM); i++) a[i] = loadA(z, mi[i], k);
 		for (uint j = 0u; j < uint(GEMM_TM); j++) b[j] = loadB(z, k, nj[j]);
@@ -67,15 +76,17 @@ void gemm() {
 	float acc[GEMM_TM][GEMM_TM];
 	for (int i = 0; i < GEMM_TM; i++)
 		for (int j = 0; j < GEMM_TM; j++) acc[i][j] = 0.0;
-	for (uint k0 = 0u; k0 < K; k0 += uint(GEMM_BK)) {
+	uint kLo, kHi;
+	K_RANGE(z, kLo, kHi)
+	for (uint k0 = kLo; k0 < kHi; k0 += uint(GEMM_BK)) {
 		for (uint r = 0u; r < TILE * uint(GEMM_BK) / 256u; r++) {
 			uint e = tid + 256u * r;
 			uint ka = e % uint(GEMM_BK), ma = e / uint(GEMM_BK);
 			uint gm = m0 + ma, gka = k0 + ka;
-			As[ka][ma] = (gm < M && gka < K) ? loadA(z, gm, gka) : 0.0;
+			As[ka][ma] = (gm < M && gka < kHi) ? loadA(z, gm, gka) : 0.0;
 			uint nb = e % TILE, kb = e / TILE;
 			uint gn = n0 + nb, gkb = k0 + kb;
-			Bs[kb][nb] = (gn < N && gkb < K) ? loadB(z, gkb, gn) : 0.0;
+			Bs[kb][nb] = (gn < N && gkb < kHi) ? loadB(z, gkb, gn) : 0.0;
 		}
 		barrier();
 		for (uint kk = 0u; kk < uint(GEMM_BK); kk++) {
