@@ -90,11 +90,35 @@ func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParam
 		}
 	}
 	if need.Has(tensor.GradW) {
-		pp := i32(cout, cin*kh*kw, n*ho*wo, cin, h, wd, kh, kw, s, p.PadTop, p.PadLeft, ho, wo)
-		def, tile := b.dev.gemmConfig(nil, cout, cin*kh*kw, 1, false)
+		// K = N*Ho*Wo is long and the output small: split K when the
+		// output has few tiles, then sum the partials.
+		m, nn, k := cout, cin*kh*kw, n*ho*wo
+		splits := 1
+		if tiles := ((m + 63) / 64) * ((nn + 63) / 64); tiles < 64 && k >= 2048 {
+			splits = max(1, min(64/tiles, k/1024))
+		}
+		if b.dev.splitK > 0 {
+			splits = b.dev.splitK
+		}
+		kc := ((k+splits-1)/splits + 15) / 16 * 16
+		pp := i32(m, nn, k, cin, h, wd, kh, kw, s, p.PadTop, p.PadLeft, ho, wo, kc)
+		def, tile := b.dev.gemmConfig(nil, m, nn, splits, false)
 		dw, err = b.kernelOut(op, ws, []*tensor.Tensor{dout, x}, func(in []*buffer, out *buffer) ([]launch, error) {
-			return []launch{{kernel: "conv2d_backward_weight", defines: def, bufs: []*buffer{in[0], in[1], out}, p: pp,
-				groups: [3]int{(cin*kh*kw + tile - 1) / tile, (cout + tile - 1) / tile, 1}}}, nil
+			l := launch{kernel: "conv2d_backward_weight", defines: def, bufs: []*buffer{in[0], in[1], out}, p: pp,
+				groups: [3]int{(nn + tile - 1) / tile, (m + tile - 1) / tile, splits}}
+			if splits == 1 {
+				return []launch{l}, nil
+			}
+			tmp, err := b.dev.pool.alloc(4 * splits * m * nn)
+			if err != nil {
+				return nil, err
+			}
+			defer b.dev.pool.release(tmp)
+			l.bufs[2] = tmp
+			if err := b.dev.run(l); err != nil {
+				return nil, err
+			}
+			return nil, b.dev.run(b.reduceLaunch(tmp, out, []int{m * nn}, []int{1}, []int{splits}, []int{m * nn}, 1))
 		})
 		if err != nil {
 			return dx, dw, dbias, err

@@ -67,13 +67,13 @@ func f64s(v []float32) []float64 {
 	return out
 }
 
-// TestParitySplitK runs the matmul cases with K split three ways (partial
+// TestParitySplitK runs the matmul and conv cases with K split three ways (partial
 // products summed by the reduce kernel), and one long-K product that splits
 // on its own (a LoRA-like gradient: few output tiles, K = 5000).
 func TestParitySplitK(t *testing.T) {
 	g := newTestBackend(t)
 	g.dev.splitK = 3
-	optest.RunAgainst(t, cpu.New(), g, optest.Small, optest.Only("matmul|linear"))
+	optest.RunAgainst(t, cpu.New(), g, optest.Small, optest.Only("matmul|linear|conv"))
 	g.dev.gemmReg = !g.dev.gemmReg // and the other variant
 	optest.RunAgainst(t, cpu.New(), g, optest.Small, optest.Only("matmul|linear"))
 	g.dev.gemmReg = !g.dev.gemmReg
