@@ -258,7 +258,11 @@ func fdCases() []fdCase {
 			free: func(m any) { m.(*Attention).Free() },
 		}
 	}
-	return []fdCase{
+	cases := []fdCase{
+		resnetCase(true), resnetCase(false),
+		transformerCase(true, 2), transformerCase(false, 1),
+	}
+	return append(cases, []fdCase{
 		{
 			// a frozen base with a trainable low-rank adapter: the LoRA case
 			name: "linear-adapter", params: map[string][]int{"l.weight": {5, 7}, "l.bias": {5}, "a.down.weight": {2, 7}, "a.up.weight": {5, 2}},
@@ -469,7 +473,7 @@ func fdCases() []fdCase {
 			},
 			free: func(m any) { m.(*FeedForward).Free() },
 		},
-	}
+	}...)
 }
 
 // TestBackwardFiniteDiff checks every layer's input and parameter gradients
@@ -477,7 +481,7 @@ func fdCases() []fdCase {
 // its memory after Free.
 func TestBackwardFiniteDiff(t *testing.T) {
 	for _, c := range fdCases() {
-		t.Run(c.name, func(t *testing.T) { runFD(t, cpu.New(), c) })
+		t.Run(c.name, func(t *testing.T) { runFD(t, cpu.New(), c, 12) })
 	}
 }
 
@@ -493,11 +497,11 @@ func TestBackwardFiniteDiffGL(t *testing.T) {
 	}
 	defer b.Close()
 	for _, c := range fdCases() {
-		t.Run(c.name, func(t *testing.T) { runFD(t, b, c) })
+		t.Run(c.name, func(t *testing.T) { runFD(t, b, c, 4) }) // llvmpipe is slow: fewer probes
 	}
 }
 
-func runFD(t *testing.T, b tensor.Backend, c fdCase) {
+func runFD(t *testing.T, b tensor.Backend, c fdCase, probes int) {
 	base := b.Memory().InUse
 	r := rand.New(rand.NewSource(7))
 	src := randSource(r, 0.5, c.params)
@@ -575,7 +579,7 @@ func runFD(t *testing.T, b tensor.Backend, c fdCase) {
 		if maxAna == 0 {
 			t.Errorf("%s: gradient is all zeros", what)
 		}
-		for _, j := range r.Perm(len(ana))[:min(len(ana), 12)] {
+		for _, j := range r.Perm(len(ana))[:min(len(ana), probes)] {
 			fd := (nudge(j, h) - nudge(j, -h)) / (2 * h)
 			if d := math.Abs(fd - float64(ana[j])); d > 2e-3+1e-2*math.Max(math.Abs(fd), 0.1*maxAna) {
 				t.Errorf("%s[%d]: backward %.6g, finite difference %.6g (diff %.3g)", what, j, ana[j], fd, d)
@@ -712,5 +716,185 @@ func TestGradAccumulatesAndPacked(t *testing.T) {
 	}
 	if m := b.Memory(); m.InUse != 0 {
 		t.Fatalf("%d bytes in use after Free", m.InUse)
+	}
+}
+
+// named is one parameter gradient with its name.
+type named struct {
+	name string
+	t    *tensor.Tensor
+}
+
+func linearGrads(prefix string, l *Linear) []named {
+	g := []named{{prefix + ".weight", l.WeightGrad}}
+	if l.Bias != nil {
+		g = append(g, named{prefix + ".bias", l.BiasGrad})
+	}
+	return g
+}
+
+func convGrads(prefix string, c *Conv2d) []named {
+	return []named{{prefix + ".weight", c.WeightGrad}, {prefix + ".bias", c.BiasGrad}}
+}
+
+func gnGrads(prefix string, n *GroupNorm) []named {
+	return []named{{prefix + ".weight", n.WeightGrad}, {prefix + ".bias", n.BiasGrad}}
+}
+
+func lnGrads(prefix string, n *LayerNorm) []named {
+	return []named{{prefix + ".weight", n.WeightGrad}, {prefix + ".bias", n.BiasGrad}}
+}
+
+func toMapOf(ns []named) map[string]*tensor.Tensor {
+	m := map[string]*tensor.Tensor{}
+	for _, n := range ns {
+		m[n.name] = n.t
+	}
+	return m
+}
+
+// resnetCase is a ResnetBlock2D with a time embedding and a 1x1 shortcut
+// (4 → 6 channels), or without either (6 → 6, the VAE's kind).
+func resnetCase(temb bool) fdCase {
+	in, out, tc := 4, 6, 5
+	if !temb {
+		in, tc = 6, 0
+	}
+	p := map[string][]int{
+		"r.norm1.weight": {in}, "r.norm1.bias": {in},
+		"r.conv1.weight": {out, in, 3, 3}, "r.conv1.bias": {out},
+		"r.norm2.weight": {out}, "r.norm2.bias": {out},
+		"r.conv2.weight": {out, out, 3, 3}, "r.conv2.bias": {out},
+	}
+	inputs := []tensor.Shape{{2, in, 3, 4}}
+	name := "resnet"
+	if temb {
+		p["r.time_emb_proj.weight"], p["r.time_emb_proj.bias"] = []int{out, tc}, []int{out}
+		p["r.conv_shortcut.weight"], p["r.conv_shortcut.bias"] = []int{out, in, 1, 1}, []int{out}
+		inputs = append(inputs, tensor.Shape{2, tc})
+		name += "-temb-shortcut"
+	}
+	return fdCase{
+		name: name, params: p, inputs: inputs,
+		load: func(s Scope) (any, error) {
+			r, err := LoadResnetBlock2D(s.Sub("r"), ResnetBlock2DConfig{In: in, Out: out, TembChannels: tc, Groups: 2, Eps: 1e-5})
+			if err == nil {
+				r.SetTrainable(true)
+			}
+			return r, err
+		},
+		fwd: func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error) {
+			var te *tensor.Tensor
+			if len(xs) > 1 {
+				te = xs[1]
+			}
+			if train {
+				return m.(*ResnetBlock2D).ForwardTrain(xs[0], te)
+			}
+			return m.(*ResnetBlock2D).Forward(xs[0], te)
+		},
+		bwd: func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+			dx, dt, err := m.(*ResnetBlock2D).Backward(dy)
+			return []*tensor.Tensor{dx, dt}, err
+		},
+		grads: func(m any) map[string]*tensor.Tensor {
+			r := m.(*ResnetBlock2D)
+			g := append(gnGrads("r.norm1", r.Norm1), convGrads("r.conv1", r.Conv1)...)
+			g = append(g, gnGrads("r.norm2", r.Norm2)...)
+			g = append(g, convGrads("r.conv2", r.Conv2)...)
+			if r.TimeEmbProj != nil {
+				g = append(g, linearGrads("r.time_emb_proj", r.TimeEmbProj)...)
+			}
+			if r.ConvShortcut != nil {
+				g = append(g, convGrads("r.conv_shortcut", r.ConvShortcut)...)
+			}
+			return toMapOf(g)
+		},
+		free: func(m any) { m.(*ResnetBlock2D).Free() },
+	}
+}
+
+// transformerCase is a Transformer2DModel (4 channels, 2 heads of 4, context
+// width 3) with linear or 1x1-conv projections and depth blocks.
+func transformerCase(linear bool, depth int) fdCase {
+	const ch, c, ctx = 4, 8, 3 // channels, inner width (2 heads of 4: GL wants head sizes in vec4), context
+	p := map[string][]int{"t.norm.weight": {ch}, "t.norm.bias": {ch}}
+	if linear {
+		p["t.proj_in.weight"], p["t.proj_out.weight"] = []int{c, ch}, []int{ch, c}
+	} else {
+		p["t.proj_in.weight"], p["t.proj_out.weight"] = []int{c, ch, 1, 1}, []int{ch, c, 1, 1}
+	}
+	p["t.proj_in.bias"], p["t.proj_out.bias"] = []int{c}, []int{ch}
+	for i := range depth {
+		bp := "t.transformer_blocks." + string(rune('0'+i)) + "."
+		for _, n := range []string{"norm1", "norm2", "norm3"} {
+			p[bp+n+".weight"], p[bp+n+".bias"] = []int{c}, []int{c}
+		}
+		for _, a := range []string{"attn1", "attn2"} {
+			kv := c
+			if a == "attn2" {
+				kv = ctx
+			}
+			p[bp+a+".to_q.weight"] = []int{c, c}
+			p[bp+a+".to_k.weight"] = []int{c, kv}
+			p[bp+a+".to_v.weight"] = []int{c, kv}
+			p[bp+a+".to_out.0.weight"], p[bp+a+".to_out.0.bias"] = []int{c, c}, []int{c}
+		}
+		p[bp+"ff.net.0.proj.weight"], p[bp+"ff.net.0.proj.bias"] = []int{8 * c, c}, []int{8 * c}
+		p[bp+"ff.net.2.weight"], p[bp+"ff.net.2.bias"] = []int{c, 4 * c}, []int{c}
+	}
+	name := "transformer2d-conv"
+	if linear {
+		name = "transformer2d-linear"
+	}
+	return fdCase{
+		name: name, params: p, inputs: []tensor.Shape{{2, ch, 2, 3}, {2, 5, ctx}},
+		load: func(s Scope) (any, error) {
+			m, err := LoadTransformer2D(s.Sub("t"), Transformer2DConfig{Channels: ch, Heads: 2, HeadDim: 4, Depth: depth, ContextDim: ctx, Groups: 2, LinearProjection: linear, Eps: 1e-5})
+			if err == nil {
+				m.SetTrainable(true)
+			}
+			return m, err
+		},
+		fwd: func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error) {
+			if train {
+				return m.(*Transformer2DModel).ForwardTrain(xs[0], xs[1])
+			}
+			return m.(*Transformer2DModel).Forward(xs[0], xs[1])
+		},
+		bwd: func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+			dx, dc, err := m.(*Transformer2DModel).Backward(dy)
+			return []*tensor.Tensor{dx, dc}, err
+		},
+		grads: func(m any) map[string]*tensor.Tensor {
+			t := m.(*Transformer2DModel)
+			g := gnGrads("t.norm", t.Norm)
+			if linear {
+				g = append(g, linearGrads("t.proj_in", t.ProjIn)...)
+				g = append(g, linearGrads("t.proj_out", t.ProjOut)...)
+			} else {
+				g = append(g, convGrads("t.proj_in", t.ProjInConv)...)
+				g = append(g, convGrads("t.proj_out", t.ProjOutCv)...)
+			}
+			for i, blk := range t.Blocks {
+				bp := "t.transformer_blocks." + string(rune('0'+i)) + "."
+				g = append(g, lnGrads(bp+"norm1", blk.Norm1)...)
+				g = append(g, lnGrads(bp+"norm2", blk.Norm2)...)
+				g = append(g, lnGrads(bp+"norm3", blk.Norm3)...)
+				for _, a := range []struct {
+					n string
+					a *Attention
+				}{{"attn1", blk.Attn1}, {"attn2", blk.Attn2}} {
+					g = append(g, linearGrads(bp+a.n+".to_q", a.a.Q)...)
+					g = append(g, linearGrads(bp+a.n+".to_k", a.a.K)...)
+					g = append(g, linearGrads(bp+a.n+".to_v", a.a.V)...)
+					g = append(g, linearGrads(bp+a.n+".to_out.0", a.a.Out)...)
+				}
+				g = append(g, linearGrads(bp+"ff.net.0.proj", blk.FF.Proj)...)
+				g = append(g, linearGrads(bp+"ff.net.2", blk.FF.Out)...)
+			}
+			return toMapOf(g)
+		},
+		free: func(m any) { m.(*Transformer2DModel).Free() },
 	}
 }

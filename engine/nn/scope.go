@@ -1,6 +1,7 @@
 // Package nn holds the neural-network layers the SDXL models are built from
 // (Linear, LayerNorm, GroupNorm, Conv2d, Embedding, Attention, MLP,
-// FeedForward), written once against tensor.Backend.
+// FeedForward, and diffusers' ResnetBlock2D, BasicTransformerBlock and
+// Transformer2DModel), written once against tensor.Backend.
 //
 // Layers are plain structs named like the checkpoint and loaded through an
 // explicit prefix Scope over a weight Source, with no reflection:

@@ -1,0 +1,191 @@
+package nn_test
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"lorastudio/engine/cpu"
+	"lorastudio/engine/device"
+	"lorastudio/engine/nn"
+	"lorastudio/engine/safetensors"
+	"lorastudio/engine/sdxl"
+	"lorastudio/engine/tensor"
+)
+
+// fixtureRoot returns $LORASTUDIO_FIXTURES or ../shared/fixtures/sdxl-tiny
+// relative to the directory holding go.mod; a missing set fails the test.
+func fixtureRoot(t testing.TB) string {
+	t.Helper()
+	root := os.Getenv("LORASTUDIO_FIXTURES")
+	if root == "" {
+		dir, err := os.Getwd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				break
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				t.Fatal("no go.mod above the test directory; set LORASTUDIO_FIXTURES")
+			}
+			dir = parent
+		}
+		root = filepath.Join(dir, "..", "shared", "fixtures", "sdxl-tiny")
+	}
+	if _, err := os.Stat(filepath.Join(root, "goldens", "unet.safetensors")); err != nil {
+		t.Fatalf("fixture set not found at %s (set LORASTUDIO_FIXTURES): %v", root, err)
+	}
+	return root
+}
+
+// TestUNetBlocksGolden runs a UNet down block's first ResnetBlock2D and
+// first Transformer2DModel, with the fixture UNet's weights, on the inputs
+// the reference recorded with forward hooks, and compares the outputs
+// (tolerance 2e-4 · max(1, max|ref|), the UNet goldens').
+func TestUNetBlocksGolden(t *testing.T) {
+	t.Run("cpu", func(t *testing.T) { unetBlocks(t, cpu.New()) })
+	t.Run("gl", func(t *testing.T) {
+		b, err := device.Open("gl")
+		if err != nil {
+			if os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" {
+				t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but no GL context: %v", err)
+			}
+			t.Skipf("no GL 4.3 context (set LORASTUDIO_REQUIRE_GL=1 to fail instead): %v", err)
+		}
+		defer b.Close()
+		unetBlocks(t, b)
+	})
+}
+
+func unetBlocks(t *testing.T, b tensor.Backend) {
+	root := fixtureRoot(t)
+	cfgAll, err := sdxl.LoadConfig(filepath.Join(root, "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cfgAll.UNet
+	g, err := safetensors.Open(filepath.Join(root, "goldens", "unet.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	w, err := safetensors.Open(filepath.Join(root, "model", "unet", "diffusion_pytorch_model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	upload := func(name string) *tensor.Tensor {
+		info, ok := g.Tensor(name)
+		if !ok {
+			t.Fatalf("golden %s missing", name)
+		}
+		v, err := g.Float32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := b.Upload(v, info.Shape, tensor.F32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	check := func(got *tensor.Tensor, name string) {
+		t.Helper()
+		info, _ := g.Tensor(name)
+		ref, err := g.Float32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Shape().Equal(info.Shape) {
+			t.Fatalf("%s: shape %s, golden %v", name, got.Shape(), info.Shape)
+		}
+		v, _ := b.Download(got)
+		var worst, refMax float64
+		for i := range v {
+			refMax = math.Max(refMax, math.Abs(float64(ref[i])))
+			if d := math.Abs(float64(v[i] - ref[i])); d > worst || math.IsNaN(d) {
+				worst = d
+			}
+		}
+		tol := 2e-4 * math.Max(1, refMax)
+		if !(worst <= tol) {
+			t.Errorf("%s on %s: max|got-ref| %.3g > %.3g", name, b.Name(), worst, tol)
+		} else {
+			t.Logf("%s on %s: max|got-ref| %.3g (tolerance %.3g)", name, b.Name(), worst, tol)
+		}
+	}
+	// the down block with hooks on its first resnet and attention
+	re := regexp.MustCompile(`^(case\d+)\.hook\.down_blocks\.(\d+)\.attentions\.0\.input$`)
+	var cs string
+	blk := -1
+	for _, n := range g.Names() {
+		if m := re.FindStringSubmatch(n); m != nil {
+			cs, blk = m[1], atoi(t, m[2])
+			break
+		}
+	}
+	if blk < 0 {
+		t.Fatal("the UNet goldens hook no down block attention")
+	}
+	pre := cs + ".hook.down_blocks." + strconv.Itoa(blk)
+	loader := nn.NewLoader(b, nn.FileSource(w))
+	s := loader.Root().Sub("down_blocks").Index(blk)
+	in := cfg.BlockOutChannels[max(blk-1, 0)]
+	out := cfg.BlockOutChannels[blk]
+
+	res, err := nn.LoadResnetBlock2D(s.Sub("resnets").Index(0), nn.ResnetBlock2DConfig{
+		In: in, Out: out, TembChannels: cfg.TimeEmbedDim(), Groups: cfg.NormNumGroups, Eps: float32(cfg.NormEps),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Free()
+	// the resnets' temb is time_embedding(t) + add_embedding(text, time ids)
+	te, ae := upload(cs+".hook.time_embedding"), upload(cs+".hook.add_embedding")
+	temb, err := b.Binary(tensor.Add, te, ae)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensor.FreeAll(te, ae)
+	x := upload(pre + ".resnets.0.input")
+	y, err := res.Forward(x, temb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(y, pre+".resnets.0")
+	tensor.FreeAll(x, temb, y)
+
+	heads := cfg.AttentionHeadDim.At(blk) // diffusers: attention_head_dim is the head count
+	if len(cfg.NumAttentionHeads) > 0 {
+		heads = cfg.NumAttentionHeads.At(blk)
+	}
+	tr, err := nn.LoadTransformer2D(s.Sub("attentions").Index(0), nn.Transformer2DConfig{
+		Channels: out, Heads: heads, HeadDim: out / heads, Depth: cfg.TransformerDepth(blk),
+		ContextDim: cfg.CrossAttentionDimAt(blk), Groups: cfg.NormNumGroups, LinearProjection: cfg.UseLinearProjection, Eps: 1e-5,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Free()
+	x, ctx := upload(pre+".attentions.0.input"), upload(cs+".encoder_hidden_states")
+	y, err = tr.Forward(x, ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(y, pre+".attentions.0")
+	tensor.FreeAll(x, ctx, y)
+}
+
+func atoi(t *testing.T, s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
