@@ -6,10 +6,18 @@ package cpu
 // #include <cblas.h>
 import "C"
 
-import "unsafe"
+import (
+	"sync"
+	"unsafe"
+)
 
 // haveBLAS is true: built with -tags openblas, MatMul calls cblas_sgemm.
 const haveBLAS = true
+
+// blasMu serializes cblas_sgemm calls: OpenBLAS runs its own thread pool,
+// and concurrent calls from several goroutines would oversubscribe it (and
+// are unsafe in builds without locking).
+var blasMu sync.Mutex
 
 // blasSgemm calls OpenBLAS's cblas_sgemm (row-major) with alpha 1 and beta 0
 // or 1; see gemm for the arguments.
@@ -33,6 +41,8 @@ func blasSgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float
 		}
 		return
 	}
+	blasMu.Lock()
+	defer blasMu.Unlock()
 	C.cblas_sgemm(C.CblasRowMajor, C.enum_CBLAS_TRANSPOSE(ta), C.enum_CBLAS_TRANSPOSE(tb),
 		C.blasint(m), C.blasint(n), C.blasint(k), 1,
 		(*C.float)(unsafe.Pointer(&a[0])), C.blasint(lda),

@@ -74,20 +74,39 @@ func (b *Backend) Binary(op tensor.BinaryOp, x, y *tensor.Tensor) (*tensor.Tenso
 		for r := lo; r < hi; r++ {
 			oa, ob := rowOffset(r, os, sa), rowOffset(r, os, sb)
 			o := ov[r*L : (r+1)*L]
-			for j := range o {
-				p, q := av[oa+j*ia], bv[ob+j*ib]
-				switch op {
-				case tensor.Add:
-					o[j] = p + q
-				case tensor.Sub:
-					o[j] = p - q
-				case tensor.Mul:
-					o[j] = p * q
+			switch {
+			case op == tensor.Add && ia == 1 && ib == 1:
+				for j, p := range av[oa : oa+L] {
+					o[j] = p + bv[ob+j]
 				}
+			case op == tensor.Mul && ia == 1 && ib == 1:
+				for j, p := range av[oa : oa+L] {
+					o[j] = p * bv[ob+j]
+				}
+			default:
+				binaryRow(op, o, av, bv, oa, ob, ia, ib)
 			}
 		}
 	})
 	return out, nil
+}
+
+// binaryRow writes o[j] = a[oa+j*ia] op b[ob+j*ib] (strides 0 broadcast).
+func binaryRow(op tensor.BinaryOp, o, a, b []float32, oa, ob, ia, ib int) {
+	switch op {
+	case tensor.Add:
+		for j := range o {
+			o[j] = a[oa+j*ia] + b[ob+j*ib]
+		}
+	case tensor.Sub:
+		for j := range o {
+			o[j] = a[oa+j*ia] - b[ob+j*ib]
+		}
+	case tensor.Mul:
+		for j := range o {
+			o[j] = a[oa+j*ia] * b[ob+j*ib]
+		}
+	}
 }
 
 // BinaryBackward returns the gradients of a op b reduced to each input's shape:
