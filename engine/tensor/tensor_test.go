@@ -111,3 +111,51 @@ func TestHalfRounding(t *testing.T) {
 		t.Fatal("bf16 NaN lost")
 	}
 }
+
+func TestOpError(t *testing.T) {
+	err := Errorf("conv2d", ErrShape, "x is %s, w is %s", Shape{1, 3, 4, 4}, Shape{2, 5, 3, 3})
+	if !errors.Is(err, ErrShape) || errors.Is(err, ErrDType) {
+		t.Fatalf("%v wraps the wrong sentinel", err)
+	}
+	var oe *OpError
+	if !errors.As(err, &oe) || oe.Op != "conv2d" {
+		t.Fatalf("not an *OpError for conv2d: %#v", err)
+	}
+	if want := "conv2d: x is (1, 3, 4, 4), w is (2, 5, 3, 3) (shape mismatch)"; err.Error() != want {
+		t.Fatalf("message %q, want %q", err.Error(), want)
+	}
+}
+
+func TestDTypeAndShape(t *testing.T) {
+	if F32.String() != "f32" || F16.String() != "f16" || BF16.String() != "bf16" || DType(9).Valid() {
+		t.Fatal("dtype names")
+	}
+	if F32.Size() != 4 || F16.Size() != 2 || BF16.Size() != 2 {
+		t.Fatal("dtype sizes")
+	}
+	s := Shape{2, 3, 4}
+	if s.Numel() != 24 || s.String() != "(2, 3, 4)" || !s.Equal(Shape{2, 3, 4}) || s.Equal(Shape{2, 3}) {
+		t.Fatal("shape basics")
+	}
+	if st := s.Strides(); st[0] != 12 || st[1] != 4 || st[2] != 1 {
+		t.Fatalf("strides %v", st)
+	}
+	if ax, ok := s.Axis(-1); !ok || ax != 2 {
+		t.Fatal("axis -1")
+	}
+	if _, ok := s.Axis(3); ok {
+		t.Fatal("axis 3 of rank 3")
+	}
+	if c := (Shape{}).Clone(); c == nil || len(c) != 0 {
+		t.Fatal("rank-0 clone is nil")
+	}
+	if p, err := PermuteShape(s, []int{2, 0, 1}); err != nil || !p.Equal(Shape{4, 2, 3}) {
+		t.Fatalf("permute %v %v", p, err)
+	}
+	if inv := InversePerm([]int{2, 0, 1}); inv[0] != 1 || inv[1] != 2 || inv[2] != 0 {
+		t.Fatalf("inverse %v", inv)
+	}
+	if _, _, err := ConcatShape(1, Shape{2, 3}, Shape{3, 3}); err == nil {
+		t.Fatal("concat of (2, 3) and (3, 3) on axis 1")
+	}
+}
