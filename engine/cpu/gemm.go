@@ -179,8 +179,8 @@ func macroKernel(kern microKernel, mc, nc, kc int, ap, bp, c []float32, ldc int)
 }
 
 // kernel4x4 adds a packed 4×kc panel of A times a packed kc×4 panel of B into
-// the 4×4 tile of c at offset 0 with row stride ldc. The sixteen
-// accumulators stay in registers.
+// the 4×4 tile of c at offset 0 with row stride ldc, in sixteen scalar
+// accumulators (the compiler keeps most in registers; amd64 has 15 for floats).
 func kernel4x4(ap, bp, c []float32, ldc int) {
 	var c00, c01, c02, c03, c10, c11, c12, c13 float32
 	var c20, c21, c22, c23, c30, c31, c32, c33 float32
