@@ -3,9 +3,12 @@
 // with the shape of every buffer in a comment. It is the spec the GPU
 // backends are judged against, and the fallback when no GPU is available.
 //
-// Built with -tags openblas, MatMul (and Conv2D through im2col) call
-// OpenBLAS's cblas_sgemm; without the tag a cache-blocked, register-tiled
-// pure-Go sgemm is used. Both paths are tested.
+// MatMul, Conv2D (through blocked im2col) and Attention (in blocks of query
+// rows) run on one sgemm. By default it is the package's own: cache-blocked,
+// parallel, with a 6×16 AVX2/FMA micro-kernel in Go assembly on amd64 CPUs
+// that have it (internal/asm) and a portable 4×4 Go kernel elsewhere or with
+// -tags purego. Built with -tags openblas, OpenBLAS's cblas_sgemm is used
+// instead (cgo, -lopenblas). Every path is tested.
 package cpu
 
 import (
