@@ -146,6 +146,25 @@ func unetBlocks(t *testing.T, b tensor.Backend) {
 		t.Fatal(err)
 	}
 	defer res.Free()
+	// time_embedding and add_embedding from their recorded inputs
+	tdim := cfg.TimeEmbedDim()
+	for _, e := range []struct{ name, input string }{
+		{"time_embedding", cs + ".hook.time_proj"},
+		{"add_embedding", cs + ".hook.add_embedding.input"},
+	} {
+		x := upload(e.input)
+		emb, err := nn.LoadTimestepEmbedding(loader.Root().Sub(e.name), x.Dim(1), tdim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := emb.Forward(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(y, cs+".hook."+e.name)
+		tensor.FreeAll(x, y)
+		emb.Free()
+	}
 	// the resnets' temb is time_embedding(t) + add_embedding(text, time ids)
 	te, ae := upload(cs+".hook.time_embedding"), upload(cs+".hook.add_embedding")
 	temb, err := b.Binary(tensor.Add, te, ae)
@@ -153,6 +172,38 @@ func unetBlocks(t *testing.T, b tensor.Backend) {
 		t.Fatal(err)
 	}
 	tensor.FreeAll(te, ae)
+	// a plain DownBlock2D (resnets, then Downsample2D) from conv_in's output
+	if cfg.DownBlockTypes[0] == "DownBlock2D" {
+		h := upload(cs + ".hook.conv_in")
+		c0 := cfg.BlockOutChannels[0]
+		s0 := loader.Root().Sub("down_blocks").Index(0)
+		for i := range cfg.LayersPerBlock {
+			r, err := nn.LoadResnetBlock2D(s0.Sub("resnets").Index(i), nn.ResnetBlock2DConfig{
+				In: c0, Out: c0, TembChannels: tdim, Groups: cfg.NormNumGroups, Eps: float32(cfg.NormEps),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			next, err := r.Forward(h, temb)
+			r.Free()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Free()
+			h = next
+		}
+		d, err := nn.LoadDownsample2D(s0.Sub("downsamplers").Index(0), c0, c0, cfg.DownsamplePadding)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := d.Forward(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(y, cs+".hook.down_blocks.0")
+		tensor.FreeAll(h, y)
+		d.Free()
+	}
 	x := upload(pre + ".resnets.0.input")
 	y, err := res.Forward(x, temb)
 	if err != nil {

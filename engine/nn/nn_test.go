@@ -261,6 +261,7 @@ func fdCases() []fdCase {
 	cases := []fdCase{
 		resnetCase(true), resnetCase(false),
 		transformerCase(true, 2), transformerCase(false, 1),
+		downCase(1), downCase(0), upCase(), tembCase(),
 	}
 	return append(cases, []fdCase{
 		{
@@ -896,5 +897,90 @@ func transformerCase(linear bool, depth int) fdCase {
 			return toMapOf(g)
 		},
 		free: func(m any) { m.(*Transformer2DModel).Free() },
+	}
+}
+
+// downCase is a Downsample2D (3 → 5 channels) with padding 1 or 0.
+func downCase(padding int) fdCase {
+	return fdCase{
+		name: "downsample-pad" + string(rune('0'+padding)), params: map[string][]int{"d.conv.weight": {5, 3, 3, 3}, "d.conv.bias": {5}},
+		inputs: []tensor.Shape{{2, 3, 5, 4}},
+		load: func(s Scope) (any, error) {
+			d, err := LoadDownsample2D(s.Sub("d"), 3, 5, padding)
+			if err == nil {
+				d.Conv.Trainable = true
+			}
+			return d, err
+		},
+		fwd: func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error) {
+			if train {
+				return m.(*Downsample2D).ForwardTrain(xs[0])
+			}
+			return m.(*Downsample2D).Forward(xs[0])
+		},
+		bwd: func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+			dx, err := m.(*Downsample2D).Backward(dy)
+			return []*tensor.Tensor{dx}, err
+		},
+		grads: func(m any) map[string]*tensor.Tensor { return toMapOf(convGrads("d.conv", m.(*Downsample2D).Conv)) },
+		free:  func(m any) { m.(*Downsample2D).Free() },
+	}
+}
+
+// upCase is an Upsample2D (3 → 2 channels).
+func upCase() fdCase {
+	return fdCase{
+		name: "upsample", params: map[string][]int{"u.conv.weight": {2, 3, 3, 3}, "u.conv.bias": {2}},
+		inputs: []tensor.Shape{{2, 3, 2, 3}},
+		load: func(s Scope) (any, error) {
+			u, err := LoadUpsample2D(s.Sub("u"), 3, 2)
+			if err == nil {
+				u.Conv.Trainable = true
+			}
+			return u, err
+		},
+		fwd: func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error) {
+			if train {
+				return m.(*Upsample2D).ForwardTrain(xs[0])
+			}
+			return m.(*Upsample2D).Forward(xs[0])
+		},
+		bwd: func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+			dx, err := m.(*Upsample2D).Backward(dy)
+			return []*tensor.Tensor{dx}, err
+		},
+		grads: func(m any) map[string]*tensor.Tensor { return toMapOf(convGrads("u.conv", m.(*Upsample2D).Conv)) },
+		free:  func(m any) { m.(*Upsample2D).Free() },
+	}
+}
+
+// tembCase is a TimestepEmbedding (6 → 4).
+func tembCase() fdCase {
+	return fdCase{
+		name:   "timestep-embedding",
+		params: map[string][]int{"e.linear_1.weight": {4, 6}, "e.linear_1.bias": {4}, "e.linear_2.weight": {4, 4}, "e.linear_2.bias": {4}},
+		inputs: []tensor.Shape{{3, 6}},
+		load: func(s Scope) (any, error) {
+			e, err := LoadTimestepEmbedding(s.Sub("e"), 6, 4)
+			if err == nil {
+				e.SetTrainable(true)
+			}
+			return e, err
+		},
+		fwd: func(m any, xs []*tensor.Tensor, train bool) (*tensor.Tensor, error) {
+			if train {
+				return m.(*TimestepEmbedding).ForwardTrain(xs[0])
+			}
+			return m.(*TimestepEmbedding).Forward(xs[0])
+		},
+		bwd: func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+			dx, err := m.(*TimestepEmbedding).Backward(dy)
+			return []*tensor.Tensor{dx}, err
+		},
+		grads: func(m any) map[string]*tensor.Tensor {
+			e := m.(*TimestepEmbedding)
+			return toMapOf(append(linearGrads("e.linear_1", e.Linear1), linearGrads("e.linear_2", e.Linear2)...))
+		},
+		free: func(m any) { m.(*TimestepEmbedding).Free() },
 	}
 }
