@@ -48,8 +48,10 @@ func FileSource(f *safetensors.File) Source { return fileSource{f} }
 
 type fileSource struct{ f *safetensors.File }
 
+// Names lists the file's tensors.
 func (s fileSource) Names() []string { return s.f.Names() }
 
+// Lookup returns a tensor's shape and stored dtype.
 func (s fileSource) Lookup(name string) ([]int, tensor.DType, bool) {
 	info, ok := s.f.Tensor(name)
 	if !ok {
@@ -58,6 +60,7 @@ func (s fileSource) Lookup(name string) ([]int, tensor.DType, bool) {
 	return info.Shape, StoredDType(string(info.DType)), true
 }
 
+// Float32 returns a tensor converted to float32.
 func (s fileSource) Float32(name string) ([]float32, error) { return s.f.Float32(name) }
 
 // StoredDType maps a safetensors dtype name ("F16", "BF16", "F32", ...) to the
