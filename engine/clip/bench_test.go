@@ -1,11 +1,12 @@
 package clip_test
 
 import (
+	"os"
 	"testing"
 	"time"
 
 	"lorastudio/engine/clip"
-	"lorastudio/engine/cpu"
+	"lorastudio/engine/device"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
 	"lorastudio/engine/tokenizer"
@@ -56,7 +57,16 @@ func benchBase(b *testing.B, cfg sdxl.CLIPTextConfig) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	be := cpu.New()
+	// LORASTUDIO_BENCH_DEVICE picks the backend (cpu, gl, auto), cpu by default.
+	kind := os.Getenv("LORASTUDIO_BENCH_DEVICE")
+	if kind == "" {
+		kind = "cpu"
+	}
+	be, err := device.Open(kind)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
 	start := time.Now()
 	m, err := clip.Load(be, newSynth(ps), clip.Config(cfg))
 	if err != nil {
@@ -77,6 +87,11 @@ func benchBase(b *testing.B, cfg sdxl.CLIPTextConfig) {
 			b.Fatal(err)
 		}
 		out.Free()
+		if s, ok := be.(tensor.Syncer); ok {
+			if err := s.Sync(); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	b.StopTimer()
 	b.ReportMetric(loadMS, "load-ms")
