@@ -26,6 +26,16 @@ func LoadEmbedding(s Scope, num, dim int) (*Embedding, error) {
 	if err != nil {
 		return nil, err
 	}
+	e := &Embedding{Num: num, Dim: dim}
+	if h, ok := s.l.src.(Float16Source); ok && dt == tensor.F16 {
+		if e.f16, err = h.Float16Bits(name); err != nil {
+			return nil, fmt.Errorf("nn: parameter %s: %w", name, err)
+		}
+		if len(e.f16) != num*dim {
+			return nil, fmt.Errorf("nn: parameter %s: source gave %d values for shape (%d, %d)", name, len(e.f16), num, dim)
+		}
+		return e, nil
+	}
 	v, err := s.l.src.Float32(name)
 	if err != nil {
 		return nil, fmt.Errorf("nn: parameter %s: %w", name, err)
@@ -33,7 +43,6 @@ func LoadEmbedding(s Scope, num, dim int) (*Embedding, error) {
 	if len(v) != num*dim {
 		return nil, fmt.Errorf("nn: parameter %s: source gave %d values for shape (%d, %d)", name, len(v), num, dim)
 	}
-	e := &Embedding{Num: num, Dim: dim}
 	if dt == tensor.F16 {
 		e.f16 = make([]uint16, len(v))
 		for i, x := range v {

@@ -43,7 +43,14 @@ type Source interface {
 	Float32(name string) ([]float32, error)
 }
 
-// FileSource returns a Source over a safetensors file (names as stored).
+// Float16Source is a Source that can also give a parameter as fp16 bit
+// patterns without a float32 copy (Embedding uses it for F16 tables).
+type Float16Source interface {
+	Float16Bits(name string) ([]uint16, error)
+}
+
+// FileSource returns a Source over a safetensors file (names as stored); it
+// is also a Float16Source.
 func FileSource(f *safetensors.File) Source { return fileSource{f} }
 
 type fileSource struct{ f *safetensors.File }
@@ -62,6 +69,9 @@ func (s fileSource) Lookup(name string) ([]int, tensor.DType, bool) {
 
 // Float32 returns a tensor converted to float32.
 func (s fileSource) Float32(name string) ([]float32, error) { return s.f.Float32(name) }
+
+// Float16Bits returns a tensor as fp16 bit patterns.
+func (s fileSource) Float16Bits(name string) ([]uint16, error) { return s.f.Float16Bits(name) }
 
 // StoredDType maps a safetensors dtype name ("F16", "BF16", "F32", ...) to the
 // dtype a weight keeps on the device: F16 and BF16 as themselves, anything
