@@ -29,6 +29,8 @@ type Backend struct {
 	closed bool
 	// pureGo forces the pure-Go sgemm even when built with -tags openblas.
 	pureGo bool
+	// portable forces the portable Go micro-kernel (tests).
+	portable bool
 }
 
 var _ tensor.Backend = (*Backend)(nil)

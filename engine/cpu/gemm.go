@@ -15,6 +15,10 @@ func (b *Backend) gemm(transA, transB bool, m, n, k int, a []float32, lda int, b
 		blasSgemm(transA, transB, m, n, k, a, lda, bm, ldb, acc, c, ldc)
 		return
 	}
+	if b.portable {
+		gemmWith(kernelGo, transA, transB, m, n, k, a, lda, bm, ldb, acc, c, ldc)
+		return
+	}
 	gemmGo(transA, transB, m, n, k, a, lda, bm, ldb, acc, c, ldc)
 }
 

@@ -14,6 +14,12 @@ func TestFiniteDiff(t *testing.T) { optest.FiniteDiff(t, New()) }
 // default backend (OpenBLAS when built with -tags openblas).
 func TestPureGoAgainstDefault(t *testing.T) { optest.RunAgainst(t, New(), NewPureGo()) }
 
+// TestPortableKernelAgainstDefault runs the table with the portable Go
+// micro-kernel against the default backend (AVX2 kernel or OpenBLAS).
+func TestPortableKernelAgainstDefault(t *testing.T) {
+	optest.RunAgainst(t, New(), &Backend{pureGo: true, portable: true})
+}
+
 func TestSmallReference(t *testing.T) { optest.RunReference(t, New(), optest.Small) }
 
 func TestMisuse(t *testing.T) { optest.RunMisuse(t, New(), optest.Foreign(New())) }
