@@ -8,25 +8,33 @@ import (
 	"text/tabwriter"
 
 	"lorastudio/engine/device"
+	"lorastudio/engine/sdxl"
 )
 
 // infoUsage is printed by `lorastudio info --help`.
-const infoUsage = `Show which compute backend LoRA Studio uses.
+const infoUsage = `Show which compute backend LoRA Studio uses, or what an SDXL model holds.
 
 Usage:
   lorastudio info --device [--backend auto|cpu|gl] [--json]
+  lorastudio info MODEL [--config DIR] [--json]
 
 --device   describe the compute backend: GL (OpenGL 4.3 compute through a
            headless EGL context) when available, else the CPU
 --backend  which backend to describe (default: $LORASTUDIO_DEVICE, else auto)
 --json     machine-readable output: an object with "backend", "renderer",
-           "version", "max_ssbo_binding" ...
+           "version", "max_ssbo_binding" ... for --device; with MODEL, an object
+           with "format" ("diffusers" or "single-file") and "components" keyed
+           unet, vae, text_encoder, text_encoder_2, each with "params" and "dtype"
+MODEL      a diffusers folder (model_index.json, unet/, vae/ ...) or a
+           single-file checkpoint such as sd_xl_base_1.0.safetensors
+--config   a diffusers folder whose config.json files give a single file's
+           sizes (default: SDXL base 1.0's)
 `
 
 // infoCommand runs `lorastudio info`.
 func infoCommand(args []string, stdout, stderr io.Writer) error {
 	var wantDevice, asJSON bool
-	kind := ""
+	var kind, model, configDir string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
@@ -34,28 +42,42 @@ func infoCommand(args []string, stdout, stderr io.Writer) error {
 			wantDevice = true
 		case a == "--json" || a == "-json":
 			asJSON = true
-		case a == "--backend" || a == "-backend" || a == "--data-dir" || a == "-data-dir":
+		case a == "--backend" || a == "-backend" || a == "--config" || a == "-config" || a == "--data-dir" || a == "-data-dir":
 			if i+1 >= len(args) {
 				return usageError("info: %s needs a value", a)
 			}
-			if strings.HasSuffix(a, "backend") {
+			switch strings.TrimLeft(a, "-") {
+			case "backend":
 				kind = args[i+1]
+			case "config":
+				configDir = args[i+1]
 			}
 			i++
 		case strings.HasPrefix(a, "--backend="):
 			kind = strings.TrimPrefix(a, "--backend=")
+		case strings.HasPrefix(a, "--config="):
+			configDir = strings.TrimPrefix(a, "--config=")
 		case strings.HasPrefix(a, "--data-dir="):
 		case a == "-h" || a == "--help" || a == "help":
 			fmt.Fprint(stdout, infoUsage)
 			return nil
 		case strings.HasPrefix(a, "-"):
 			return usageError("info: unknown flag %s\n\n%s", a, infoUsage)
+		case model != "":
+			return usageError("info: one MODEL at a time, got %s and %s", model, a)
 		default:
-			return usageError("info: 'info MODEL' is not available yet; use 'lorastudio info --device'")
+			model = a
 		}
 	}
-	if !wantDevice {
-		return usageError("info: nothing to show; use 'lorastudio info --device [--json]'")
+	switch {
+	case model != "" && wantDevice:
+		return usageError("info: give either --device or MODEL, not both")
+	case model != "":
+		return modelInfo(model, configDir, asJSON, stdout)
+	case configDir != "":
+		return usageError("info: --config applies to MODEL only")
+	case !wantDevice:
+		return usageError("info: nothing to show; use 'lorastudio info --device [--json]' or 'lorastudio info MODEL'")
 	}
 	inf, err := device.Describe(kind)
 	if err != nil {
@@ -84,4 +106,24 @@ func infoCommand(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "why not gl:\t%s\n", inf.Fallback)
 	}
 	return tw.Flush()
+}
+
+// modelInfo prints what an SDXL model holds: its format, and per component the
+// parameter count, stored dtype and the device memory it needs.
+func modelInfo(path, configDir string, asJSON bool, stdout io.Writer) error {
+	var opts []sdxl.Option
+	if configDir != "" {
+		opts = append(opts, sdxl.WithConfigDir(configDir))
+	}
+	inf, err := sdxl.Inspect(path, opts...)
+	if err != nil {
+		return fmt.Errorf("info: %w", err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(inf)
+	}
+	_, err = io.WriteString(stdout, inf.Text())
+	return err
 }

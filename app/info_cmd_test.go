@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -42,7 +43,8 @@ func TestInfoDeviceCPUText(t *testing.T) {
 }
 
 func TestInfoUsageErrors(t *testing.T) {
-	for _, args := range [][]string{nil, {"model.safetensors"}, {"--device", "--backend", "vulkan"}, {"--frobnicate"}} {
+	for _, args := range [][]string{nil, {"--device", "--backend", "vulkan"}, {"--frobnicate"},
+		{"a.safetensors", "b.safetensors"}, {"--device", "model.safetensors"}, {"--device", "--config", "x"}} {
 		var out, errb bytes.Buffer
 		err := infoCommand(args, &out, &errb)
 		if !errors.Is(err, errUsage) {
@@ -53,4 +55,66 @@ func TestInfoUsageErrors(t *testing.T) {
 	if code := run([]string{"info"}, &out, &errb); code != exitUsage {
 		t.Errorf("lorastudio info exits %d, want %d (stderr %q)", code, exitUsage, errb.String())
 	}
+}
+
+// TestInfoModel runs `info MODEL` on the fixture model in both file forms: the
+// JSON names the format and gives each component's parameter count and dtype,
+// the same in both; a missing file exits 1 naming it.
+func TestInfoModel(t *testing.T) {
+	root := fixtureRoot(t)
+	folder := filepath.Join(root, "model")
+	single := filepath.Join(root, "sdxl-tiny.safetensors")
+	read := func(args ...string) map[string]any {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"info"}, args...), &out, &errb); code != 0 {
+			t.Fatalf("info %v: exit %d: %s", args, code, errb.String())
+		}
+		var v map[string]any
+		if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+			t.Fatalf("info %v --json: %v\n%s", args, err, out.String())
+		}
+		return v
+	}
+	a := read(folder, "--json")
+	b := read(single, "--config", folder, "--json")
+	if a["format"] != "diffusers" || b["format"] != "single-file" {
+		t.Fatalf("formats %v and %v", a["format"], b["format"])
+	}
+	for _, comp := range []string{"unet", "vae", "text_encoder", "text_encoder_2"} {
+		ca, _ := a["components"].(map[string]any)[comp].(map[string]any)
+		cb, _ := b["components"].(map[string]any)[comp].(map[string]any)
+		if ca == nil || cb == nil {
+			t.Fatalf("component %s missing: %v / %v", comp, a["components"], b["components"])
+		}
+		if p, ok := ca["params"].(float64); !ok || p <= 0 || p != cb["params"] {
+			t.Errorf("%s params %v (folder) vs %v (single file)", comp, ca["params"], cb["params"])
+		}
+		if ca["dtype"] != "F16" || cb["dtype"] != "F16" {
+			t.Errorf("%s dtype %v / %v, want F16 (the fixture stores fp16)", comp, ca["dtype"], cb["dtype"])
+		}
+	}
+	var out, errb bytes.Buffer
+	missing := filepath.Join(t.TempDir(), "nope.safetensors")
+	if code := run([]string{"info", missing}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "nope.safetensors") {
+		t.Fatalf("info on a missing file: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// fixtureRoot is the golden set: $LORASTUDIO_FIXTURES, else
+// ../shared/fixtures/sdxl-tiny, both relative to the repository root (the
+// parent of app/, where this test runs).
+func fixtureRoot(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("LORASTUDIO_FIXTURES")
+	if dir == "" {
+		dir = filepath.Join("..", "shared", "fixtures", "sdxl-tiny")
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join("..", dir)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("fixtures not found at %s (set LORASTUDIO_FIXTURES): %v", dir, err)
+	}
+	return dir
 }

@@ -4,6 +4,8 @@
 package main
 
 import (
+	_ "lorastudio/app/internal/localefix" // before Fyne reads the locale
+
 	"errors"
 	"flag"
 	"fmt"
@@ -19,10 +21,11 @@ Usage:
   lorastudio [--data-dir DIR] [DATASET]        open the studio (on DATASET if given)
   lorastudio caption SUBCOMMAND ...            caption a dataset from the terminal
   lorastudio info --device [--json]            show which compute backend is used
+  lorastudio info MODEL [--json]               what an SDXL model holds (folder or .safetensors)
   lorastudio bench ops [--device D] [--json]   benchmark the engine's ops
   lorastudio help                              this text
 
-Global flags (before or after the subcommand):
+Global flag (before or after the subcommand):
   --data-dir DIR   where the database, thumbnails and defaults live
                    (default: $LORASTUDIO_DATA, else the user data directory)
 
@@ -76,7 +79,7 @@ func usageError(format string, a ...any) error {
 
 // globalValueFlags are the flags every command accepts that take a value; they
 // may stand before the subcommand (`lorastudio --data-dir D caption list X`).
-var globalValueFlags = map[string]bool{"--data-dir": true, "-data-dir": true, "--device": true, "-device": true}
+var globalValueFlags = map[string]bool{"--data-dir": true, "-data-dir": true}
 
 // splitCommand finds the subcommand behind any leading global flags and returns
 // it with the rest of the line, those flags leading it, so that each

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -18,7 +20,7 @@ func TestSplitCommand(t *testing.T) {
 		{[]string{"caption", "list", "d"}, "caption", []string{"list", "d"}},
 		{[]string{"--data-dir", "x", "caption", "list", "d"}, "caption", []string{"--data-dir", "x", "list", "d"}},
 		{[]string{"--data-dir=x", "info", "--device"}, "info", []string{"--data-dir=x", "--device"}},
-		{[]string{"--device", "cpu", "bench", "ops"}, "bench", []string{"--device", "cpu", "ops"}},
+		{[]string{"--data-dir", "d", "bench", "ops", "--device", "cpu"}, "bench", []string{"--data-dir", "d", "ops", "--device", "cpu"}},
 		{[]string{}, "", []string{}},
 		{[]string{"--data-dir", "x"}, "", []string{"--data-dir", "x"}},
 		{[]string{"--bogus", "caption"}, "", []string{"--bogus", "caption"}},
@@ -54,5 +56,22 @@ func TestGlobalDataDirBeforeSubcommand(t *testing.T) {
 	}
 	if entries, err := os.ReadDir(dataDir); err != nil || len(entries) == 0 {
 		t.Fatalf("data dir %s was not used: %v %v", dataDir, entries, err)
+	}
+}
+
+// TestNoLocaleErrorUnderCLocale re-runs this test binary with LANG=C.UTF-8 (the default of many terminals and containers): Fyne,
+// linked into every command, must not log a locale error (localefix).
+func TestNoLocaleErrorUnderCLocale(t *testing.T) {
+	if os.Getenv("LORASTUDIO_LOCALE_CHILD") == "1" {
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNoLocaleErrorUnderCLocale$")
+	cmd.Env = append(os.Environ(), "LORASTUDIO_LOCALE_CHILD=1", "LANG=C.UTF-8", "LC_ALL=", "LC_MESSAGES=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "locale") {
+		t.Fatalf("a C locale still makes Fyne log an error:\n%s", out)
 	}
 }
