@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"lorastudio/engine/half"
 	"math"
 	"os"
 	"path/filepath"
@@ -84,7 +85,7 @@ func readSafetensors(path string) (map[string][]float64, map[string][]int, error
 			}
 		case "F16":
 			for i := 0; i+2 <= len(b); i += 2 {
-				out = append(out, float64(tensor.F16ToF32(binary.LittleEndian.Uint16(b[i:]))))
+				out = append(out, float64(half.Float16ToFloat32(binary.LittleEndian.Uint16(b[i:]))))
 			}
 		case "I64":
 			for i := 0; i+8 <= len(b); i += 8 {

@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"errors"
+	"lorastudio/engine/half"
 	"math"
 	"strings"
 	"testing"
@@ -91,23 +92,23 @@ func TestHalfRounding(t *testing.T) {
 		{6.103515625e-05, 0x0400}, // smallest normal
 	}
 	for _, c := range cases {
-		if got := F32ToF16(c.f); got != c.h {
-			t.Errorf("F32ToF16(%g) = %#04x, want %#04x", c.f, got, c.h)
+		if got := half.Float32ToFloat16(c.f); got != c.h {
+			t.Errorf("half.Float32ToFloat16(%g) = %#04x, want %#04x", c.f, got, c.h)
 		}
 	}
 	for h := 0; h < 0x10000; h++ {
-		f := F16ToF32(uint16(h))
+		f := half.Float16ToFloat32(uint16(h))
 		if f != f {
 			continue
 		}
-		if back := F32ToF16(f); back != uint16(h) {
+		if back := half.Float32ToFloat16(f); back != uint16(h) {
 			t.Fatalf("round trip %#04x -> %g -> %#04x", h, f, back)
 		}
 	}
-	if F32ToBF16(1+1.0/256) != 0x3f80 || F32ToBF16(1+3.0/256) != 0x3f82 || BF16ToF32(0x3f80) != 1 {
+	if half.Float32ToBFloat16(1+1.0/256) != 0x3f80 || half.Float32ToBFloat16(1+3.0/256) != 0x3f82 || half.BFloat16ToFloat32(0x3f80) != 1 {
 		t.Fatal("bf16 round to nearest even")
 	}
-	if v := BF16ToF32(F32ToBF16(float32(math.NaN()))); v == v {
+	if v := half.BFloat16ToFloat32(half.Float32ToBFloat16(float32(math.NaN()))); v == v {
 		t.Fatal("bf16 NaN lost")
 	}
 }
