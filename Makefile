@@ -7,7 +7,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/lorastudio
 # openblas: the CPU backend's optional BLAS accelerator (engine/cpu/blas_openblas.go);
-# the pure-Go path is tested too (test-purego).
+# the paths without it are tested too (test-cpu-paths).
 TAGS  ?= openblas
 # Fyne reads the locale from LANG; with C.UTF-8 it logs a locale error.
 export LANG := en_US.UTF-8
@@ -19,7 +19,7 @@ APT_PACKAGES := gcc pkg-config libgl1-mesa-dev libegl-dev libx11-dev libxcursor-
 	libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libgl1-mesa-dri libegl1 \
 	libegl-mesa0 libopenblas-dev xvfb xauth imagemagick xdotool
 
-.PHONY: all setup build run test test-purego vet bench clean
+.PHONY: all setup build run test test-cpu-paths vet bench clean
 
 all: build
 
@@ -54,11 +54,14 @@ vet: setup
 
 test: vet
 	$(GO) test -tags '$(TAGS)' -timeout 20m ./...
-	$(MAKE) --no-print-directory test-purego
+	$(MAKE) --no-print-directory test-cpu-paths
 
-# The pure-Go CPU path (no BLAS) is the fallback on machines without OpenBLAS: keep it tested.
-test-purego:
+# The CPU backend's other matmul paths stay tested too: without BLAS (Go with
+# its AVX2 assembly kernel, the default of a plain `go build`) and the portable
+# Go kernel (-tags purego) that other CPUs use.
+test-cpu-paths:
 	$(GO) test -timeout 10m ./engine/cpu/...
+	$(GO) test -tags purego -timeout 10m ./engine/cpu/...
 
 bench: build
 	./$(BIN) bench ops --device cpu
