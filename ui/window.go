@@ -171,7 +171,7 @@ func pageText(title, body string) fyne.CanvasObject {
 func trainTab() fyne.CanvasObject {
 	return pageText("Train a LoRA on this dataset",
 		"This tab arrives with the training engine: pick a base SDXL model, press Train, and watch the loss, speed, ETA and sample images as it learns. "+
-			"Until then, caption your images in the Dataset tab — the captions are plain .txt files next to them.")
+			"Until then, caption your images in the Dataset tab — the captions are plain .txt files that other tools read too.")
 }
 
 // playgroundTab describes the generation screen to come.
