@@ -1,0 +1,307 @@
+// Package unet is SDXL's UNet2DConditionModel (diffusers): the time and
+// "text_time" embeddings, conv_in, DownBlock2D/CrossAttnDownBlock2D down
+// blocks, the UNetMidBlock2DCrossAttn, UpBlock2D/CrossAttnUpBlock2D up
+// blocks with skip connections, and conv_norm_out → SiLU → conv_out.
+//
+// Module and parameter names follow diffusers, so checkpoint keys map one to
+// one; every width, depth and head count comes from the config
+// (unet/config.json, sdxl.UNetConfig). The layers are engine/nn's.
+package unet
+
+import (
+	"fmt"
+	"strconv"
+
+	"lorastudio/engine/nn"
+	"lorastudio/engine/sdxl"
+	"lorastudio/engine/tensor"
+)
+
+// Model is the UNet on one backend, its weights resident on the device.
+// Fields are named like the diffusers modules.
+type Model struct {
+	cfg sdxl.UNetConfig
+	b   tensor.Backend
+
+	TimeEmbedding *nn.TimestepEmbedding // time_proj (weightless) → time_embedding
+	AddEmbedding  *nn.TimestepEmbedding // [text_embeds, add_time_proj(time_ids)] → add_embedding
+	ConvIn        *nn.Conv2d
+	DownBlocks    []*block
+	MidBlock      *block
+	UpBlocks      []*block
+	ConvNormOut   *nn.GroupNorm
+	// conv_act is nn.SiLU()
+	ConvOut *nn.Conv2d
+
+	layers []freer // every loaded layer, for Free
+
+	// Hook, when set, sees the output of each named module during Forward
+	// (see Hook).
+	Hook Hook
+}
+
+// Load builds the UNet of cfg on b with the weights of src (diffusers names,
+// e.g. nn.FileSource over unet/diffusion_pytorch_model.safetensors, or
+// SourceWeights over a single file). Loading is strict: a missing key, a
+// shape mismatch or a key no module reads is an error that names the key.
+func Load(b tensor.Backend, cfg sdxl.UNetConfig, src nn.Source) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("unet: config: %v", err)
+	}
+	if cfg.MidBlockScaleFactor != 0 && cfg.MidBlockScaleFactor != 1 {
+		return nil, fmt.Errorf("unet: config: mid_block_scale_factor %g is not supported (want 1)", cfg.MidBlockScaleFactor)
+	}
+	m := &Model{cfg: cfg, b: b}
+	l := nn.NewLoader(b, src)
+	bl := &builder{}
+	err := m.build(bl, l.Root())
+	m.layers = bl.owned
+	if err == nil {
+		err = l.CheckUnused()
+	}
+	if err != nil {
+		m.Free()
+		return nil, fmt.Errorf("unet: %w", err)
+	}
+	return m, nil
+}
+
+// FromSource loads the "unet" component of an open SDXL model (a diffusers
+// folder or a single file) onto b, with the source's UNet config.
+func FromSource(b tensor.Backend, src *sdxl.Source) (*Model, error) {
+	m, err := Load(b, src.Config().UNet, SourceWeights(src))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src.Path(), err)
+	}
+	return m, nil
+}
+
+// heads returns the attention head count of down block i: diffusers reads
+// num_attention_heads, or attention_head_dim when that is null (SDXL's
+// configs put head counts in attention_head_dim).
+func (m *Model) heads(i int) int {
+	if len(m.cfg.NumAttentionHeads) > 0 {
+		return m.cfg.NumAttentionHeads.At(i)
+	}
+	return m.cfg.AttentionHeadDim.At(i)
+}
+
+func (m *Model) build(bl *builder, s nn.Scope) error {
+	cfg := m.cfg
+	n := len(cfg.BlockOutChannels)
+	c0 := cfg.BlockOutChannels[0]
+	tdim := cfg.TimeEmbedDim()
+	var err error
+	if m.TimeEmbedding, err = bl.timestepEmbedding(s.Sub("time_embedding"), c0, tdim); err != nil {
+		return err
+	}
+	if m.AddEmbedding, err = bl.timestepEmbedding(s.Sub("add_embedding"), cfg.ProjectionClassEmbeddingsInputDim, tdim); err != nil {
+		return err
+	}
+	kin := cfg.ConvInKernel
+	if m.ConvIn, err = bl.conv(s.Sub("conv_in"), cfg.InChannels, c0, kin, tensor.ConvParams(1, (kin-1)/2)); err != nil {
+		return err
+	}
+	out := c0
+	for i := range n {
+		in := out
+		out = cfg.BlockOutChannels[i]
+		var attn *attnConfig
+		if cfg.HasCrossAttention(i) {
+			attn = &attnConfig{heads: m.heads(i), depth: cfg.TransformerDepth(i), contextDim: cfg.CrossAttentionDimAt(i)}
+		}
+		blk, err := m.loadDown(bl, s.Sub("down_blocks").Index(i), in, out, attn, i < n-1)
+		if err != nil {
+			return err
+		}
+		m.DownBlocks = append(m.DownBlocks, blk)
+	}
+	last := cfg.BlockOutChannels[n-1]
+	if m.MidBlock, err = m.loadMid(bl, s.Sub("mid_block"), last, attnConfig{
+		heads: m.heads(n - 1), depth: cfg.TransformerDepth(n - 1), contextDim: cfg.CrossAttentionDimAt(n - 1),
+	}); err != nil {
+		return err
+	}
+	out = last
+	for i := range n {
+		prev := out
+		out = cfg.BlockOutChannels[n-1-i]
+		in := cfg.BlockOutChannels[max(n-2-i, 0)]
+		var attn *attnConfig
+		if cfg.UpHasCrossAttention(i) {
+			attn = &attnConfig{heads: m.heads(n - 1 - i), depth: cfg.UpTransformerDepth(i), contextDim: cfg.CrossAttentionDimAt(n - 1 - i)}
+		}
+		blk, err := m.loadUp(bl, s.Sub("up_blocks").Index(i), prev, in, out, attn, i < n-1)
+		if err != nil {
+			return err
+		}
+		m.UpBlocks = append(m.UpBlocks, blk)
+	}
+	if m.ConvNormOut, err = bl.groupNorm(s.Sub("conv_norm_out"), cfg.NormNumGroups, c0, float32(cfg.NormEps)); err != nil {
+		return err
+	}
+	kout := cfg.ConvOutKernel
+	m.ConvOut, err = bl.conv(s.Sub("conv_out"), c0, cfg.OutChannels, kout, tensor.ConvParams(1, (kout-1)/2))
+	return err
+}
+
+// Config returns the UNet's config.
+func (m *Model) Config() sdxl.UNetConfig { return m.cfg }
+
+// Backend returns the backend the weights live on.
+func (m *Model) Backend() tensor.Backend { return m.b }
+
+// Factor returns by how much the sample's height and width must be
+// divisible: 2^(number of downsamplers).
+func (m *Model) Factor() int { return 1 << (len(m.cfg.BlockOutChannels) - 1) }
+
+// TextEmbedsDim returns the width of the pooled text embedding the UNet
+// expects: projection_class_embeddings_input_dim − 6 × addition_time_embed_dim.
+func (m *Model) TextEmbedsDim() int {
+	return m.cfg.ProjectionClassEmbeddingsInputDim - 6*m.cfg.AdditionTimeEmbedDim
+}
+
+// Free releases every weight on the device.
+func (m *Model) Free() {
+	for _, l := range m.layers {
+		l.Free()
+	}
+	m.layers = nil
+}
+
+// checkInputs validates the shapes of Forward's arguments.
+func (m *Model) checkInputs(sample *tensor.Tensor, timesteps []float32, context, textEmbeds, timeIDs *tensor.Tensor) error {
+	cfg := m.cfg
+	if sample == nil || context == nil || textEmbeds == nil || timeIDs == nil {
+		return fmt.Errorf("unet: nil input")
+	}
+	if len(m.layers) == 0 {
+		return fmt.Errorf("unet: model used after Free")
+	}
+	if sample.Rank() != 4 || sample.Dim(1) != cfg.InChannels {
+		return fmt.Errorf("unet: sample %s, want (N, %d, h, w)", sample.Shape(), cfg.InChannels)
+	}
+	n, f := sample.Dim(0), m.Factor()
+	if sample.Dim(2)%f != 0 || sample.Dim(3)%f != 0 {
+		return fmt.Errorf("unet: sample %s: height and width must be divisible by %d", sample.Shape(), f)
+	}
+	if len(timesteps) != 1 && len(timesteps) != n {
+		return fmt.Errorf("unet: %d timesteps for a batch of %d (want 1 or %d)", len(timesteps), n, n)
+	}
+	if ctxDim := cfg.CrossAttentionDimAt(0); context.Rank() != 3 || context.Dim(0) != n || context.Dim(2) != ctxDim {
+		return fmt.Errorf("unet: encoder_hidden_states %s, want (%d, L, %d)", context.Shape(), n, ctxDim)
+	}
+	if p := m.TextEmbedsDim(); !textEmbeds.Shape().Equal(tensor.Shape{n, p}) {
+		return fmt.Errorf("unet: text_embeds %s, want (%d, %d)", textEmbeds.Shape(), n, p)
+	}
+	if !timeIDs.Shape().Equal(tensor.Shape{n, 6}) {
+		return fmt.Errorf("unet: time_ids %s, want (%d, 6)", timeIDs.Shape(), n)
+	}
+	return nil
+}
+
+// Forward predicts the noise (N, out_channels, h, w) of sample
+// (N, in_channels, h, w) at timesteps (one per sample, or one for all),
+// conditioned on encoderHidden (N, L, cross_attention_dim), textEmbeds
+// (N, P), the pooled text embedding, and timeIDs (N, 6), the SDXL micro
+// conditioning (orig_h, orig_w, crop_top, crop_left, target_h, target_w).
+// h and w must be divisible by Factor. Nothing given is freed.
+func (m *Model) Forward(sample *tensor.Tensor, timesteps []float32, encoderHidden, textEmbeds, timeIDs *tensor.Tensor) (*tensor.Tensor, error) {
+	if err := m.checkInputs(sample, timesteps, encoderHidden, textEmbeds, timeIDs); err != nil {
+		return nil, err
+	}
+	temb, err := m.embed(sample.Dim(0), timesteps, textEmbeds, timeIDs) // (N, T)
+	if err != nil {
+		return nil, err
+	}
+	defer temb.Free()
+	b, hook := m.b, m.Hook
+	skips := &skipStack{}
+	defer skips.free()
+
+	h, err := m.ConvIn.Forward(sample) // (N, C0, h, w)
+	if err != nil {
+		return nil, fmt.Errorf("unet: conv_in: %w", err)
+	}
+	hook.call("conv_in", h)
+	skips.push(h) // the skips own every tensor of the down path
+	for i, blk := range m.DownBlocks {
+		if h, err = blk.down(h, temb, encoderHidden, skips, "down_blocks."+strconv.Itoa(i), hook); err != nil { // (N, Ci, h/2^(i+1), w/2^(i+1)), the last block keeps its size
+			return nil, fmt.Errorf("unet: %w", err)
+		}
+	}
+	if h, err = m.MidBlock.mid(h, temb, encoderHidden, "mid_block", hook); err != nil { // (N, Clast, h/f, w/f)
+		return nil, fmt.Errorf("unet: %w", err)
+	}
+	for i, blk := range m.UpBlocks {
+		if h, err = blk.up(h, temb, encoderHidden, skips, "up_blocks."+strconv.Itoa(i), hook); err != nil { // (N, C(n-1-i), 2×, the last block keeps its size)
+			return nil, fmt.Errorf("unet: %w", err)
+		}
+	}
+	defer h.Free()
+	if len(*skips) != 0 {
+		return nil, fmt.Errorf("unet: %d skip connections left unused", len(*skips))
+	}
+	nrm, err := m.ConvNormOut.Forward(h) // (N, C0, h, w)
+	if err != nil {
+		return nil, fmt.Errorf("unet: conv_norm_out: %w", err)
+	}
+	hook.call("conv_norm_out", nrm)
+	act, err := b.Activation(nrm, tensor.SiLU) // (N, C0, h, w); conv_act is nn.SiLU()
+	nrm.Free()
+	if err != nil {
+		return nil, fmt.Errorf("unet: conv_act: %w", err)
+	}
+	hook.call("conv_act", act)
+	out, err := m.ConvOut.Forward(act) // (N, out_channels, h, w)
+	act.Free()
+	if err != nil {
+		return nil, fmt.Errorf("unet: conv_out: %w", err)
+	}
+	hook.call("conv_out", out)
+	return out, nil
+}
+
+// embed returns the resnets' conditioning (N, T):
+// time_embedding(time_proj(t)) + add_embedding([text_embeds, add_time_proj(time_ids)]).
+func (m *Model) embed(n int, timesteps []float32, textEmbeds, timeIDs *tensor.Tensor) (_ *tensor.Tensor, err error) {
+	cfg, b, hook := m.cfg, m.b, m.Hook
+	var ts, tp, te, ids, ap, ap2, cat, ae *tensor.Tensor
+	defer func() { tensor.FreeAll(ts, tp, te, ids, ap, ap2, cat, ae) }()
+	tv := make([]float32, n)
+	for i := range tv {
+		tv[i] = timesteps[min(i, len(timesteps)-1)] // one timestep broadcasts over the batch
+	}
+	flip, shift := cfg.FlipSinToCos, float32(cfg.FreqShift)
+	if ts, err = b.Upload(tv, tensor.Shape{n}, tensor.F32); err != nil { // (N)
+		return nil, err
+	}
+	if tp, err = b.TimestepEmbedding(ts, cfg.BlockOutChannels[0], flip, shift); err != nil { // (N, C0)
+		return nil, fmt.Errorf("unet: time_proj: %w", err)
+	}
+	hook.call("time_proj", tp)
+	if te, err = m.TimeEmbedding.Forward(tp); err != nil { // (N, T)
+		return nil, fmt.Errorf("unet: time_embedding: %w", err)
+	}
+	hook.call("time_embedding", te)
+	if ids, err = timeIDs.Reshape(n * 6); err != nil { // (N·6)
+		return nil, err
+	}
+	d := cfg.AdditionTimeEmbedDim
+	if ap, err = b.TimestepEmbedding(ids, d, flip, shift); err != nil { // (N·6, D)
+		return nil, fmt.Errorf("unet: add_time_proj: %w", err)
+	}
+	hook.call("add_time_proj", ap)
+	if ap2, err = ap.Reshape(n, 6*d); err != nil { // (N, 6·D)
+		return nil, err
+	}
+	if cat, err = b.Concat(1, textEmbeds, ap2); err != nil { // (N, P + 6·D)
+		return nil, fmt.Errorf("unet: add_embedding input: %w", err)
+	}
+	hook.call("add_embedding.input", cat)
+	if ae, err = m.AddEmbedding.Forward(cat); err != nil { // (N, T)
+		return nil, fmt.Errorf("unet: add_embedding: %w", err)
+	}
+	hook.call("add_embedding", ae)
+	return b.Binary(tensor.Add, te, ae) // (N, T)
+}
