@@ -1,0 +1,140 @@
+// Package lora reads the LoRA files in circulation — kohya/A1111/ComfyUI
+// (Stability-layout or diffusers-layout module names), diffusers (old
+// lora.down/lora.up and newer lora_A/lora_B spellings) and peft adapters —
+// into one canonical form keyed by the target parameter in diffusers naming,
+// and merges a layer into (or out of) its target weight.
+//
+// Every format's spellings live in one table-driven conversion file
+// (keys.go); the module names a key may name come from the model's configs
+// (targets.go), never from guessed splits of underscore-joined names.
+package lora
+
+import (
+	"fmt"
+)
+
+// Layer is one low-rank update of a target weight W (out, in...):
+// ΔW = Scale() · Up · Down, with Down (Rank, In) and Up (Out, Rank) row-major.
+// For a convolution target In is in_channels·kh·kw (Down holds the kernel
+// flattened) and ΔW is reshaped to the target's shape.
+type Layer struct {
+	// Component is the pipeline component: "unet", "text_encoder" or
+	// "text_encoder_2".
+	Component string
+	// Module is the target module in diffusers naming
+	// ("down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"); the
+	// target weight is Module + ".weight".
+	Module string
+	// Source is the key prefix the layer was read from, for messages.
+	Source string
+	// Down is (Rank, In) and Up is (Out, Rank), row-major.
+	Down, Up []float32
+	// Rank, In and Out are the update's sizes.
+	Rank, In, Out int
+	// TargetShape is the target weight's shape ((Out, In) for a linear,
+	// (Out, C, kh, kw) for a convolution).
+	TargetShape []int
+	// Alpha is the file's alpha; HasAlpha says whether the file carried one.
+	Alpha    float32
+	HasAlpha bool
+}
+
+// LoRA is a LoRA file in canonical form.
+type LoRA struct {
+	// Name is the file's base name without extension (or the adapter
+	// folder's name).
+	Name string
+	// Path is the file or folder the LoRA was read from.
+	Path string
+	// Format is the detected format: FormatKohya, FormatDiffusers or
+	// FormatPEFT.
+	Format string
+	// Layers holds every layer keyed by LayerKey(component, module).
+	Layers map[string]*Layer
+	// Unmatched lists, sorted, the keys that match no target. It is only
+	// ever non-empty when Options.AllowUnmatched was set (otherwise Open
+	// fails and names them).
+	Unmatched []string
+	// Unsupported lists, sorted, the keys of LoRA variants this package does
+	// not merge (LoHa, LoKr, DoRA ...), each followed by the variant in
+	// parentheses; like Unmatched, only with Options.AllowUnmatched.
+	Unsupported []string
+}
+
+// LayerKey returns the key of a layer in LoRA.Layers: the component and the
+// module joined by a dot, as diffusers spells state-dict keys
+// ("unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q").
+func LayerKey(component, module string) string {
+	return component + "." + module
+}
+
+// Key returns the layer's key in LoRA.Layers.
+func (l *Layer) Key() string { return LayerKey(l.Component, l.Module) }
+
+// Target returns the name of the target weight: Module + ".weight".
+func (l *Layer) Target() string { return l.Module + ".weight" }
+
+// Scale returns alpha / rank, or 1 when the file carries no alpha (as
+// diffusers loads such files).
+func (l *Layer) Scale() float32 {
+	if !l.HasAlpha || l.Rank == 0 {
+		return 1
+	}
+	return l.Alpha / float32(l.Rank)
+}
+
+// Delta returns the effective update Scale() · Up · Down as an (Out, In)
+// row-major matrix, accumulated in float64.
+func (l *Layer) Delta() []float32 {
+	d := make([]float32, l.Out*l.In)
+	l.addDelta(d, 1)
+	return d
+}
+
+// addDelta adds f · Scale() · Up·Down to w (Out, In), accumulating each
+// element in float64.
+func (l *Layer) addDelta(w []float32, f float64) {
+	s := f * float64(l.Scale())
+	for o := range l.Out {
+		up := l.Up[o*l.Rank : (o+1)*l.Rank] // (Rank)
+		row := w[o*l.In : (o+1)*l.In]       // (In)
+		for i := range l.In {
+			var acc float64
+			for r, u := range up {
+				acc += float64(u) * float64(l.Down[r*l.In+i])
+			}
+			row[i] = float32(float64(row[i]) + s*acc)
+		}
+	}
+}
+
+// check verifies the layer's buffers agree with its sizes.
+func (l *Layer) check() error {
+	if l.Rank <= 0 || l.In <= 0 || l.Out <= 0 {
+		return fmt.Errorf("lora: layer %s: bad sizes rank %d in %d out %d", l.Key(), l.Rank, l.In, l.Out)
+	}
+	if len(l.Down) != l.Rank*l.In || len(l.Up) != l.Out*l.Rank {
+		return fmt.Errorf("lora: layer %s: down has %d values, up %d; want %d×%d and %d×%d",
+			l.Key(), len(l.Down), len(l.Up), l.Rank, l.In, l.Out, l.Rank)
+	}
+	return nil
+}
+
+// MergeInto adds weight · Scale() · Up·Down to the target weights (Out, In
+// row-major; a convolution's (Out, C, kh, kw) is the same memory), in place.
+func MergeInto(weights []float32, layer *Layer, weight float32) error {
+	if err := layer.check(); err != nil {
+		return err
+	}
+	if len(weights) != layer.Out*layer.In {
+		return fmt.Errorf("lora: merge %s: target has %d values, the layer updates %d×%d", layer.Key(), len(weights), layer.Out, layer.In)
+	}
+	layer.addDelta(weights, float64(weight))
+	return nil
+}
+
+// Unmerge subtracts weight · Scale() · Up·Down from the target weights,
+// undoing MergeInto up to float32 rounding.
+func Unmerge(weights []float32, layer *Layer, weight float32) error {
+	return MergeInto(weights, layer, -weight)
+}
