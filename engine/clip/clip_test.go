@@ -14,40 +14,13 @@ import (
 	"lorastudio/engine/clip"
 	"lorastudio/engine/cpu"
 	"lorastudio/engine/device"
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/nn"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
 	"lorastudio/engine/tokenizer"
 )
-
-// fixtureRoot returns $LORASTUDIO_FIXTURES or ../shared/fixtures/sdxl-tiny
-// relative to the directory holding go.mod; a missing set fails the test.
-func fixtureRoot(t testing.TB) string {
-	t.Helper()
-	root := os.Getenv("LORASTUDIO_FIXTURES")
-	if root == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatal("no go.mod above the test directory; set LORASTUDIO_FIXTURES")
-			}
-			dir = parent
-		}
-		root = filepath.Join(dir, "..", "shared", "fixtures", "sdxl-tiny")
-	}
-	if _, err := os.Stat(filepath.Join(root, "goldens", "text_encoders.safetensors")); err != nil {
-		t.Fatalf("fixture set not found at %s (set LORASTUDIO_FIXTURES): %v", root, err)
-	}
-	return root
-}
 
 var (
 	glOnce sync.Once
@@ -195,7 +168,7 @@ func openModels(t *testing.T, b tensor.Backend, root string) *models {
 
 // checkAll compares every text-encoder golden of the set on backend b.
 func checkAll(t *testing.T, b tensor.Backend) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	g := openGoldens(t, root)
 	m := openModels(t, b, root)
 	base := b.Memory().InUse
@@ -341,7 +314,7 @@ func (c componentSource) Float32(name string) ([]float32, error) {
 // (fused in_proj rows, transposed text_projection) through engine/sdxl and
 // checks them against the same goldens.
 func TestSingleFile(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	g := openGoldens(t, root)
 	src, err := sdxl.OpenSource(filepath.Join(root, "sdxl-tiny.safetensors"), sdxl.WithConfigDir(filepath.Join(root, "model")))
 	if err != nil {
@@ -383,7 +356,7 @@ func TestSingleFile(t *testing.T) {
 
 // TestBatch runs two prompts as one batch and checks each row against the goldens.
 func TestBatch(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	g := openGoldens(t, root)
 	if len(g.prompts) < 2 {
 		t.Skip("the set has fewer than two prompts")
@@ -442,7 +415,7 @@ func (e editedSource) Lookup(name string) ([]int, tensor.DType, bool) {
 }
 
 func TestStrictLoading(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	dir := filepath.Join(root, "model", "text_encoder_2")
 	cfg, err := clip.LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -503,7 +476,7 @@ func TestEOSPositions(t *testing.T) {
 // TestEncoders opens the whole diffusers folder and checks a prompt with
 // and without a negative prompt, then that Free returns every byte.
 func TestEncoders(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	g := openGoldens(t, root)
 	b := cpu.New()
 	e, err := clip.OpenEncoders(b, filepath.Join(root, "model"))

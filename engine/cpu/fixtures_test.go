@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"lorastudio/engine/half"
+	"lorastudio/engine/internal/fixtures"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,34 +13,6 @@ import (
 
 	"lorastudio/engine/tensor"
 )
-
-// fixtureRoot returns $LORASTUDIO_FIXTURES, or ../shared/fixtures/sdxl-tiny
-// relative to the repository root (the directory holding go.mod).
-func fixtureRoot(t *testing.T) string {
-	t.Helper()
-	root := os.Getenv("LORASTUDIO_FIXTURES")
-	if root == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatal("no go.mod above the test directory; set LORASTUDIO_FIXTURES")
-			}
-			dir = parent
-		}
-		root = filepath.Join(dir, "..", "shared", "fixtures", "sdxl-tiny")
-	}
-	if _, err := os.Stat(root); err != nil {
-		t.Fatalf("fixture set not found at %s (set LORASTUDIO_FIXTURES): %v", root, err)
-	}
-	return root
-}
 
 // readSafetensors reads the F32 and I64 tensors of a safetensors file as
 // float64, with their shapes (a minimal reader, enough for goldens).
@@ -103,7 +76,7 @@ func readSafetensors(path string) (map[string][]float64, map[string][]int, error
 // time_proj and add_time_proj outputs recorded from diffusers (flip_sin_to_cos
 // true, shift 0), with widths read from the golden shapes.
 func TestTimestepEmbeddingGolden(t *testing.T) {
-	path := filepath.Join(fixtureRoot(t), "goldens", "unet.safetensors")
+	path := filepath.Join(fixtures.Root(t), "goldens", "unet.safetensors")
 	vals, shapes, err := readSafetensors(path)
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +128,7 @@ func f32s(v []float64) []float32 {
 // conv_in, conv_norm_out (GroupNorm, 32 groups, eps from config.json),
 // conv_act (SiLU) and conv_out.
 func TestUNetOpsGolden(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	g, gs, err := readSafetensors(filepath.Join(root, "goldens", "unet.safetensors"))
 	if err != nil {
 		t.Fatal(err)

@@ -10,39 +10,12 @@ import (
 
 	"lorastudio/engine/cpu"
 	"lorastudio/engine/device"
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/nn"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
 )
-
-// fixtureRoot returns $LORASTUDIO_FIXTURES or ../shared/fixtures/sdxl-tiny
-// relative to the directory holding go.mod; a missing set fails the test.
-func fixtureRoot(t testing.TB) string {
-	t.Helper()
-	root := os.Getenv("LORASTUDIO_FIXTURES")
-	if root == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatal("no go.mod above the test directory; set LORASTUDIO_FIXTURES")
-			}
-			dir = parent
-		}
-		root = filepath.Join(dir, "..", "shared", "fixtures", "sdxl-tiny")
-	}
-	if _, err := os.Stat(filepath.Join(root, "goldens", "unet.safetensors")); err != nil {
-		t.Fatalf("fixture set not found at %s (set LORASTUDIO_FIXTURES): %v", root, err)
-	}
-	return root
-}
 
 // TestUNetBlocksGolden runs a UNet down block's first ResnetBlock2D and
 // first Transformer2DModel, with the fixture UNet's weights, on the inputs
@@ -64,7 +37,7 @@ func TestUNetBlocksGolden(t *testing.T) {
 }
 
 func unetBlocks(t *testing.T, b tensor.Backend) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	cfgAll, err := sdxl.LoadConfig(filepath.Join(root, "model"))
 	if err != nil {
 		t.Fatal(err)

@@ -3,44 +3,15 @@ package rng
 import (
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/safetensors"
 )
-
-// fixtureRoot returns $LORASTUDIO_FIXTURES or ../shared/fixtures/sdxl-tiny
-// relative to the repository root (the directory holding go.mod). A missing
-// set fails the test: the fixtures are the judge.
-func fixtureRoot(t testing.TB) string {
-	t.Helper()
-	root := os.Getenv("LORASTUDIO_FIXTURES")
-	if root == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatal("no go.mod above the test directory; set LORASTUDIO_FIXTURES")
-			}
-			dir = parent
-		}
-		root = filepath.Join(dir, "..", "shared", "fixtures", "sdxl-tiny")
-	}
-	if _, err := os.Stat(filepath.Join(root, "goldens", "randn.safetensors")); err != nil {
-		t.Fatalf("fixture set not found at %s (set LORASTUDIO_FIXTURES): %v", root, err)
-	}
-	return root
-}
 
 // parseShape turns "1x4x8x8" into its element count.
 func parseShape(s string) (int, error) {
@@ -67,7 +38,7 @@ var (
 // value must match bit for bit (the README's tolerance for a float32
 // Box–Muller; the vectorised path reproduces torch's own log/sin/cos).
 func TestRandnGoldens(t *testing.T) {
-	path := filepath.Join(fixtureRoot(t), "goldens", "randn.safetensors")
+	path := filepath.Join(fixtures.Root(t), "goldens", "randn.safetensors")
 	f, err := safetensors.Open(path)
 	if err != nil {
 		t.Fatal(err)

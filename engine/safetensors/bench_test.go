@@ -1,12 +1,13 @@
 package safetensors
 
 import (
+	"lorastudio/engine/internal/fixtures"
 	"path/filepath"
 	"testing"
 )
 
 func BenchmarkOpenSingleFile(b *testing.B) {
-	path := filepath.Join(fixtureRoot(b), "sdxl-tiny.safetensors")
+	path := filepath.Join(fixtures.Root(b), "sdxl-tiny.safetensors")
 	for i := 0; i < b.N; i++ {
 		f, err := Open(path)
 		if err != nil {
@@ -41,7 +42,7 @@ func BenchmarkFloat16BitsFromF32(b *testing.B) {
 }
 
 func BenchmarkFloat32FromF16(b *testing.B) {
-	path := filepath.Join(fixtureRoot(b), "model", "unet", "diffusion_pytorch_model.safetensors")
+	path := filepath.Join(fixtures.Root(b), "model", "unet", "diffusion_pytorch_model.safetensors")
 	f, err := Open(path)
 	if err != nil {
 		b.Fatal(err)

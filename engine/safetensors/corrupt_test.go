@@ -2,6 +2,7 @@ package safetensors
 
 import (
 	"encoding/binary"
+	"lorastudio/engine/internal/fixtures"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,7 +111,7 @@ func TestAcceptedHeaders(t *testing.T) {
 // TestTruncatedFixture cuts a real file at many lengths: every cut is a clear
 // error, never a panic.
 func TestTruncatedFixture(t *testing.T) {
-	src := filepath.Join(fixtureRoot(t), "model", "vae", "diffusion_pytorch_model.safetensors")
+	src := filepath.Join(fixtures.Root(t), "model", "vae", "diffusion_pytorch_model.safetensors")
 	raw, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"lorastudio/engine/half"
+	"lorastudio/engine/internal/fixtures"
 )
 
 // plainHeader decodes a file's header with encoding/json alone: an independent
@@ -49,7 +50,7 @@ func plainHeader(t *testing.T, path string) (map[string]struct {
 }
 
 func fixtureFiles(t *testing.T) []string {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	files := []string{filepath.Join(root, "sdxl-tiny.safetensors")}
 	for _, p := range []string{"unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors",
 		"text_encoder/model.safetensors", "text_encoder_2/model.safetensors"} {
@@ -99,7 +100,7 @@ func TestOpenFixtures(t *testing.T) {
 // TestFixtureShapesMatchConfig checks the text encoder's embeddings against the
 // widths its config.json declares.
 func TestFixtureShapesMatchConfig(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	for _, te := range []string{"text_encoder", "text_encoder_2"} {
 		var cfg struct {
 			VocabSize   int `json:"vocab_size"`

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/rng"
 )
 
@@ -14,7 +15,7 @@ import (
 // every kind and checks Euler's schedule against the golden computed from the
 // same config.
 func TestFromConfigFile(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	path := filepath.Join(root, "model", "scheduler", "scheduler_config.json")
 	for _, kind := range Kinds {
 		s, err := FromConfigFile(path, kind, 25)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/rng"
 	"lorastudio/engine/safetensors"
 )
@@ -53,7 +54,7 @@ func kindForClass(class string, c Config) (string, error) {
 // output after guidance gives latents_after_step0. This is the contract the
 // text-to-image pipeline builds on.
 func TestPipelineStart(t *testing.T) {
-	dir := filepath.Join(fixtureRoot(t), "goldens")
+	dir := filepath.Join(fixtures.Root(t), "goldens")
 	files, err := filepath.Glob(filepath.Join(dir, "pipeline_*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no pipeline_*.json in %s (%v)", dir, err)

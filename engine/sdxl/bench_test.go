@@ -1,6 +1,9 @@
 package sdxl
 
-import "testing"
+import (
+	"lorastudio/engine/internal/fixtures"
+	"testing"
+)
 
 // BenchmarkSingleFileLayoutSDXLBase times deriving the full SDXL base
 // parameter lists and their single-file mapping (done once per open).
@@ -19,7 +22,7 @@ func BenchmarkSingleFileLayoutSDXLBase(b *testing.B) {
 // BenchmarkOpenSourceTinySingleFile times opening and checking the tiny
 // single file (header parse, layout, shape match).
 func BenchmarkOpenSourceTinySingleFile(b *testing.B) {
-	root := fixtureRoot(b)
+	root := fixtures.Root(b)
 	cfg, err := LoadConfig(root + "/model")
 	if err != nil {
 		b.Fatal(err)

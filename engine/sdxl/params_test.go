@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/safetensors"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestParamsMatchRealManifest(t *testing.T) {
 	cfg := manifestConfig(t)
 	var m diffusersManifest
-	readJSON(t, filepath.Join(manifestRoot(t), "manifest_diffusers.json"), &m)
+	readJSON(t, filepath.Join(fixtures.Manifest(t), "manifest_diffusers.json"), &m)
 	var total int64
 	for _, comp := range Components {
 		ps, err := ComponentParams(cfg, comp)
@@ -61,7 +62,7 @@ func TestParamsMatchRealManifest(t *testing.T) {
 // TestParamsMatchTinyFiles compares the derived lists for the tiny model's
 // configs with the tensors its files hold (none missing, none left over).
 func TestParamsMatchTinyFiles(t *testing.T) {
-	dir := filepath.Join(fixtureRoot(t), "model")
+	dir := filepath.Join(fixtures.Root(t), "model")
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +135,7 @@ func TestDefaultConfigIsSDXLBase(t *testing.T) {
 }
 
 func TestLoadConfigTiny(t *testing.T) {
-	cfg, err := LoadConfig(filepath.Join(fixtureRoot(t), "model"))
+	cfg, err := LoadConfig(filepath.Join(fixtures.Root(t), "model"))
 	if err != nil {
 		t.Fatal(err)
 	}

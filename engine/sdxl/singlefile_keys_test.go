@@ -1,6 +1,7 @@
 package sdxl
 
 import (
+	"lorastudio/engine/internal/fixtures"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ import (
 func TestSingleFileLayoutMatchesRealManifest(t *testing.T) {
 	cfg := manifestConfig(t)
 	var m singleFileManifest
-	readJSON(t, filepath.Join(manifestRoot(t), "manifest_sgm_single_file.json"), &m)
+	readJSON(t, filepath.Join(fixtures.Manifest(t), "manifest_sgm_single_file.json"), &m)
 	if len(m.Tensors) != m.TensorCount || m.TensorCount == 0 {
 		t.Fatalf("manifest lists %d tensors, says %d", len(m.Tensors), m.TensorCount)
 	}

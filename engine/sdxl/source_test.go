@@ -8,11 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/safetensors"
 )
 
 func tinyPaths(t *testing.T) (dir, single string) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	return filepath.Join(root, "model"), filepath.Join(root, "sdxl-tiny.safetensors")
 }
 

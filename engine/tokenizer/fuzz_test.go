@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"lorastudio/engine/internal/fixtures"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -14,7 +15,7 @@ func FuzzEncode(f *testing.F) {
 		"don't 'S 'LL", "c\u0345d", "\xff\xfe", "emoji 🚀🔥👍🏽", "numbers 3.14 50%", "<|STARTOFTEXT|>"} {
 		f.Add(s)
 	}
-	root := fixtureRoot(f)
+	root := fixtures.Root(f)
 	dir, err := FromDir(filepath.Join(root, "model", "tokenizer_2"))
 	if err != nil {
 		f.Fatal(err)

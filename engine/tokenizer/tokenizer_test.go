@@ -10,36 +10,9 @@ import (
 	"sync"
 	"testing"
 
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/safetensors"
 )
-
-// fixtureRoot returns $LORASTUDIO_FIXTURES or ../shared/fixtures/sdxl-tiny
-// relative to the repository root; a missing set fails the test.
-func fixtureRoot(t testing.TB) string {
-	t.Helper()
-	root := os.Getenv("LORASTUDIO_FIXTURES")
-	if root == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatal("no go.mod above the test directory; set LORASTUDIO_FIXTURES")
-			}
-			dir = parent
-		}
-		root = filepath.Join(dir, "..", "shared", "fixtures", "sdxl-tiny")
-	}
-	if _, err := os.Stat(filepath.Join(root, "goldens", "tokenizer.json")); err != nil {
-		t.Fatalf("fixture set not found at %s (set LORASTUDIO_FIXTURES): %v", root, err)
-	}
-	return root
-}
 
 type goldenCase struct {
 	Text           string   `json:"text"`
@@ -58,7 +31,7 @@ type golden struct {
 }
 
 func loadGolden(t *testing.T) golden {
-	raw, err := os.ReadFile(filepath.Join(fixtureRoot(t), "goldens", "tokenizer.json"))
+	raw, err := os.ReadFile(filepath.Join(fixtures.Root(t), "goldens", "tokenizer.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +48,7 @@ func loadGolden(t *testing.T) golden {
 // tokenizers returns SDXL's two tokenizers from the model folder and from the
 // embedded vocabulary configured like them.
 func tokenizers(t *testing.T) map[string][2]*Tokenizer {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	out := map[string][2]*Tokenizer{}
 	for _, name := range []string{"tokenizer", "tokenizer_2"} {
 		dir, err := FromDir(filepath.Join(root, "model", name))
@@ -132,7 +105,7 @@ func TestGoldenIDs(t *testing.T) {
 // TestGoldenTextEncoderIDs checks the ids the text-encoder goldens were made
 // from, read with our own safetensors reader.
 func TestGoldenTextEncoderIDs(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	raw, err := os.ReadFile(filepath.Join(root, "goldens", "_summary.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +304,7 @@ func TestConcurrentEncode(t *testing.T) {
 }
 
 func TestFromDirErrors(t *testing.T) {
-	src := filepath.Join(fixtureRoot(t), "model", "tokenizer")
+	src := filepath.Join(fixtures.Root(t), "model", "tokenizer")
 	copyDir := func(t *testing.T) string {
 		dir := t.TempDir()
 		for _, n := range []string{"vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"} {

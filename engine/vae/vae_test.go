@@ -9,40 +9,13 @@ import (
 
 	"lorastudio/engine/cpu"
 	"lorastudio/engine/device"
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/nn"
 	"lorastudio/engine/rng"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
 )
-
-// fixtureRoot returns $LORASTUDIO_FIXTURES, or ../shared/fixtures/sdxl-tiny
-// relative to the directory holding go.mod. A missing set fails the test.
-func fixtureRoot(t testing.TB) string {
-	t.Helper()
-	root := os.Getenv("LORASTUDIO_FIXTURES")
-	if root == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatal("no go.mod above the test directory; set LORASTUDIO_FIXTURES")
-			}
-			dir = parent
-		}
-		root = filepath.Join(dir, "..", "shared", "fixtures", "sdxl-tiny")
-	}
-	if _, err := os.Stat(filepath.Join(root, "goldens", "vae.safetensors")); err != nil {
-		t.Fatalf("fixture set not found at %s (set LORASTUDIO_FIXTURES): %v", root, err)
-	}
-	return root
-}
 
 // golden is the open goldens/vae.safetensors.
 type golden struct {
@@ -51,7 +24,7 @@ type golden struct {
 }
 
 func openGolden(t *testing.T) *golden {
-	f, err := safetensors.Open(filepath.Join(fixtureRoot(t), "goldens", "vae.safetensors"))
+	f, err := safetensors.Open(filepath.Join(fixtures.Root(t), "goldens", "vae.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +89,7 @@ func (g *golden) check(name string, got []float32, gs tensor.Shape) float64 {
 // loadTiny loads the fixture VAE through the model source (the diffusers folder).
 func loadTiny(t *testing.T, b tensor.Backend) *AutoencoderKL {
 	t.Helper()
-	src, err := sdxl.OpenSource(filepath.Join(fixtureRoot(t), "model"))
+	src, err := sdxl.OpenSource(filepath.Join(fixtures.Root(t), "model"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +215,7 @@ func TestEncodeGL(t *testing.T) { testEncode(t, openGL(t)) }
 // diffusers folder.
 func TestLoadPaths(t *testing.T) {
 	b := cpu.New()
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	g := openGolden(t)
 	z := g.upload(b, "decode.input")
 	defer z.Free()
@@ -281,7 +254,7 @@ func TestLoadPaths(t *testing.T) {
 // TestLoadStrict: a missing key, an extra key and a wrong shape each fail
 // the load with the key's name, and free what was loaded.
 func TestLoadStrict(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	cfg, err := ReadConfig(filepath.Join(root, "model", "vae", "config.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -384,7 +357,7 @@ func TestNoLeaks(t *testing.T) {
 
 // TestReadConfig reads the fixture config and rejects a broken one.
 func TestReadConfig(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	cfg, err := ReadConfig(filepath.Join(root, "model", "vae", "config.json"))
 	if err != nil {
 		t.Fatal(err)
