@@ -25,6 +25,9 @@ type targets struct {
 	// (ambiguous), and ambiguous lists who shares it.
 	flat      map[string]map[string]string
 	ambiguous map[string][]string
+	// stability maps a UNet module to its underscore-joined Stability-layout
+	// name, as sd-scripts writes SDXL LoRAs.
+	stability map[string]string
 }
 
 // flatten joins a dotted module name with underscores, as kohya does.
@@ -36,6 +39,7 @@ func newTargets(cfg sdxl.Config) (*targets, error) {
 		shapes:    map[string]map[string][]int{},
 		flat:      map[string]map[string]string{},
 		ambiguous: map[string][]string{},
+		stability: map[string]string{},
 	}
 	for _, c := range loraComponents {
 		ps, err := sdxl.ComponentParams(cfg, c)
@@ -78,6 +82,7 @@ func newTargets(cfg sdxl.Config) (*targets, error) {
 			continue
 		}
 		t.addFlat(sdxl.UNet, flatten(k), m)
+		t.stability[m] = flatten(k)
 	}
 	return t, nil
 }
