@@ -338,3 +338,68 @@ func TestPeftPatterns(t *testing.T) {
 		t.Fatalf("DoRA: err %v", err)
 	}
 }
+
+// TestDiffusersAdapterMetadata: a diffusers file whose metadata carries the
+// peft config (lora_adapter_metadata, diffusers ≥ 0.33) loads at the config's
+// alpha/r — the fixture's diffusers file with the adapter's config added gives
+// the peft adapter's deltas.
+func TestDiffusersAdapterMetadata(t *testing.T) {
+	root := fixtureRoot(t)
+	cfg := fixtureConfig(t)
+	var pc map[string]any
+	readJSON(t, filepath.Join(root, "lora", "peft", peftConfigFile), &pc)
+	prefixed := map[string]any{}
+	for k, v := range pc {
+		prefixed["unet."+k] = v
+	}
+	for name, meta := range map[string]map[string]any{"prefixed": prefixed, "bare": pc} {
+		b, err := json.Marshal(meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := filepath.Join(root, "lora", "diffusers", diffusersWeightFile)
+		path := copyFixtureMeta(t, src, map[string]string{adapterMetadataKey: string(b)})
+		l, err := Open(path, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		ref, err := Open(filepath.Join(root, "lora", "peft"), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, r := range ref.Layers {
+			g := l.Layers[k]
+			if g == nil || g.Scale() != r.Scale() || maxAbsDiff(g.Delta(), r.Delta()) != 0 {
+				t.Fatalf("%s: %s does not match the peft adapter", name, k)
+			}
+		}
+	}
+	path := copyFixtureMeta(t, filepath.Join(root, "lora", "diffusers", diffusersWeightFile), map[string]string{adapterMetadataKey: "{not json"})
+	if _, err := Open(path, cfg); err == nil || !strings.Contains(err.Error(), adapterMetadataKey) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("bad metadata: err %v", err)
+	}
+}
+
+// copyFixtureMeta copies a fixture safetensors file with other metadata.
+func copyFixtureMeta(t *testing.T, src string, meta map[string]string) string {
+	t.Helper()
+	f, err := safetensors.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var ts []safetensors.Tensor
+	for _, n := range f.Names() {
+		info, _ := f.Tensor(n)
+		b, err := f.Bytes(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, safetensors.Tensor{Name: n, DType: info.DType, Shape: info.Shape, Data: slices.Clone(b)})
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := safetensors.Write(out, ts, meta); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -100,7 +100,17 @@ func OpenWithOptions(path string, cfg sdxl.Config, opts Options) (*LoRA, error) 
 		return nil, fmt.Errorf("lora: %s: %w", weights, err)
 	}
 	defer f.Close()
-	l, err := load(f, t, pc, opts)
+	configs := map[string]*peftConfig{}
+	if pc == nil {
+		defComp := opts.Component
+		if defComp == "" {
+			defComp = sdxl.UNet
+		}
+		if configs, err = metadataConfigs(weights, f.Metadata(), defComp); err != nil {
+			return nil, err
+		}
+	}
+	l, err := load(f, t, pc, configs, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -145,21 +155,72 @@ func readPeftConfig(path string) (*peftConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lora: %w", err)
 	}
+	return parsePeftConfig(path, b)
+}
+
+// parsePeftConfig decodes and checks a peft LoraConfig; where names the file
+// (and the metadata field) for messages.
+func parsePeftConfig(where string, b []byte) (*peftConfig, error) {
 	var c peftConfig
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("lora: %s: %w", path, err)
+		return nil, fmt.Errorf("lora: %s: %w", where, err)
 	}
 	switch {
 	case c.PeftType != "" && c.PeftType != "LORA":
-		return nil, fmt.Errorf("lora: %s: peft_type %q is not supported (only LORA)", path, c.PeftType)
+		return nil, fmt.Errorf("lora: %s: peft_type %q is not supported (only LORA)", where, c.PeftType)
 	case c.UseDoRA:
-		return nil, fmt.Errorf("lora: %s: use_dora is set: DoRA adapters are not supported", path)
+		return nil, fmt.Errorf("lora: %s: use_dora is set: DoRA adapters are not supported", where)
 	case c.FanInFanOut:
-		return nil, fmt.Errorf("lora: %s: fan_in_fan_out is set: transposed (Conv1D) targets are not supported", path)
+		return nil, fmt.Errorf("lora: %s: fan_in_fan_out is set: transposed (Conv1D) targets are not supported", where)
 	case c.R <= 0:
-		return nil, fmt.Errorf("lora: %s: r is %d, want a positive rank", path, c.R)
+		return nil, fmt.Errorf("lora: %s: r is %d, want a positive rank", where, c.R)
 	}
 	return &c, nil
+}
+
+// adapterMetadataKey is the safetensors metadata field where diffusers ≥ 0.33
+// stores the peft LoraConfig of the layers it saves (lora_adapter_metadata):
+// the config's fields as they are (save_lora_adapter), or prefixed by
+// component ("unet.r", "unet.lora_alpha" ...: save_lora_weights).
+const adapterMetadataKey = "lora_adapter_metadata"
+
+// metadataConfigs reads the per-component peft configs a file's metadata
+// carries; keys without a component prefix belong to defComp.
+func metadataConfigs(path string, meta map[string]string, defComp string) (map[string]*peftConfig, error) {
+	raw, ok := meta[adapterMetadataKey]
+	if !ok {
+		return nil, nil
+	}
+	where := path + " (metadata " + adapterMetadataKey + ")"
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &fields); err != nil {
+		return nil, fmt.Errorf("lora: %s: %w", where, err)
+	}
+	per := map[string]map[string]json.RawMessage{}
+	for k, v := range fields {
+		comp := defComp
+		for _, p := range componentPrefixes {
+			if rest, found := strings.CutPrefix(k, p.prefix); found {
+				comp, k = p.component, rest
+				break
+			}
+		}
+		if per[comp] == nil {
+			per[comp] = map[string]json.RawMessage{}
+		}
+		per[comp][k] = v
+	}
+	out := map[string]*peftConfig{}
+	for comp, fs := range per {
+		b, err := json.Marshal(fs)
+		if err != nil {
+			return nil, fmt.Errorf("lora: %s: %w", where, err)
+		}
+		if out[comp], err = parsePeftConfig(where+" "+comp, b); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // patternValue returns the value peft's rank_pattern/alpha_pattern gives
@@ -189,7 +250,10 @@ type group struct {
 }
 
 // load reads every key of f into canonical layers.
-func load(f *safetensors.File, t *targets, pc *peftConfig, opts Options) (*LoRA, error) {
+// pc is the adapter folder's config (it applies to every layer without an
+// alpha of its own); configs are the per-component configs of the file's
+// metadata.
+func load(f *safetensors.File, t *targets, pc *peftConfig, configs map[string]*peftConfig, opts Options) (*LoRA, error) {
 	path := f.Path()
 	defComp := opts.Component
 	if defComp == "" {
@@ -260,13 +324,17 @@ func load(f *safetensors.File, t *targets, pc *peftConfig, opts Options) (*LoRA,
 		if err != nil {
 			return nil, err
 		}
-		if pc != nil && !layer.HasAlpha {
-			r := patternValue(pc.RankPattern, module, pc.R)
+		c := pc
+		if c == nil {
+			c = configs[g.component]
+		}
+		if c != nil && !layer.HasAlpha {
+			r := patternValue(c.RankPattern, module, c.R)
 			if r != layer.Rank {
-				return nil, fmt.Errorf("lora: %s: key %s has rank %d but adapter_config.json gives %s rank %d", path, g.down, layer.Rank, module, r)
+				return nil, fmt.Errorf("lora: %s: key %s has rank %d but the adapter config gives %s rank %d", path, g.down, layer.Rank, module, r)
 			}
-			a := patternValue(pc.AlphaPattern, module, pc.LoraAlpha)
-			if pc.UseRSLoRA {
+			a := patternValue(c.AlphaPattern, module, c.LoraAlpha)
+			if c.UseRSLoRA {
 				// rsLoRA scales by alpha/√r; keep Scale() = Alpha/Rank.
 				a *= math.Sqrt(float64(r))
 			}
