@@ -75,10 +75,11 @@ type attnConfig struct {
 	heads, depth, contextDim int
 }
 
-// block is one of diffusers' DownBlock2D, CrossAttnDownBlock2D, UpBlock2D,
+// Block is one of diffusers' DownBlock2D, CrossAttnDownBlock2D, UpBlock2D,
 // CrossAttnUpBlock2D or UNetMidBlock2DCrossAttn: resnets, each followed by
-// an attention in the cross-attention blocks, and at most one resampler.
-type block struct {
+// an attention in the cross-attention blocks (the mid block: two resnets
+// around one attention), and at most one resampler.
+type Block struct {
 	Resnets      []*nn.ResnetBlock2D
 	Attentions   []*nn.Transformer2DModel // empty for DownBlock2D / UpBlock2D
 	Downsamplers []*nn.Downsample2D       // zero or one
@@ -107,8 +108,8 @@ func (u *Model) resnetConfig(in, out int) nn.ResnetBlock2DConfig {
 // loadDown loads down_blocks.i: layers_per_block resnets (in → out, then
 // out → out), an attention after each when attn is non-nil, and a
 // Downsample2D unless the block is the last.
-func (u *Model) loadDown(bl *builder, s nn.Scope, in, out int, attn *attnConfig, downsample bool) (*block, error) {
-	blk := &block{}
+func (u *Model) loadDown(bl *builder, s nn.Scope, in, out int, attn *attnConfig, downsample bool) (*Block, error) {
+	blk := &Block{}
 	for j := range u.cfg.LayersPerBlock {
 		cin := out
 		if j == 0 {
@@ -144,8 +145,8 @@ func (u *Model) loadDown(bl *builder, s nn.Scope, in, out int, attn *attnConfig,
 
 // loadMid loads the UNetMidBlock2DCrossAttn: resnets.0, then one attention
 // and resnets.1 (num_layers 1, as diffusers builds it for SDXL).
-func (u *Model) loadMid(bl *builder, s nn.Scope, c int, attn attnConfig) (*block, error) {
-	blk := &block{}
+func (u *Model) loadMid(bl *builder, s nn.Scope, c int, attn attnConfig) (*Block, error) {
+	blk := &Block{}
 	for j := range 2 {
 		r, err := bl.resnet(s.Sub("resnets").Index(j), u.resnetConfig(c, c))
 		if err != nil {
@@ -169,8 +170,8 @@ func (u *Model) loadMid(bl *builder, s nn.Scope, c int, attn attnConfig) (*block
 // running state concatenated with a skip (prev+skip → out for the first,
 // out+skip → out after; the last skip has `in` channels), an attention after
 // each when attn is non-nil, and an Upsample2D unless the block is the last.
-func (u *Model) loadUp(bl *builder, s nn.Scope, prev, in, out int, attn *attnConfig, upsample bool) (*block, error) {
-	blk := &block{}
+func (u *Model) loadUp(bl *builder, s nn.Scope, prev, in, out int, attn *attnConfig, upsample bool) (*Block, error) {
+	blk := &Block{}
 	n := u.cfg.LayersPerBlock + 1
 	for j := range n {
 		skip := out
@@ -231,7 +232,7 @@ func (s *skipStack) free() {
 
 // resnetAttn runs resnets.j, then attentions.j when the block has one, on h
 // (N, Cin, H, W), which it does not free; out is (N, Cout, H, W).
-func (blk *block) resnetAttn(j int, h, temb, context *tensor.Tensor, prefix string, hook Hook) (*tensor.Tensor, error) {
+func (blk *Block) resnetAttn(j int, h, temb, context *tensor.Tensor, prefix string, hook Hook) (*tensor.Tensor, error) {
 	name := prefix + ".resnets." + strconv.Itoa(j)
 	hook.call(name+".input", h)
 	r, err := blk.Resnets[j].Forward(h, temb) // (N, Cout, H, W)
@@ -257,7 +258,7 @@ func (blk *block) resnetAttn(j int, h, temb, context *tensor.Tensor, prefix stri
 // attention) output and the downsampler's output onto skips, which own
 // them; it returns the last one pushed, (N, Cout, H/2, W/2) or (N, Cout, H, W)
 // for the last block, still owned by skips.
-func (blk *block) down(h, temb, context *tensor.Tensor, skips *skipStack, prefix string, hook Hook) (*tensor.Tensor, error) {
+func (blk *Block) down(h, temb, context *tensor.Tensor, skips *skipStack, prefix string, hook Hook) (*tensor.Tensor, error) {
 	for j := range blk.Resnets {
 		next, err := blk.resnetAttn(j, h, temb, context, prefix, hook) // (N, Cout, H, W)
 		if err != nil {
@@ -282,7 +283,7 @@ func (blk *block) down(h, temb, context *tensor.Tensor, skips *skipStack, prefix
 
 // mid runs the mid block on h (N, C, H, W), which it does not free:
 // resnets.0, then attentions.0 and resnets.1; out is (N, C, H, W).
-func (blk *block) mid(h, temb, context *tensor.Tensor, prefix string, hook Hook) (*tensor.Tensor, error) {
+func (blk *Block) mid(h, temb, context *tensor.Tensor, prefix string, hook Hook) (*tensor.Tensor, error) {
 	hook.call(prefix+".resnets.0.input", h)
 	r, err := blk.Resnets[0].Forward(h, temb) // (N, C, H, W)
 	if err != nil {
@@ -310,7 +311,7 @@ func (blk *block) mid(h, temb, context *tensor.Tensor, prefix string, hook Hook)
 // up runs an up block on h (N, Cprev, H, W), which it frees, popping one
 // skip per resnet (and freeing it); out is (N, Cout, 2H, 2W), or
 // (N, Cout, H, W) for the last block.
-func (blk *block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix string, hook Hook) (*tensor.Tensor, error) {
+func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix string, hook Hook) (*tensor.Tensor, error) {
 	b := h.Backend()
 	for j := range blk.Resnets {
 		skip, err := skips.pop() // (N, Cskip, H, W)

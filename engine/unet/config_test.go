@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"lorastudio/engine/cpu"
@@ -165,4 +166,43 @@ func TestOtherConfig(t *testing.T) {
 		got, gotShape := otherForward(t, openGL(t))
 		compare(t, "other config on gl vs cpu", got, gotShape, ref, shape)
 	})
+}
+
+// TestLinears checks that Linears names every matrix weight the config
+// implies (engine/sdxl's independent parameter list), each with its shape,
+// for the fixture config and another.
+func TestLinears(t *testing.T) {
+	cfgAll, err := sdxl.LoadConfig(filepath.Join(fixtureRoot(t), "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range []sdxl.UNetConfig{cfgAll.UNet, otherConfig(t)} {
+		b := cpu.New()
+		src := randomWeights(t, cfg, 3)
+		m, err := unet.Load(b, cfg, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls := m.Linears()
+		want := 0
+		for name, p := range src {
+			module, ok := strings.CutSuffix(name, ".weight")
+			if !ok || len(p.Shape) != 2 {
+				continue
+			}
+			want++
+			l, ok := ls[module]
+			if !ok {
+				t.Errorf("Linears lacks %s", module)
+				continue
+			}
+			if !l.Weight.Shape().Equal(p.Shape) {
+				t.Errorf("%s: weight %s, want %v", module, l.Weight.Shape(), p.Shape)
+			}
+		}
+		if len(ls) != want || want == 0 {
+			t.Errorf("Linears has %d entries, the config implies %d matrix weights", len(ls), want)
+		}
+		m.Free()
+	}
 }

@@ -26,9 +26,9 @@ type Model struct {
 	TimeEmbedding *nn.TimestepEmbedding // time_proj (weightless) → time_embedding
 	AddEmbedding  *nn.TimestepEmbedding // [text_embeds, add_time_proj(time_ids)] → add_embedding
 	ConvIn        *nn.Conv2d
-	DownBlocks    []*block
-	MidBlock      *block
-	UpBlocks      []*block
+	DownBlocks    []*Block
+	MidBlock      *Block
+	UpBlocks      []*Block
 	ConvNormOut   *nn.GroupNorm
 	// conv_act is nn.SiLU()
 	ConvOut *nn.Conv2d
@@ -304,4 +304,53 @@ func (m *Model) embed(n int, timesteps []float32, textEmbeds, timeIDs *tensor.Te
 	}
 	hook.call("add_embedding", ae)
 	return b.Binary(tensor.Add, te, ae) // (N, T)
+}
+
+// Linears returns every Linear of the UNet under its diffusers module name
+// ("down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q",
+// "time_embedding.linear_1", "up_blocks.0.resnets.2.time_emb_proj" ...):
+// where a LoRA attaches its Adapter.
+func (m *Model) Linears() map[string]*nn.Linear {
+	out := map[string]*nn.Linear{}
+	add := func(name string, l *nn.Linear) {
+		if l != nil {
+			out[name] = l
+		}
+	}
+	add("time_embedding.linear_1", m.TimeEmbedding.Linear1)
+	add("time_embedding.linear_2", m.TimeEmbedding.Linear2)
+	add("add_embedding.linear_1", m.AddEmbedding.Linear1)
+	add("add_embedding.linear_2", m.AddEmbedding.Linear2)
+	walk := func(prefix string, blk *Block) {
+		for j, r := range blk.Resnets {
+			add(prefix+".resnets."+strconv.Itoa(j)+".time_emb_proj", r.TimeEmbProj)
+		}
+		for j, a := range blk.Attentions {
+			p := prefix + ".attentions." + strconv.Itoa(j)
+			add(p+".proj_in", a.ProjIn)
+			add(p+".proj_out", a.ProjOut)
+			for k, tb := range a.Blocks {
+				q := p + ".transformer_blocks." + strconv.Itoa(k)
+				for _, at := range []struct {
+					name string
+					a    *nn.Attention
+				}{{"attn1", tb.Attn1}, {"attn2", tb.Attn2}} {
+					add(q+"."+at.name+".to_q", at.a.Q)
+					add(q+"."+at.name+".to_k", at.a.K)
+					add(q+"."+at.name+".to_v", at.a.V)
+					add(q+"."+at.name+".to_out.0", at.a.Out)
+				}
+				add(q+".ff.net.0.proj", tb.FF.Proj)
+				add(q+".ff.net.2", tb.FF.Out)
+			}
+		}
+	}
+	for i, blk := range m.DownBlocks {
+		walk("down_blocks."+strconv.Itoa(i), blk)
+	}
+	walk("mid_block", m.MidBlock)
+	for i, blk := range m.UpBlocks {
+		walk("up_blocks."+strconv.Itoa(i), blk)
+	}
+	return out
 }
