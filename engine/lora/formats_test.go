@@ -15,6 +15,11 @@ import (
 
 // paramShape returns the shape of a component's weight from the config.
 func paramShape(t *testing.T, cfg sdxl.Config, component, name string) []int {
+	return paramShapeTB(t, cfg, component, name)
+}
+
+// paramShapeTB is paramShape for tests and benchmarks.
+func paramShapeTB(t testing.TB, cfg sdxl.Config, component, name string) []int {
 	t.Helper()
 	ps, err := sdxl.ComponentParams(cfg, component)
 	if err != nil {
@@ -49,7 +54,7 @@ func stabilityName(t *testing.T, cfg sdxl.Config, module string) string {
 
 // firstParam returns the first weight of a component whose name ends with
 // suffix.
-func firstParam(t *testing.T, cfg sdxl.Config, component, suffix string) string {
+func firstParam(t testing.TB, cfg sdxl.Config, component, suffix string) string {
 	t.Helper()
 	ps, err := sdxl.ComponentParams(cfg, component)
 	if err != nil {

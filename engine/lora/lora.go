@@ -11,6 +11,8 @@ package lora
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
 )
 
 // Layer is one low-rank update of a target weight W (out, in...):
@@ -92,20 +94,39 @@ func (l *Layer) Delta() []float32 {
 }
 
 // addDelta adds f · Scale() · Up·Down to w (Out, In), accumulating each
-// element in float64.
+// element in float64 over r = 0..Rank-1 in order. Rows are split across
+// goroutines when the update is large; each row's arithmetic is the same
+// whatever the split.
 func (l *Layer) addDelta(w []float32, f float64) {
 	s := f * float64(l.Scale())
-	for o := range l.Out {
-		up := l.Up[o*l.Rank : (o+1)*l.Rank] // (Rank)
-		row := w[o*l.In : (o+1)*l.In]       // (In)
-		for i := range l.In {
-			var acc float64
-			for r, u := range up {
-				acc += float64(u) * float64(l.Down[r*l.In+i])
+	rows := func(lo, hi int) {
+		acc := make([]float64, l.In) // (In)
+		for o := lo; o < hi; o++ {
+			clear(acc)
+			for r, u := range l.Up[o*l.Rank : (o+1)*l.Rank] { // u = Up[o, r]
+				down := l.Down[r*l.In : (r+1)*l.In] // (In)
+				uf := float64(u)
+				for i, d := range down {
+					acc[i] += uf * float64(d)
+				}
 			}
-			row[i] = float32(float64(row[i]) + s*acc)
+			row := w[o*l.In : (o+1)*l.In] // (In)
+			for i, a := range acc {
+				row[i] = float32(float64(row[i]) + s*a)
+			}
 		}
 	}
+	workers := min(runtime.GOMAXPROCS(0), l.Out)
+	if workers < 2 || l.Out*l.In*l.Rank < 1<<20 {
+		rows(0, l.Out)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := range workers {
+		lo, hi := k*l.Out/workers, (k+1)*l.Out/workers
+		wg.Go(func() { rows(lo, hi) })
+	}
+	wg.Wait()
 }
 
 // check verifies the layer's buffers agree with its sizes.
