@@ -154,7 +154,7 @@ func TestSpellings(t *testing.T) {
 			key := LayerKey(c.component, c.module)
 			layer := l.Layers[key]
 			if len(l.Layers) != 1 || layer == nil {
-				t.Fatalf("layers %v, want only %s", sortedKeys(l), key)
+				t.Fatalf("layers %v, want only %s", l.Keys(), key)
 			}
 			if layer.Rank != rank || layer.In != in || layer.Out != out || !slices.Equal(layer.TargetShape, target) {
 				t.Fatalf("rank %d in %d out %d target %v; want %d %d %d %v", layer.Rank, layer.In, layer.Out, layer.TargetShape, rank, in, out, target)

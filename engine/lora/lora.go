@@ -7,11 +7,23 @@
 // Every format's spellings live in one table-driven conversion file
 // (keys.go); the module names a key may name come from the model's configs
 // (targets.go), never from guessed splits of underscore-joined names.
+//
+// Scale. A layer's scale is alpha/rank where the file says alpha: kohya's
+// per-layer .alpha tensors, a peft adapter's adapter_config.json (lora_alpha,
+// alpha_pattern, rank_pattern, use_rslora), or the peft config diffusers ≥
+// 0.33 stores in the file's metadata (lora_adapter_metadata). A file with no
+// alpha anywhere (diffusers ≤ 0.26's pytorch_lora_weights.safetensors) loads
+// at scale 1, as diffusers itself loads it. So the same factors saved by
+// peft (r 4, alpha 8) load at scale 2 from the adapter and from kohya files
+// carrying alpha 8, but at scale 1 from the diffusers file: diffusers gives
+// that file half the effect, and so do we. The reference's LoRA pipeline
+// goldens were made from the kohya file (loaded scaling 2.0).
 package lora
 
 import (
 	"fmt"
 	"runtime"
+	"sort"
 	"sync"
 )
 
@@ -61,6 +73,16 @@ type LoRA struct {
 	// not merge (LoHa, LoKr, DoRA ...), each followed by the variant in
 	// parentheses; like Unmatched, only with Options.AllowUnmatched.
 	Unsupported []string
+}
+
+// Keys returns the keys of l.Layers, sorted.
+func (l *LoRA) Keys() []string {
+	ks := make([]string, 0, len(l.Layers))
+	for k := range l.Layers {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }
 
 // LayerKey returns the key of a layer in LoRA.Layers: the component and the

@@ -48,15 +48,6 @@ func expectedTargets(t *testing.T, cfg sdxl.Config, targetModules []string) []st
 	return want
 }
 
-func sortedKeys(l *LoRA) []string {
-	ks := make([]string, 0, len(l.Layers))
-	for k := range l.Layers {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
 func maxAbsDiff(a, b []float32) float64 {
 	m := 0.0
 	for i := range a {
@@ -96,7 +87,7 @@ func TestFourFormatsAgree(t *testing.T) {
 		if l.Format != form.format {
 			t.Errorf("%s: format %q, want %q", form.name, l.Format, form.format)
 		}
-		if got := sortedKeys(l); !slices.Equal(got, want) {
+		if got := l.Keys(); !slices.Equal(got, want) {
 			t.Fatalf("%s: %d layers, want %d (first got %q, first want %q)", form.name, len(got), len(want), got[0], want[0])
 		}
 		// The diffusers file carries no alpha: diffusers loads it at scale 1.
@@ -227,7 +218,7 @@ func TestMergeUnmerge(t *testing.T) {
 	defer src.Close()
 	const weight = 0.5
 	worstMerge, worstUnmerge := 0.0, 0.0
-	for _, k := range sortedKeys(l) {
+	for _, k := range l.Keys() {
 		layer := l.Layers[k]
 		base := baseWeight(t, src, layer)
 		w := slices.Clone(base)
@@ -268,7 +259,7 @@ func TestMergeUnmerge(t *testing.T) {
 	t.Logf("%d layers: merge max |err| %g, unmerge max |w - base| %g", len(l.Layers), worstMerge, worstUnmerge)
 
 	// A target of the wrong size is an error naming the layer.
-	layer := l.Layers[sortedKeys(l)[0]]
+	layer := l.Layers[l.Keys()[0]]
 	err = MergeInto(make([]float32, layer.Out*layer.In-1), layer, 1)
 	if err == nil || !strings.Contains(err.Error(), layer.Key()) {
 		t.Fatalf("short target: err %v, want one naming %s", err, layer.Key())
