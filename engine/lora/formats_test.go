@@ -38,14 +38,19 @@ func paramShapeTB(t testing.TB, cfg sdxl.Config, component, name string) []int {
 // of a UNet module, from the single-file table.
 func stabilityName(t *testing.T, cfg sdxl.Config, module string) string {
 	t.Helper()
+	return flatten(stabilityDotted(t, cfg, module))
+}
+
+// stabilityDotted returns the dotted Stability-layout name of a UNet module.
+func stabilityDotted(t *testing.T, cfg sdxl.Config, module string) string {
+	t.Helper()
 	layout, err := sdxl.SingleFileLayout(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range layout {
 		if r.Component == sdxl.UNet && r.Name == module+".weight" {
-			k := strings.TrimSuffix(strings.TrimPrefix(r.Key, stabilityUNetPrefix), ".weight")
-			return flatten(k)
+			return strings.TrimSuffix(strings.TrimPrefix(r.Key, stabilityUNetPrefix), ".weight")
 		}
 	}
 	t.Fatalf("no single-file key for unet %s", module)
@@ -117,6 +122,13 @@ func TestSpellings(t *testing.T) {
 		{name: "diffusers with alpha key", component: sdxl.UNet, module: attn,
 			downKey: "unet." + attn + ".lora.down.weight", upKey: "unet." + attn + ".lora.up.weight",
 			alphaKey: "unet." + attn + ".alpha", alpha: 2},
+		{name: "comfyui dotted stability", component: sdxl.UNet, module: projIn,
+			downKey: "diffusion_model." + stabilityDotted(t, cfg, projIn) + ".lora_down.weight", upKey: "diffusion_model." + stabilityDotted(t, cfg, projIn) + ".lora_up.weight",
+			alphaKey: "diffusion_model." + stabilityDotted(t, cfg, projIn) + ".alpha", alpha: 6},
+		{name: "lycoris_ prefix", component: sdxl.UNet, module: attn,
+			downKey: "lycoris_" + flatten(attn) + ".lora_down.weight", upKey: "lycoris_" + flatten(attn) + ".lora_up.weight"},
+		{name: "attention processor without unet prefix", component: sdxl.UNet, module: attn,
+			downKey: attnBlock + ".processor.to_out_lora.down.weight", upKey: attnBlock + ".processor.to_out_lora.up.weight"},
 		{name: "peft base_model prefix, adapter name", component: sdxl.UNet, module: attn,
 			downKey: "base_model.model." + attn + ".lora_A.default.weight", upKey: "base_model.model." + attn + ".lora_B.default.weight"},
 	}

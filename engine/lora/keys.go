@@ -24,14 +24,24 @@ const (
 	FormatKohya     = "kohya"
 	FormatDiffusers = "diffusers"
 	FormatPEFT      = "peft"
+	FormatComfyUI   = "comfyui" // dotted Stability-layout names (diffusion_model.…)
+)
+
+// naming is how a key spells its module.
+type naming int
+
+const (
+	namingDiffusers naming = iota // dotted diffusers/transformers name
+	namingFlat                    // kohya's underscore-joined name (diffusers or Stability layout)
+	namingStability               // dotted Stability-layout UNet name (ComfyUI's generic format)
 )
 
 // parsedKey is one key of a LoRA file, understood.
 type parsedKey struct {
 	key       string
 	component string
-	base      string // kohya: underscore-joined name; otherwise the dotted module
-	kohya     bool   // base is underscore-joined and must be resolved
+	base      string // the module as the key spells it
+	naming    naming // how base names the module
 	role      role
 	// unsupported, when set, says which LoRA variant the key belongs to.
 	unsupported string
@@ -41,6 +51,7 @@ type parsedKey struct {
 // (lora_te_ is SD 1.x's single text encoder, which is SDXL's first).
 var kohyaPrefixes = []struct{ prefix, component string }{
 	{"lora_unet_", sdxl.UNet},
+	{"lycoris_", sdxl.UNet}, // SimpleTuner's LyCORIS files (diffusers names)
 	{"lora_te1_", sdxl.TextEncoder},
 	{"lora_te2_", sdxl.TextEncoder2},
 	{"lora_te_", sdxl.TextEncoder},
@@ -93,6 +104,8 @@ var dottedSuffixes = []struct {
 }{
 	{suffixRule: suffixRule{suffix: ".lora_A.weight", role: roleDown}},
 	{suffixRule: suffixRule{suffix: ".lora_B.weight", role: roleUp}},
+	{suffixRule: suffixRule{suffix: ".lora_down.weight", role: roleDown}},
+	{suffixRule: suffixRule{suffix: ".lora_up.weight", role: roleUp}},
 	{suffixRule: suffixRule{suffix: ".lora.down.weight", role: roleDown}},
 	{suffixRule: suffixRule{suffix: ".lora.up.weight", role: roleUp}},
 	{suffixRule: suffixRule{suffix: ".lora_linear_layer.down.weight", role: roleDown}},
@@ -125,6 +138,10 @@ var componentPrefixes = []struct{ prefix, component string }{
 	{"text_encoder.", sdxl.TextEncoder},
 	{"text_encoder_2.", sdxl.TextEncoder2},
 }
+
+// stabilityPrefixes begin dotted Stability-layout UNet keys (ComfyUI's
+// generic LoRA format: diffusion_model.input_blocks.4.1.….lora_up.weight).
+var stabilityPrefixes = []string{stabilityUNetPrefix, "diffusion_model."}
 
 // dropAdapterName turns peft's in-memory spelling with an adapter name
 // (….lora_A.default.weight) into the saved one (….lora_A.weight).
@@ -159,13 +176,19 @@ func parseKey(key, defaultComponent string) (parsedKey, bool) {
 		if !known {
 			return parsedKey{}, false
 		}
-		return parsedKey{key: key, component: p.component, base: base, kohya: true, role: r.role, unsupported: r.unsupported}, true
+		return parsedKey{key: key, component: p.component, base: base, naming: namingFlat, role: r.role, unsupported: r.unsupported}, true
 	}
 	k := dropAdapterName(strings.TrimPrefix(key, peftPrefix))
-	component := defaultComponent
+	component, nm := defaultComponent, namingDiffusers
 	for _, p := range componentPrefixes {
 		if rest, found := strings.CutPrefix(k, p.prefix); found {
 			component, k = p.component, rest
+			break
+		}
+	}
+	for _, p := range stabilityPrefixes {
+		if rest, found := strings.CutPrefix(k, p); found {
+			component, k, nm = sdxl.UNet, rest, namingStability
 			break
 		}
 	}
@@ -185,7 +208,7 @@ func parseKey(key, defaultComponent string) (parsedKey, bool) {
 			}
 			base = base[:i] + "." + leaf
 		}
-		return parsedKey{key: key, component: component, base: base, role: s.role, unsupported: s.unsupported}, true
+		return parsedKey{key: key, component: component, base: base, naming: nm, role: s.role, unsupported: s.unsupported}, true
 	}
 	return parsedKey{}, false
 }

@@ -60,8 +60,8 @@ type LoRA struct {
 	Name string
 	// Path is the file or folder the LoRA was read from.
 	Path string
-	// Format is the detected format: FormatKohya, FormatDiffusers or
-	// FormatPEFT.
+	// Format is the detected format: FormatKohya, FormatDiffusers,
+	// FormatPEFT or FormatComfyUI.
 	Format string
 	// Layers holds every layer keyed by LayerKey(component, module).
 	Layers map[string]*Layer

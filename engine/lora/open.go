@@ -244,7 +244,7 @@ func patternValue[T any](pattern map[string]T, module string, def T) T {
 // group gathers the keys of one layer as the file spells it.
 type group struct {
 	component, base string
-	kohya           bool
+	naming          naming
 	down, up, alpha string
 	keys            []string
 }
@@ -265,7 +265,7 @@ func load(f *safetensors.File, t *targets, pc *peftConfig, configs map[string]*p
 	var unmatched, unsupported []string
 	groups := map[string]*group{}
 	var order []string
-	sawKohya := false
+	sawKohya, sawComfy := false, false
 	for _, k := range f.Names() {
 		p, ok := parseKey(k, defComp)
 		if !ok {
@@ -276,11 +276,12 @@ func load(f *safetensors.File, t *targets, pc *peftConfig, configs map[string]*p
 			unsupported = append(unsupported, fmt.Sprintf("%s (%s)", k, p.unsupported))
 			continue
 		}
-		sawKohya = sawKohya || p.kohya
-		id := p.component + "|" + p.base
+		sawKohya = sawKohya || p.naming == namingFlat
+		sawComfy = sawComfy || p.naming == namingStability
+		id := fmt.Sprintf("%s|%d|%s", p.component, p.naming, p.base)
 		g := groups[id]
 		if g == nil {
-			g = &group{component: p.component, base: p.base, kohya: p.kohya}
+			g = &group{component: p.component, base: p.base, naming: p.naming}
 			groups[id] = g
 			order = append(order, id)
 		}
@@ -298,18 +299,23 @@ func load(f *safetensors.File, t *targets, pc *peftConfig, configs map[string]*p
 		l.Format = FormatPEFT
 	case sawKohya:
 		l.Format = FormatKohya
+	case sawComfy:
+		l.Format = FormatComfyUI
 	}
 	from := map[string]string{} // layer key → the group it came from
 	for _, id := range order {
 		g := groups[id]
 		module, found := g.base, false
-		if g.kohya {
+		switch g.naming {
+		case namingFlat:
 			m, ok, err := t.resolveFlat(g.component, g.base)
 			if err != nil {
 				return nil, fmt.Errorf("lora: %s: key %s: %w", path, g.keys[0], err)
 			}
 			module, found = m, ok
-		} else {
+		case namingStability:
+			module, found = t.stabilityDotted[g.base]
+		default:
 			_, found = t.shape(g.component, module)
 		}
 		if !found {

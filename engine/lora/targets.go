@@ -28,6 +28,9 @@ type targets struct {
 	// stability maps a UNet module to its underscore-joined Stability-layout
 	// name, as sd-scripts writes SDXL LoRAs.
 	stability map[string]string
+	// stabilityDotted maps a dotted Stability-layout UNet name
+	// (input_blocks.4.1.proj_in) to its module.
+	stabilityDotted map[string]string
 }
 
 // flatten joins a dotted module name with underscores, as kohya does.
@@ -40,6 +43,8 @@ func newTargets(cfg sdxl.Config) (*targets, error) {
 		flat:      map[string]map[string]string{},
 		ambiguous: map[string][]string{},
 		stability: map[string]string{},
+
+		stabilityDotted: map[string]string{},
 	}
 	for _, c := range loraComponents {
 		ps, err := sdxl.ComponentParams(cfg, c)
@@ -83,6 +88,7 @@ func newTargets(cfg sdxl.Config) (*targets, error) {
 		}
 		t.addFlat(sdxl.UNet, flatten(k), m)
 		t.stability[m] = flatten(k)
+		t.stabilityDotted[k] = m
 	}
 	return t, nil
 }
