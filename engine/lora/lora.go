@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -174,6 +175,25 @@ func MergeInto(weights []float32, layer *Layer, weight float32) error {
 	}
 	layer.addDelta(weights, float64(weight))
 	return nil
+}
+
+// Apply merges, at weight, l's layer for a component's parameter (its
+// diffusers name, "….attn1.to_q.weight") into that parameter's values w, and
+// reports whether l updates that parameter (w is untouched when not). A
+// weight loader calls it for every parameter it reads.
+func (l *LoRA) Apply(component, param string, w []float32, weight float32) (bool, error) {
+	module, ok := strings.CutSuffix(param, ".weight")
+	if !ok {
+		return false, nil
+	}
+	layer := l.Layers[LayerKey(component, module)]
+	if layer == nil {
+		return false, nil
+	}
+	if err := MergeInto(w, layer, weight); err != nil {
+		return false, fmt.Errorf("lora: %s: %w", l.Path, err)
+	}
+	return true, nil
 }
 
 // Unmerge subtracts weight · Scale() · Up·Down from the target weights,

@@ -258,6 +258,29 @@ func TestMergeUnmerge(t *testing.T) {
 	}
 	t.Logf("%d layers: merge max |err| %g, unmerge max |w - base| %g", len(l.Layers), worstMerge, worstUnmerge)
 
+	// Apply merges by parameter name, and leaves other parameters alone.
+	layer0 := l.Layers[l.Keys()[0]]
+	base := baseWeight(t, src, layer0)
+	viaApply, direct := slices.Clone(base), slices.Clone(base)
+	if ok, err := l.Apply(layer0.Component, layer0.Target(), viaApply, weight); !ok || err != nil {
+		t.Fatalf("Apply %s: %v %v", layer0.Target(), ok, err)
+	}
+	if err := MergeInto(direct, layer0, weight); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(viaApply, direct) {
+		t.Fatal("Apply and MergeInto differ")
+	}
+	bias := strings.TrimSuffix(layer0.Target(), ".weight") + ".bias"
+	for _, p := range []struct{ component, name string }{{layer0.Component, bias}, {sdxl.TextEncoder, layer0.Target()}} {
+		if ok, err := l.Apply(p.component, p.name, viaApply, 1); ok || err != nil {
+			t.Fatalf("Apply %s %s: %v %v, want no update", p.component, p.name, ok, err)
+		}
+	}
+	if !slices.Equal(viaApply, direct) {
+		t.Fatal("Apply changed a parameter the LoRA does not update")
+	}
+
 	// A target of the wrong size is an error naming the layer.
 	layer := l.Layers[l.Keys()[0]]
 	err = MergeInto(make([]float32, layer.Out*layer.In-1), layer, 1)

@@ -59,15 +59,14 @@ func (e *UnmatchedError) Error() string {
 
 // peftConfig is the part of peft's adapter_config.json that sets the scale.
 type peftConfig struct {
-	PeftType      string             `json:"peft_type"`
-	R             int                `json:"r"`
-	LoraAlpha     float64            `json:"lora_alpha"`
-	TargetModules any                `json:"target_modules"`
-	RankPattern   map[string]int     `json:"rank_pattern"`
-	AlphaPattern  map[string]float64 `json:"alpha_pattern"`
-	UseRSLoRA     bool               `json:"use_rslora"`
-	UseDoRA       bool               `json:"use_dora"`
-	FanInFanOut   bool               `json:"fan_in_fan_out"`
+	PeftType     string             `json:"peft_type"`
+	R            int                `json:"r"`
+	LoraAlpha    float64            `json:"lora_alpha"`
+	RankPattern  map[string]int     `json:"rank_pattern"`
+	AlphaPattern map[string]float64 `json:"alpha_pattern"`
+	UseRSLoRA    bool               `json:"use_rslora"`
+	UseDoRA      bool               `json:"use_dora"`
+	FanInFanOut  bool               `json:"fan_in_fan_out"`
 }
 
 // Open reads the LoRA at path for the model cfg describes: a kohya,
