@@ -420,3 +420,32 @@ func copyFixtureMeta(t *testing.T, src string, meta map[string]string) string {
 	}
 	return out
 }
+
+// TestComponentOption: keys without a component prefix belong to
+// Options.Component (a peft adapter of a text encoder saved from the bare
+// model); without it they are looked up in the UNet and reported unmatched.
+func TestComponentOption(t *testing.T) {
+	cfg := fixtureConfig(t)
+	q := firstParam(t, cfg, sdxl.TextEncoder2, "self_attn.q_proj.weight")
+	shape := paramShape(t, cfg, sdxl.TextEncoder2, q+".weight")
+	path := filepath.Join(t.TempDir(), "te2.safetensors")
+	if err := safetensors.Write(path, []safetensors.Tensor{
+		f32(q+".lora_A.weight", []int{2, shape[1]}, filled(2*shape[1], 0.1)),
+		f32(q+".lora_B.weight", []int{shape[0], 2}, filled(2*shape[0], 0.1)),
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenWithOptions(path, cfg, Options{Component: sdxl.TextEncoder2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Layers[LayerKey(sdxl.TextEncoder2, q)] == nil || len(l.Layers) != 1 {
+		t.Fatalf("layers %v", l.Keys())
+	}
+	if _, err := Open(path, cfg); err == nil || !strings.Contains(err.Error(), q+".lora_A.weight") {
+		t.Fatalf("as a UNet file: err %v, want the keys named", err)
+	}
+	if _, err := OpenWithOptions(path, cfg, Options{Component: sdxl.VAE}); err == nil || !strings.Contains(err.Error(), sdxl.VAE) {
+		t.Fatalf("component vae: err %v", err)
+	}
+}
