@@ -27,12 +27,13 @@ func benchMerge(b *testing.B, suffix string) {
 	layer := benchLayer(b, suffix)
 	w := make([]float32, layer.Out*layer.In)
 	b.SetBytes(int64(4 * len(w)))
-	b.ReportMetric(float64(2*layer.Out*layer.In*layer.Rank), "flop/op")
 	for b.Loop() {
 		if err := MergeInto(w, layer, 1); err != nil {
 			b.Fatal(err)
 		}
 	}
+	flop := float64(2 * layer.Out * layer.In * layer.Rank)
+	b.ReportMetric(flop*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
 // BenchmarkMergeAttn1280 merges a rank-32 update into SDXL's mid-block to_q
