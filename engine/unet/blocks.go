@@ -84,6 +84,12 @@ type Block struct {
 	Attentions   []*nn.Transformer2DModel // empty for DownBlock2D / UpBlock2D
 	Downsamplers []*nn.Downsample2D       // zero or one
 	Upsamplers   []*nn.Upsample2D         // zero or one
+
+	// kept by a training forward of an up block, per resnet: the index of
+	// the skip it consumed and the channels of the running state and of the
+	// skip in its concatenated input
+	skipIdx  []int
+	catSplit [][2]int
 }
 
 // transformerConfig returns the Transformer2DModel config of a block with
@@ -232,10 +238,10 @@ func (s *skipStack) free() {
 
 // resnetAttn runs resnets.j, then attentions.j when the block has one, on h
 // (N, Cin, H, W), which it does not free; out is (N, Cout, H, W).
-func (blk *Block) resnetAttn(j int, h, temb, context *tensor.Tensor, prefix string, hook Hook) (*tensor.Tensor, error) {
+func (blk *Block) resnetAttn(j int, h, temb, context *tensor.Tensor, prefix string, hook Hook, train bool) (*tensor.Tensor, error) {
 	name := prefix + ".resnets." + strconv.Itoa(j)
 	hook.call(name+".input", h)
-	r, err := blk.Resnets[j].Forward(h, temb) // (N, Cout, H, W)
+	r, err := resnetForward(blk.Resnets[j], h, temb, train) // (N, Cout, H, W)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -245,7 +251,7 @@ func (blk *Block) resnetAttn(j int, h, temb, context *tensor.Tensor, prefix stri
 	}
 	name = prefix + ".attentions." + strconv.Itoa(j)
 	hook.call(name+".input", r)
-	a, err := blk.Attentions[j].Forward(r, context) // (N, Cout, H, W)
+	a, err := attnForward(blk.Attentions[j], r, context, train) // (N, Cout, H, W)
 	r.Free()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -258,9 +264,9 @@ func (blk *Block) resnetAttn(j int, h, temb, context *tensor.Tensor, prefix stri
 // attention) output and the downsampler's output onto skips, which own
 // them; it returns the last one pushed, (N, Cout, H/2, W/2) or (N, Cout, H, W)
 // for the last block, still owned by skips.
-func (blk *Block) down(h, temb, context *tensor.Tensor, skips *skipStack, prefix string, hook Hook) (*tensor.Tensor, error) {
+func (blk *Block) down(h, temb, context *tensor.Tensor, skips *skipStack, prefix string, hook Hook, train bool) (*tensor.Tensor, error) {
 	for j := range blk.Resnets {
-		next, err := blk.resnetAttn(j, h, temb, context, prefix, hook) // (N, Cout, H, W)
+		next, err := blk.resnetAttn(j, h, temb, context, prefix, hook, train) // (N, Cout, H, W)
 		if err != nil {
 			return nil, err
 		}
@@ -269,7 +275,13 @@ func (blk *Block) down(h, temb, context *tensor.Tensor, skips *skipStack, prefix
 	}
 	for _, d := range blk.Downsamplers {
 		name := prefix + ".downsamplers.0"
-		next, err := d.Forward(h) // (N, Cout, H/2, W/2)
+		var next *tensor.Tensor
+		var err error
+		if train {
+			next, err = d.ForwardTrain(h) // (N, Cout, H/2, W/2)
+		} else {
+			next, err = d.Forward(h)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -283,22 +295,22 @@ func (blk *Block) down(h, temb, context *tensor.Tensor, skips *skipStack, prefix
 
 // mid runs the mid block on h (N, C, H, W), which it does not free:
 // resnets.0, then attentions.0 and resnets.1; out is (N, C, H, W).
-func (blk *Block) mid(h, temb, context *tensor.Tensor, prefix string, hook Hook) (*tensor.Tensor, error) {
+func (blk *Block) mid(h, temb, context *tensor.Tensor, prefix string, hook Hook, train bool) (*tensor.Tensor, error) {
 	hook.call(prefix+".resnets.0.input", h)
-	r, err := blk.Resnets[0].Forward(h, temb) // (N, C, H, W)
+	r, err := resnetForward(blk.Resnets[0], h, temb, train) // (N, C, H, W)
 	if err != nil {
 		return nil, fmt.Errorf("%s.resnets.0: %w", prefix, err)
 	}
 	hook.call(prefix+".resnets.0", r)
 	hook.call(prefix+".attentions.0.input", r)
-	a, err := blk.Attentions[0].Forward(r, context) // (N, C, H, W)
+	a, err := attnForward(blk.Attentions[0], r, context, train) // (N, C, H, W)
 	r.Free()
 	if err != nil {
 		return nil, fmt.Errorf("%s.attentions.0: %w", prefix, err)
 	}
 	hook.call(prefix+".attentions.0", a)
 	hook.call(prefix+".resnets.1.input", a)
-	out, err := blk.Resnets[1].Forward(a, temb) // (N, C, H, W)
+	out, err := resnetForward(blk.Resnets[1], a, temb, train) // (N, C, H, W)
 	a.Free()
 	if err != nil {
 		return nil, fmt.Errorf("%s.resnets.1: %w", prefix, err)
@@ -311,20 +323,27 @@ func (blk *Block) mid(h, temb, context *tensor.Tensor, prefix string, hook Hook)
 // up runs an up block on h (N, Cprev, H, W), which it frees, popping one
 // skip per resnet (and freeing it); out is (N, Cout, 2H, 2W), or
 // (N, Cout, H, W) for the last block.
-func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix string, hook Hook) (*tensor.Tensor, error) {
+func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix string, hook Hook, train bool) (*tensor.Tensor, error) {
 	b := h.Backend()
+	if train {
+		blk.skipIdx, blk.catSplit = nil, nil
+	}
 	for j := range blk.Resnets {
 		skip, err := skips.pop() // (N, Cskip, H, W)
 		if err != nil {
 			h.Free()
 			return nil, err
 		}
+		if train {
+			blk.skipIdx = append(blk.skipIdx, len(*skips))
+			blk.catSplit = append(blk.catSplit, [2]int{h.Dim(1), skip.Dim(1)})
+		}
 		cat, err := b.Concat(1, h, skip) // (N, C + Cskip, H, W)
 		tensor.FreeAll(h, skip)
 		if err != nil {
 			return nil, fmt.Errorf("%s: concatenating skip %d: %w", prefix, j, err)
 		}
-		h, err = blk.resnetAttn(j, cat, temb, context, prefix, hook) // (N, Cout, H, W)
+		h, err = blk.resnetAttn(j, cat, temb, context, prefix, hook, train) // (N, Cout, H, W)
 		cat.Free()
 		if err != nil {
 			return nil, err
@@ -332,7 +351,13 @@ func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix s
 	}
 	for _, up := range blk.Upsamplers {
 		name := prefix + ".upsamplers.0"
-		next, err := up.Forward(h) // (N, Cout, 2H, 2W)
+		var next *tensor.Tensor
+		var err error
+		if train {
+			next, err = up.ForwardTrain(h) // (N, Cout, 2H, 2W)
+		} else {
+			next, err = up.Forward(h)
+		}
 		h.Free()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -342,4 +367,20 @@ func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix s
 	}
 	hook.call(prefix, h)
 	return h, nil
+}
+
+// resnetForward runs r, keeping what Backward needs when train.
+func resnetForward(r *nn.ResnetBlock2D, x, temb *tensor.Tensor, train bool) (*tensor.Tensor, error) {
+	if train {
+		return r.ForwardTrain(x, temb)
+	}
+	return r.Forward(x, temb)
+}
+
+// attnForward runs a, keeping what Backward needs when train.
+func attnForward(a *nn.Transformer2DModel, x, context *tensor.Tensor, train bool) (*tensor.Tensor, error) {
+	if train {
+		return a.ForwardTrain(x, context)
+	}
+	return a.Forward(x, context)
 }

@@ -34,6 +34,7 @@ type Model struct {
 	ConvOut *nn.Conv2d
 
 	layers []freer // every loaded layer, for Free
+	kept   *kept   // what ForwardTrain kept beyond the layers' own caches
 
 	// Hook, when set, sees the output of each named module during Forward
 	// (see Hook).
@@ -207,10 +208,14 @@ func (m *Model) checkInputs(sample *tensor.Tensor, timesteps []float32, context,
 // conditioning (orig_h, orig_w, crop_top, crop_left, target_h, target_w).
 // h and w must be divisible by Factor. Nothing given is freed.
 func (m *Model) Forward(sample *tensor.Tensor, timesteps []float32, encoderHidden, textEmbeds, timeIDs *tensor.Tensor) (*tensor.Tensor, error) {
+	return m.forward(sample, timesteps, encoderHidden, textEmbeds, timeIDs, false)
+}
+
+func (m *Model) forward(sample *tensor.Tensor, timesteps []float32, encoderHidden, textEmbeds, timeIDs *tensor.Tensor, train bool) (*tensor.Tensor, error) {
 	if err := m.checkInputs(sample, timesteps, encoderHidden, textEmbeds, timeIDs); err != nil {
 		return nil, err
 	}
-	temb, err := m.embed(sample.Dim(0), timesteps, textEmbeds, timeIDs) // (N, T)
+	temb, err := m.embed(sample.Dim(0), timesteps, textEmbeds, timeIDs, train) // (N, T)
 	if err != nil {
 		return nil, err
 	}
@@ -219,22 +224,23 @@ func (m *Model) Forward(sample *tensor.Tensor, timesteps []float32, encoderHidde
 	skips := &skipStack{}
 	defer skips.free()
 
-	h, err := m.ConvIn.Forward(sample) // (N, C0, h, w)
+	h, err := convForward(m.ConvIn, sample, train) // (N, C0, h, w)
 	if err != nil {
 		return nil, fmt.Errorf("unet: conv_in: %w", err)
 	}
 	hook.call("conv_in", h)
 	skips.push(h) // the skips own every tensor of the down path
 	for i, blk := range m.DownBlocks {
-		if h, err = blk.down(h, temb, encoderHidden, skips, "down_blocks."+strconv.Itoa(i), hook); err != nil { // (N, Ci, h/2^(i+1), w/2^(i+1)), the last block keeps its size
+		if h, err = blk.down(h, temb, encoderHidden, skips, "down_blocks."+strconv.Itoa(i), hook, train); err != nil { // (N, Ci, h/2^(i+1), w/2^(i+1)), the last block keeps its size
 			return nil, fmt.Errorf("unet: %w", err)
 		}
 	}
-	if h, err = m.MidBlock.mid(h, temb, encoderHidden, "mid_block", hook); err != nil { // (N, Clast, h/f, w/f)
+	nskips := len(*skips)
+	if h, err = m.MidBlock.mid(h, temb, encoderHidden, "mid_block", hook, train); err != nil { // (N, Clast, h/f, w/f)
 		return nil, fmt.Errorf("unet: %w", err)
 	}
 	for i, blk := range m.UpBlocks {
-		if h, err = blk.up(h, temb, encoderHidden, skips, "up_blocks."+strconv.Itoa(i), hook); err != nil { // (N, C(n-1-i), 2×, the last block keeps its size)
+		if h, err = blk.up(h, temb, encoderHidden, skips, "up_blocks."+strconv.Itoa(i), hook, train); err != nil { // (N, C(n-1-i), 2×, the last block keeps its size)
 			return nil, fmt.Errorf("unet: %w", err)
 		}
 	}
@@ -242,18 +248,27 @@ func (m *Model) Forward(sample *tensor.Tensor, timesteps []float32, encoderHidde
 	if len(*skips) != 0 {
 		return nil, fmt.Errorf("unet: %d skip connections left unused", len(*skips))
 	}
-	nrm, err := m.ConvNormOut.Forward(h) // (N, C0, h, w)
+	var nrm *tensor.Tensor
+	if train {
+		nrm, err = m.ConvNormOut.ForwardTrain(h) // (N, C0, h, w)
+	} else {
+		nrm, err = m.ConvNormOut.Forward(h)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("unet: conv_norm_out: %w", err)
 	}
 	hook.call("conv_norm_out", nrm)
 	act, err := b.Activation(nrm, tensor.SiLU) // (N, C0, h, w); conv_act is nn.SiLU()
-	nrm.Free()
+	if train {
+		m.kept = &kept{nrm: nrm, skips: nskips}
+	} else {
+		nrm.Free()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("unet: conv_act: %w", err)
 	}
 	hook.call("conv_act", act)
-	out, err := m.ConvOut.Forward(act) // (N, out_channels, h, w)
+	out, err := convForward(m.ConvOut, act, train) // (N, out_channels, h, w)
 	act.Free()
 	if err != nil {
 		return nil, fmt.Errorf("unet: conv_out: %w", err)
@@ -264,7 +279,7 @@ func (m *Model) Forward(sample *tensor.Tensor, timesteps []float32, encoderHidde
 
 // embed returns the resnets' conditioning (N, T):
 // time_embedding(time_proj(t)) + add_embedding([text_embeds, add_time_proj(time_ids)]).
-func (m *Model) embed(n int, timesteps []float32, textEmbeds, timeIDs *tensor.Tensor) (_ *tensor.Tensor, err error) {
+func (m *Model) embed(n int, timesteps []float32, textEmbeds, timeIDs *tensor.Tensor, train bool) (_ *tensor.Tensor, err error) {
 	cfg, b, hook := m.cfg, m.b, m.Hook
 	var ts, tp, te, ids, ap, ap2, cat, ae *tensor.Tensor
 	defer func() { tensor.FreeAll(ts, tp, te, ids, ap, ap2, cat, ae) }()
@@ -280,7 +295,7 @@ func (m *Model) embed(n int, timesteps []float32, textEmbeds, timeIDs *tensor.Te
 		return nil, fmt.Errorf("unet: time_proj: %w", err)
 	}
 	hook.call("time_proj", tp)
-	if te, err = m.TimeEmbedding.Forward(tp); err != nil { // (N, T)
+	if te, err = embForward(m.TimeEmbedding, tp, train); err != nil { // (N, T)
 		return nil, fmt.Errorf("unet: time_embedding: %w", err)
 	}
 	hook.call("time_embedding", te)
@@ -299,7 +314,7 @@ func (m *Model) embed(n int, timesteps []float32, textEmbeds, timeIDs *tensor.Te
 		return nil, fmt.Errorf("unet: add_embedding input: %w", err)
 	}
 	hook.call("add_embedding.input", cat)
-	if ae, err = m.AddEmbedding.Forward(cat); err != nil { // (N, T)
+	if ae, err = embForward(m.AddEmbedding, cat, train); err != nil { // (N, T)
 		return nil, fmt.Errorf("unet: add_embedding: %w", err)
 	}
 	hook.call("add_embedding", ae)
