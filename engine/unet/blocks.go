@@ -90,6 +90,7 @@ type Block struct {
 	// skip in its concatenated input
 	skipIdx  []int
 	catSplit [][2]int
+	upIn     [2]int // the upsampler's input size H, W
 }
 
 // transformerConfig returns the Transformer2DModel config of a block with
@@ -351,13 +352,14 @@ func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix s
 	}
 	for _, up := range blk.Upsamplers {
 		name := prefix + ".upsamplers.0"
-		var next *tensor.Tensor
-		var err error
-		if train {
-			next, err = up.ForwardTrain(h) // (N, Cout, 2H, 2W)
-		} else {
-			next, err = up.Forward(h)
+		// diffusers' forward_upsample_size: upsample to the next skip's size
+		// (2H, or 2H-1 after a downsampler met an odd size)
+		oh, ow := 2*h.Dim(2), 2*h.Dim(3)
+		if len(*skips) > 0 {
+			next := (*skips)[len(*skips)-1]
+			oh, ow = next.Dim(2), next.Dim(3)
 		}
+		next, err := blk.upsample(up, h, oh, ow, train) // (N, Cout, oh, ow)
 		h.Free()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -383,4 +385,76 @@ func attnForward(a *nn.Transformer2DModel, x, context *tensor.Tensor, train bool
 		return a.ForwardTrain(x, context)
 	}
 	return a.Forward(x, context)
+}
+
+// upsample is diffusers' Upsample2D with output_size: nearest-neighbour
+// upsampling of x (N, C, H, W) to (oh, ow), then the 3x3 conv. oh is 2H or
+// 2H-1 (likewise ow): torch's nearest index floor(i·H/oh) equals floor(i/2)
+// for both, so it is 2x upsampling cropped at the bottom and right.
+func (blk *Block) upsample(up *nn.Upsample2D, x *tensor.Tensor, oh, ow int, train bool) (*tensor.Tensor, error) {
+	h, w := x.Dim(2), x.Dim(3)
+	if (oh != 2*h && oh != 2*h-1) || (ow != 2*w && ow != 2*w-1) {
+		return nil, fmt.Errorf("cannot upsample %dx%d to %dx%d", h, w, oh, ow)
+	}
+	if oh == 2*h && ow == 2*w {
+		if train {
+			blk.upIn = [2]int{h, w}
+			return up.ForwardTrain(x)
+		}
+		return up.Forward(x)
+	}
+	b := x.Backend()
+	u, err := b.Upsample2x(x) // (N, C, 2H, 2W)
+	if err != nil {
+		return nil, err
+	}
+	for _, crop := range [][2]int{{2, oh}, {3, ow}} {
+		axis, size := crop[0], crop[1]
+		if size == u.Dim(axis) {
+			continue
+		}
+		c, err := b.Slice(u, axis, 0, size) // (N, C, oh or 2H, ow or 2W)
+		u.Free()
+		if err != nil {
+			return nil, err
+		}
+		u = c
+	}
+	defer u.Free()
+	if train {
+		blk.upIn = [2]int{h, w}
+	}
+	return convForward(up.Conv, u, train) // (N, Cout, oh, ow)
+}
+
+// upsampleBackward is upsample's backward: dout (N, Cout, oh, ow) →
+// dx (N, C, H, W).
+func (blk *Block) upsampleBackward(up *nn.Upsample2D, dout *tensor.Tensor) (*tensor.Tensor, error) {
+	h, w := blk.upIn[0], blk.upIn[1]
+	if h == 0 {
+		return nil, fmt.Errorf("no training forward kept")
+	}
+	if dout.Dim(2) == 2*h && dout.Dim(3) == 2*w {
+		return up.Backward(dout)
+	}
+	b := dout.Backend()
+	d, err := up.Conv.Backward(dout) // (N, C, oh, ow)
+	if err != nil {
+		return nil, err
+	}
+	for _, axis := range []int{3, 2} {
+		if d.Dim(axis) == 2*blk.upIn[axis-2] {
+			continue
+		}
+		shape := d.Shape().Clone()
+		shape[axis] = 2 * blk.upIn[axis-2]
+		e, err := b.SliceBackward(d, shape, axis, 0) // zeros where the crop cut
+		d.Free()
+		if err != nil {
+			return nil, err
+		}
+		d = e
+	}
+	defer d.Free()
+	return b.Upsample2xBackward(d) // (N, C, H, W)
 }

@@ -12,7 +12,8 @@ import (
 // TestBackwardFiniteDifferences checks Backward's input gradients (sample,
 // encoder_hidden_states) and a time-embedding weight gradient (the path
 // from every resnet's time_emb_proj back through temb) against central
-// differences of L = Σ out·r on CPU, and that training frees all it keeps.
+// differences of L = Σ out·r on CPU, for a sample whose size is not a
+// multiple of Factor, and that training frees all it keeps.
 func TestBackwardFiniteDifferences(t *testing.T) {
 	root := fixtureRoot(t)
 	g := openGoldens(t, root)
@@ -20,7 +21,14 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 	m := loadFolder(t, be, root)
 	cs := g.cases[0]
 	ts, _ := g.host(t, cs+".timestep")
-	sv, sShape := g.host(t, cs+".sample")
+	// an odd-sized sample (7x10): the downsamplers round up and two
+	// upsamplers crop to their skip's size, both axes
+	sShape := []int{1, m.Config().InChannels, 7, 10}
+	sv := make([]float32, tensor.Shape(sShape).Numel())
+	sr := rand.New(rand.NewPCG(8, 9))
+	for i := range sv {
+		sv[i] = float32(sr.NormFloat64())
+	}
 	cv, cShape := g.host(t, cs+".encoder_hidden_states")
 	text := g.upload(t, be, cs+".text_embeds")
 	ids := g.upload(t, be, cs+".time_ids")

@@ -121,7 +121,7 @@ func (m *Model) FreeCache() {
 		}
 	}
 	for _, blk := range m.UpBlocks {
-		blk.skipIdx, blk.catSplit = nil, nil
+		blk.skipIdx, blk.catSplit, blk.upIn = nil, nil, [2]int{}
 	}
 }
 
@@ -181,7 +181,7 @@ func (blk *Block) upBackward(dh *tensor.Tensor, dtemb, dcontext **tensor.Tensor,
 		return nil, fmt.Errorf("no training forward kept")
 	}
 	for _, up := range blk.Upsamplers {
-		d, err := up.Backward(dh) // (N, Cout, H, W)
+		d, err := blk.upsampleBackward(up, dh) // (N, Cout, H, W)
 		dh.Free()
 		if err != nil {
 			return nil, fmt.Errorf("upsamplers.0: %w", err)

@@ -152,8 +152,9 @@ func (m *Model) Config() sdxl.UNetConfig { return m.cfg }
 // Backend returns the backend the weights live on.
 func (m *Model) Backend() tensor.Backend { return m.b }
 
-// Factor returns by how much the sample's height and width must be
-// divisible: 2^(number of downsamplers).
+// Factor returns the UNet's total downsampling, 2^(number of
+// downsamplers). Sizes that are not multiples of it work as in diffusers
+// (each downsampler rounds up; each upsampler meets its skip's size).
 func (m *Model) Factor() int { return 1 << (len(m.cfg.BlockOutChannels) - 1) }
 
 // TextEmbedsDim returns the width of the pooled text embedding the UNet
@@ -182,10 +183,7 @@ func (m *Model) checkInputs(sample *tensor.Tensor, timesteps []float32, context,
 	if sample.Rank() != 4 || sample.Dim(1) != cfg.InChannels {
 		return fmt.Errorf("unet: sample %s, want (N, %d, h, w)", sample.Shape(), cfg.InChannels)
 	}
-	n, f := sample.Dim(0), m.Factor()
-	if sample.Dim(2)%f != 0 || sample.Dim(3)%f != 0 {
-		return fmt.Errorf("unet: sample %s: height and width must be divisible by %d", sample.Shape(), f)
-	}
+	n := sample.Dim(0)
 	if len(timesteps) != 1 && len(timesteps) != n {
 		return fmt.Errorf("unet: %d timesteps for a batch of %d (want 1 or %d)", len(timesteps), n, n)
 	}
@@ -206,7 +204,7 @@ func (m *Model) checkInputs(sample *tensor.Tensor, timesteps []float32, context,
 // conditioned on encoderHidden (N, L, cross_attention_dim), textEmbeds
 // (N, P), the pooled text embedding, and timeIDs (N, 6), the SDXL micro
 // conditioning (orig_h, orig_w, crop_top, crop_left, target_h, target_w).
-// h and w must be divisible by Factor. Nothing given is freed.
+// Any h and w work (see Factor). Nothing given is freed.
 func (m *Model) Forward(sample *tensor.Tensor, timesteps []float32, encoderHidden, textEmbeds, timeIDs *tensor.Tensor) (*tensor.Tensor, error) {
 	return m.forward(sample, timesteps, encoderHidden, textEmbeds, timeIDs, false)
 }

@@ -318,10 +318,13 @@ func TestForwardRejectsBadInputs(t *testing.T) {
 	defer tensor.FreeAll(sample, ctx, text, ids)
 	n := sample.Dim(0)
 	f := m.Factor()
-	odd, _ := b.Zeros(tensor.Shape{n, m.Config().InChannels, f + 1, f}, tensor.F32)
-	defer odd.Free()
-	if _, err := m.Forward(odd, []float32{1}, ctx, text, ids); err == nil || !strings.Contains(err.Error(), "divisible") {
-		t.Errorf("sample %s: error %v, want a divisibility error", odd.Shape(), err)
+	if f != 4 {
+		t.Errorf("Factor %d, want 4 for the fixture's three blocks", f)
+	}
+	bad, _ := b.Zeros(tensor.Shape{n, m.Config().InChannels + 1, f, f}, tensor.F32)
+	defer bad.Free()
+	if _, err := m.Forward(bad, []float32{1}, ctx, text, ids); err == nil || !strings.Contains(err.Error(), "sample") {
+		t.Errorf("sample %s: error %v, want one naming the sample", bad.Shape(), err)
 	}
 	if _, err := m.Forward(sample, []float32{1, 2, 3}, ctx, text, ids); err == nil || !strings.Contains(err.Error(), "timesteps") {
 		t.Errorf("3 timesteps for batch %d: error %v", n, err)
