@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // openTest opens a fresh database in t.TempDir and closes it when the test ends.
@@ -150,7 +151,16 @@ INSERT INTO run_metrics (run_id, step, loss, lr, time) VALUES (5, 1, 0.5, 0.0001
 	},
 	func(r *sql.DB) error {
 		_, err := r.Exec(`
-INSERT INTO generation_cache (key, output_path, created_at, last_used, hits) VALUES ('k1', '/out/1.png', 4000, 4000, 3);`)
+INSERT INTO generation_cache (key, output_path, created_at, last_used, hits) VALUES ('k1', '/out/1.png', 4000, 4000, 3);
+INSERT INTO generations (id, model, prompt, negative, sampler, steps, cfg, width, height, seed, output_path, cache_key, created_at)
+	VALUES (9, 'base', 'a cat', NULL, 'euler', 5, 1, 64, 64, 3, '/out/1.png', 'k1', 4000);`)
+		return err
+	},
+	func(r *sql.DB) error {
+		_, err := r.Exec(`
+INSERT INTO file_hashes (path, algo, size, mtime, hash, hashed_at) VALUES ('/m/unet.safetensors', 'sha256', 10, 5000, 'ab12', 5000);
+INSERT INTO generations (id, model, prompt, negative, sampler, steps, cfg, width, height, seed, output_path, cache_key, from_cache, created_at)
+	VALUES (10, 'base', 'a cat', '', 'euler', 5, 1, 64, 64, 3, '/out/2.png', 'k1', 1, 5000);`)
 		return err
 	},
 }
@@ -197,6 +207,21 @@ var checks = []func(t *testing.T, db *DB){
 		e, ok, err := db.CacheGet("k1")
 		if err != nil || !ok || e.OutputPath != "/out/1.png" || e.Hits != 4 {
 			t.Errorf("CacheGet = %+v %v %v", e, ok, err)
+		}
+		// Generations from before version 4 were all generated, not copied from the cache.
+		g, err := db.Generation(9)
+		if err != nil || g.FromCache || g.Negative != nil || g.CacheKey != "k1" {
+			t.Errorf("generation 9 = %+v, %v", g, err)
+		}
+	},
+	func(t *testing.T, db *DB) {
+		h, ok, err := db.FileHash("/m/unet.safetensors", "sha256", 10, time.Unix(0, 5000))
+		if err != nil || !ok || h != "ab12" {
+			t.Errorf("FileHash = %q %v %v", h, ok, err)
+		}
+		g, err := db.Generation(10)
+		if err != nil || !g.FromCache || g.Negative == nil || *g.Negative != "" {
+			t.Errorf("generation 10 = %+v, %v", g, err)
 		}
 	},
 }

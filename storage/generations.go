@@ -25,6 +25,7 @@ type Generation struct {
 	OutputPath string
 	DurationMS int64
 	CacheKey   string // the generation cache key of this request; "" = not cacheable
+	FromCache  bool   // the image was copied from the generation cache, not generated
 	CreatedAt  time.Time
 }
 
@@ -37,14 +38,14 @@ type CacheEntry struct {
 	Hits       int64 // how many times CacheGet found it
 }
 
-const genCols = `id, model, loras_json, prompt, negative, sampler, steps, cfg, width, height, seed, device, output_path, duration_ms, cache_key, created_at`
+const genCols = `id, model, loras_json, prompt, negative, sampler, steps, cfg, width, height, seed, device, output_path, duration_ms, cache_key, from_cache, created_at`
 
 func scanGeneration(s rowScanner) (Generation, error) {
 	var g Generation
 	var neg sql.NullString
 	var created int64
 	if err := s.Scan(&g.ID, &g.Model, &g.LorasJSON, &g.Prompt, &neg, &g.Sampler, &g.Steps, &g.CFG, &g.Width, &g.Height,
-		&g.Seed, &g.Device, &g.OutputPath, &g.DurationMS, &g.CacheKey, &created); err != nil {
+		&g.Seed, &g.Device, &g.OutputPath, &g.DurationMS, &g.CacheKey, &g.FromCache, &created); err != nil {
 		return Generation{}, err
 	}
 	if neg.Valid {
@@ -70,10 +71,10 @@ func (db *DB) AddGeneration(g Generation) (Generation, error) {
 	err := db.writeTx(func(tx *sql.Tx) error {
 		var err error
 		out, err = scanGeneration(tx.QueryRow(`INSERT INTO generations (model, loras_json, prompt, negative, sampler, steps, cfg,
-			width, height, seed, device, output_path, duration_ms, cache_key, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+genCols,
+			width, height, seed, device, output_path, duration_ms, cache_key, from_cache, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+genCols,
 			g.Model, g.LorasJSON, g.Prompt, neg, g.Sampler, g.Steps, g.CFG, g.Width, g.Height, g.Seed, g.Device,
-			g.OutputPath, g.DurationMS, g.CacheKey, now()))
+			g.OutputPath, g.DurationMS, g.CacheKey, g.FromCache, now()))
 		return err
 	})
 	if err != nil {

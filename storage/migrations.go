@@ -6,7 +6,7 @@ import (
 )
 
 // SchemaVersion is the schema version this build writes: the number of migrations.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // migration is one step of the schema. Migration i (0-based) takes user_version i to i+1.
 // Once released a migration is never edited: a change to the schema is a new entry at the end.
@@ -134,6 +134,19 @@ CREATE TABLE generation_cache (
 	hits        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX generation_cache_last_used ON generation_cache (last_used);
+`},
+	{name: "generation: file hash cache, generations from the cache", sql: `
+CREATE TABLE file_hashes (
+	path      TEXT    NOT NULL,
+	algo      TEXT    NOT NULL,
+	size      INTEGER NOT NULL,
+	mtime     INTEGER NOT NULL,
+	hash      TEXT    NOT NULL,
+	hashed_at INTEGER NOT NULL,
+	PRIMARY KEY (path, algo)
+) WITHOUT ROWID;
+
+ALTER TABLE generations ADD COLUMN from_cache INTEGER NOT NULL DEFAULT 0 CHECK (from_cache IN (0, 1));
 `},
 }
 
