@@ -321,18 +321,25 @@ func (blk *Block) mid(h, temb, context *tensor.Tensor, prefix string, hook Hook,
 	return out, nil
 }
 
-// up runs an up block on h (N, Cprev, H, W), which it frees, popping one
-// skip per resnet (and freeing it); out is (N, Cout, 2H, 2W), or
-// (N, Cout, H, W) for the last block.
-func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix string, hook Hook, train bool) (*tensor.Tensor, error) {
+// up runs an up block on h (N, Cprev, H, W), popping one skip per resnet;
+// out is (N, Cout, 2H, 2W), or (N, Cout, H, W) for the last block. It frees
+// h and the skips it pops, unless keep (gradient checkpointing keeps them
+// to run the block again).
+func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix string, hook Hook, train, keep bool) (*tensor.Tensor, error) {
 	b := h.Backend()
+	in := h
+	drop := func(t *tensor.Tensor) { // frees t unless it is kept
+		if !keep || t != in {
+			t.Free()
+		}
+	}
 	if train {
 		blk.skipIdx, blk.catSplit = nil, nil
 	}
 	for j := range blk.Resnets {
 		skip, err := skips.pop() // (N, Cskip, H, W)
 		if err != nil {
-			h.Free()
+			drop(h)
 			return nil, err
 		}
 		if train {
@@ -340,7 +347,10 @@ func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix s
 			blk.catSplit = append(blk.catSplit, [2]int{h.Dim(1), skip.Dim(1)})
 		}
 		cat, err := b.Concat(1, h, skip) // (N, C + Cskip, H, W)
-		tensor.FreeAll(h, skip)
+		drop(h)
+		if !keep {
+			skip.Free()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: concatenating skip %d: %w", prefix, j, err)
 		}
@@ -360,7 +370,7 @@ func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix s
 			oh, ow = next.Dim(2), next.Dim(3)
 		}
 		next, err := blk.upsample(up, h, oh, ow, train) // (N, Cout, oh, ow)
-		h.Free()
+		drop(h)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -457,4 +467,21 @@ func (blk *Block) upsampleBackward(up *nn.Upsample2D, dout *tensor.Tensor) (*ten
 	}
 	defer d.Free()
 	return b.Upsample2xBackward(d) // (N, C, H, W)
+}
+
+// FreeCache releases what a training forward kept in the block's layers.
+func (blk *Block) FreeCache() {
+	for _, r := range blk.Resnets {
+		r.FreeCache()
+	}
+	for _, a := range blk.Attentions {
+		a.FreeCache()
+	}
+	for _, d := range blk.Downsamplers {
+		d.FreeCache()
+	}
+	for _, u := range blk.Upsamplers {
+		u.FreeCache()
+	}
+	blk.skipIdx, blk.catSplit, blk.upIn = nil, nil, [2]int{}
 }

@@ -109,6 +109,39 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 	if _, _, err := m.Backward(dout); err == nil {
 		t.Error("Backward after FreeCache succeeded")
 	}
+	// with gradient checkpointing: the same gradients, nothing left behind
+	m.Checkpoint = true
+	x, ctx = up(sv, sShape), up(cv, cShape)
+	out, err = m.ForwardTrain(x, ts, ctx, text, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dout = up(rw, out.Shape())
+	dsample, dctx, err = m.Backward(dout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds2, _ := be.Download(dsample)
+	dc2, _ := be.Download(dctx)
+	dw2, _ := be.Download(w.WeightGrad)
+	tensor.FreeAll(out, dout, dsample, dctx, x, ctx)
+	m.FreeCache()
+	w.ZeroGrad()
+	m.Checkpoint = false
+	if after := be.Memory().InUse; after != before {
+		t.Errorf("a checkpointed ForwardTrain, Backward and FreeCache left %d bytes in use", after-before)
+	}
+	for _, c := range []struct {
+		what      string
+		plain, ck []float32
+	}{{"d sample", ds, ds2}, {"d encoder_hidden_states", dc, dc2}, {"d time_embedding.linear_2.weight", dw, dw2}} {
+		for i := range c.plain {
+			if math.Abs(float64(c.plain[i]-c.ck[i])) > 1e-6*math.Max(1, math.Abs(float64(c.plain[i]))) {
+				t.Errorf("%s[%d]: %g without Checkpoint, %g with", c.what, i, c.plain[i], c.ck[i])
+				break
+			}
+		}
+	}
 
 	// eps is large enough that float32 rounding of L (about 1e-5) stays
 	// small against L's change, small enough for the curvature

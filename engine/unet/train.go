@@ -2,6 +2,7 @@ package unet
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"lorastudio/engine/nn"
@@ -12,6 +13,21 @@ import (
 type kept struct {
 	nrm   *tensor.Tensor // conv_norm_out's output, the input of conv_act (N, C0, h, w)
 	skips int            // how many tensors the down path pushed (conv_in's included)
+	ck    *checkpoint    // with Checkpoint: the blocks' inputs
+}
+
+// checkpoint is what a checkpointed ForwardTrain keeps to run each block again.
+type checkpoint struct {
+	skips         []*tensor.Tensor // every tensor the down path pushed, in order
+	upIn          []*tensor.Tensor // each up block's input (the mid block's output first)
+	temb, context *tensor.Tensor   // views of the conditioning
+}
+
+func (c *checkpoint) free() {
+	tensor.FreeAll(c.skips...)
+	tensor.FreeAll(c.upIn...)
+	tensor.FreeAll(c.temb, c.context)
+	*c = checkpoint{}
 }
 
 // ForwardTrain is Forward that keeps, in every layer, what Backward needs
@@ -64,16 +80,35 @@ func (m *Model) Backward(dout *tensor.Tensor) (dsample, dcontext *tensor.Tensor,
 	if err != nil {
 		return nil, nil, wrap("conv_norm_out", err)
 	}
+	ck := m.kept.ck
 	for i := len(m.UpBlocks) - 1; i >= 0; i-- {
 		prefix := "up_blocks." + strconv.Itoa(i)
+		if ck != nil {
+			if err := m.rerunUp(i); err != nil {
+				return nil, nil, wrap(prefix, err)
+			}
+		}
 		next, err := m.UpBlocks[i].upBackward(dh, &dtemb, &dcontext, dskips) // (N, Cprev, H, W)
-		dh = nil                                                             // consumed
+		if ck != nil {
+			m.UpBlocks[i].FreeCache()
+		}
+		dh = nil // consumed
 		if err != nil {
 			return nil, nil, wrap(prefix, err)
 		}
 		dh = next
 	}
+	if ck != nil {
+		out, err := m.MidBlock.mid(ck.skips[len(ck.skips)-1], ck.temb, ck.context, "", nil, true)
+		if err != nil {
+			return nil, nil, wrap("mid_block (again)", err)
+		}
+		out.Free()
+	}
 	next, err := m.MidBlock.midBackward(dh, &dtemb, &dcontext) // (N, Clast, h/f, w/f)
+	if ck != nil {
+		m.MidBlock.FreeCache()
+	}
 	dh = nil
 	if err != nil {
 		return nil, nil, wrap("mid_block", err)
@@ -83,7 +118,22 @@ func (m *Model) Backward(dout *tensor.Tensor) (dsample, dcontext *tensor.Tensor,
 		return nil, nil, wrap("mid_block", err)
 	}
 	for i := len(m.DownBlocks) - 1; i >= 0; i-- {
-		if k, err = m.DownBlocks[i].downBackward(k, dskips, &dtemb, &dcontext); err != nil {
+		if ck != nil {
+			// the block's input is the tensor pushed just before its outputs
+			blk := m.DownBlocks[i]
+			in := ck.skips[k-len(blk.Resnets)-len(blk.Downsamplers)]
+			again := &skipStack{}
+			_, err := blk.down(in, ck.temb, ck.context, again, "", nil, true)
+			again.free() // the same values as the kept outputs: only the caches are wanted
+			if err != nil {
+				return nil, nil, wrap("down_blocks."+strconv.Itoa(i)+" (again)", err)
+			}
+		}
+		k, err = m.DownBlocks[i].downBackward(k, dskips, &dtemb, &dcontext)
+		if ck != nil {
+			m.DownBlocks[i].FreeCache()
+		}
+		if err != nil {
 			return nil, nil, wrap("down_blocks."+strconv.Itoa(i), err)
 		}
 	}
@@ -113,6 +163,9 @@ func (m *Model) Backward(dout *tensor.Tensor) (dsample, dcontext *tensor.Tensor,
 func (m *Model) FreeCache() {
 	if m.kept != nil {
 		m.kept.nrm.Free()
+		if m.kept.ck != nil {
+			m.kept.ck.free()
+		}
 		m.kept = nil
 	}
 	for _, l := range m.layers {
@@ -272,4 +325,24 @@ func embForward(e *nn.TimestepEmbedding, x *tensor.Tensor, train bool) (*tensor.
 		return e.ForwardTrain(x)
 	}
 	return e.Forward(x)
+}
+
+// rerunUp runs up block i's forward again in training mode from its kept
+// input and skips, so its layers hold what its backward needs.
+func (m *Model) rerunUp(i int) error {
+	ck := m.kept.ck
+	n := len(ck.skips)
+	for _, blk := range m.UpBlocks[:i] {
+		n -= len(blk.Resnets) // the skips the blocks before it consumed
+	}
+	if n < len(m.UpBlocks[i].Resnets) {
+		return fmt.Errorf("checkpoint holds too few skips")
+	}
+	stack := skipStack(slices.Clone(ck.skips[:n]))
+	out, err := m.UpBlocks[i].up(ck.upIn[i], ck.temb, ck.context, &stack, "", nil, true, true)
+	if err != nil {
+		return fmt.Errorf("running again: %w", err)
+	}
+	out.Free()
+	return nil
 }

@@ -88,12 +88,26 @@ func (l *testLoRA) FreeCache() {
 // train mode, the MSE loss against the noise and the backward through the
 // whole UNet, and compares noise_pred, the loss and all the LoRA
 // gradients with diffusers + peft's.
+// With Checkpoint the same step must give the same numbers while holding
+// less memory at its peak.
 func TestLoRATrainStep(t *testing.T) {
-	t.Run("cpu", func(t *testing.T) { loraTrainStep(t, cpu.New()) })
-	t.Run("gl", func(t *testing.T) { loraTrainStep(t, openGL(t)) })
+	var plain, ck int64
+	t.Run("cpu", func(t *testing.T) { plain = loraTrainStep(t, cpu.New(), false) })
+	t.Run("cpu-checkpoint", func(t *testing.T) { ck = loraTrainStep(t, cpu.New(), true) })
+	if plain > 0 && ck > 0 {
+		if ck >= plain {
+			t.Errorf("peak memory of a training step: %d bytes with Checkpoint, %d without", ck, plain)
+		} else {
+			t.Logf("peak memory of a training step above the weights: %d KiB with Checkpoint, %d KiB without", ck>>10, plain>>10)
+		}
+	}
+	t.Run("gl", func(t *testing.T) { loraTrainStep(t, openGL(t), false) })
+	t.Run("gl-checkpoint", func(t *testing.T) { loraTrainStep(t, openGL(t), true) })
 }
 
-func loraTrainStep(t *testing.T, be tensor.Backend) {
+// loraTrainStep runs and checks the step; it returns the peak device
+// memory of forward + backward above what was in use before them.
+func loraTrainStep(t *testing.T, be tensor.Backend, checkpoint bool) int64 {
 	root := fixtureRoot(t)
 	f, err := safetensors.Open(filepath.Join(root, "goldens", "lora", "train_step.safetensors"))
 	if err != nil {
@@ -145,6 +159,9 @@ func loraTrainStep(t *testing.T, be tensor.Backend) {
 	defer tensor.FreeAll(x, ctx, text, ids, noise)
 	ts, _ := g.host(t, p+"timesteps")
 
+	m.Checkpoint = checkpoint
+	base := be.Memory().InUse
+	be.ResetPeak()
 	pred, err := m.ForwardTrain(x, ts, ctx, text, ids)
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +204,7 @@ func loraTrainStep(t *testing.T, be tensor.Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	peak := be.Memory().Peak - base
 	if !dsample.Shape().Equal(x.Shape()) || !dctx.Shape().Equal(ctx.Shape()) {
 		t.Errorf("Backward gave d sample %s and d encoder_hidden_states %s, want %s and %s", dsample.Shape(), dctx.Shape(), x.Shape(), ctx.Shape())
 	}
@@ -230,5 +248,6 @@ func loraTrainStep(t *testing.T, be tensor.Backend) {
 			}
 		}
 	}
-	t.Logf("%d LoRA gradients on %s: worst %s at %.3g of its max|ref|", 2*len(loras), be.Name(), worstName, worstRel)
+	t.Logf("%d LoRA gradients on %s (checkpoint %v): worst %s at %.3g of its max|ref|", 2*len(loras), be.Name(), checkpoint, worstName, worstRel)
+	return peak
 }

@@ -10,6 +10,7 @@ package unet
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"lorastudio/engine/nn"
@@ -39,6 +40,12 @@ type Model struct {
 	// Hook, when set, sees the output of each named module during Forward
 	// (see Hook).
 	Hook Hook
+
+	// Checkpoint, when set, makes ForwardTrain keep only each block's
+	// input (gradient checkpointing) and Backward run each block's forward
+	// again just before its backward: the same gradients for about one
+	// more forward's work, with at most one block's activations held.
+	Checkpoint bool
 }
 
 // Load builds the UNet of cfg on b with the weights of src (diffusers names,
@@ -220,7 +227,19 @@ func (m *Model) forward(sample *tensor.Tensor, timesteps []float32, encoderHidde
 	defer temb.Free()
 	b, hook := m.b, m.Hook
 	skips := &skipStack{}
-	defer skips.free()
+	var ck *checkpoint // set when training with gradient checkpointing
+	if train && m.Checkpoint {
+		ck = &checkpoint{}
+	}
+	defer func() {
+		if ck != nil && ck.skips != nil {
+			*skips = nil // ck owns them
+			if m.kept == nil {
+				ck.free() // the forward failed before it kept ck
+			}
+		}
+		skips.free()
+	}()
 
 	h, err := convForward(m.ConvIn, sample, train) // (N, C0, h, w)
 	if err != nil {
@@ -229,19 +248,33 @@ func (m *Model) forward(sample *tensor.Tensor, timesteps []float32, encoderHidde
 	hook.call("conv_in", h)
 	skips.push(h) // the skips own every tensor of the down path
 	for i, blk := range m.DownBlocks {
-		if h, err = blk.down(h, temb, encoderHidden, skips, "down_blocks."+strconv.Itoa(i), hook, train); err != nil { // (N, Ci, h/2^(i+1), w/2^(i+1)), the last block keeps its size
+		if h, err = blk.down(h, temb, encoderHidden, skips, "down_blocks."+strconv.Itoa(i), hook, train && ck == nil); err != nil { // (N, Ci, h/2^(i+1), w/2^(i+1)), the last block keeps its size
 			return nil, fmt.Errorf("unet: %w", err)
 		}
 	}
 	nskips := len(*skips)
-	if h, err = m.MidBlock.mid(h, temb, encoderHidden, "mid_block", hook, train); err != nil { // (N, Clast, h/f, w/f)
+	if h, err = m.MidBlock.mid(h, temb, encoderHidden, "mid_block", hook, train && ck == nil); err != nil { // (N, Clast, h/f, w/f)
 		return nil, fmt.Errorf("unet: %w", err)
 	}
-	for i, blk := range m.UpBlocks {
-		if h, err = blk.up(h, temb, encoderHidden, skips, "up_blocks."+strconv.Itoa(i), hook, train); err != nil { // (N, C(n-1-i), 2×, the last block keeps its size)
-			return nil, fmt.Errorf("unet: %w", err)
+	if ck != nil {
+		// the kept skips and up-block inputs now belong to ck (FreeCache)
+		ck.skips, ck.upIn = slices.Clone(*skips), []*tensor.Tensor{h}
+		if ck.temb, err = temb.Reshape(temb.Shape()...); err != nil {
+			return nil, err
+		}
+		if ck.context, err = encoderHidden.Reshape(encoderHidden.Shape()...); err != nil {
+			return nil, err
 		}
 	}
+	for i, blk := range m.UpBlocks {
+		if h, err = blk.up(h, temb, encoderHidden, skips, "up_blocks."+strconv.Itoa(i), hook, train && ck == nil, ck != nil); err != nil { // (N, C(n-1-i), 2×, the last block keeps its size)
+			return nil, fmt.Errorf("unet: %w", err)
+		}
+		if ck != nil && i < len(m.UpBlocks)-1 {
+			ck.upIn = append(ck.upIn, h)
+		}
+	}
+
 	defer h.Free()
 	if len(*skips) != 0 {
 		return nil, fmt.Errorf("unet: %d skip connections left unused", len(*skips))
@@ -258,7 +291,7 @@ func (m *Model) forward(sample *tensor.Tensor, timesteps []float32, encoderHidde
 	hook.call("conv_norm_out", nrm)
 	act, err := b.Activation(nrm, tensor.SiLU) // (N, C0, h, w); conv_act is nn.SiLU()
 	if train {
-		m.kept = &kept{nrm: nrm, skips: nskips}
+		m.kept = &kept{nrm: nrm, skips: nskips, ck: ck}
 	} else {
 		nrm.Free()
 	}
