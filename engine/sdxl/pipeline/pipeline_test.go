@@ -1,0 +1,365 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"lorastudio/engine/cpu"
+	"lorastudio/engine/device"
+	"lorastudio/engine/internal/fixtures"
+	"lorastudio/engine/rng"
+	"lorastudio/engine/safetensors"
+	"lorastudio/engine/sched"
+	"lorastudio/engine/sdxl/pipeline"
+	"lorastudio/engine/tensor"
+)
+
+// run is one golden pipeline call (pipeline_*.json or one run nested in
+// pipeline_lora.json).
+type run struct {
+	Prompt          string    `json:"prompt"`
+	Negative        *string   `json:"negative_prompt"`
+	SchedulerClass  string    `json:"scheduler_class"`
+	Steps           int       `json:"steps"`
+	Guidance        float64   `json:"guidance"`
+	Height          int       `json:"height"`
+	Width           int       `json:"width"`
+	Seed            uint64    `json:"seed"`
+	Timesteps       []float64 `json:"timesteps"`
+	PNG             string    `json:"png"`
+	SchedulerConfig struct {
+		UseKarrasSigmas bool `json:"use_karras_sigmas"`
+	} `json:"scheduler_config"`
+}
+
+// request turns a golden run into a Request.
+func (r run) request(t *testing.T) pipeline.Request {
+	t.Helper()
+	var sampler string
+	switch r.SchedulerClass {
+	case "DPMSolverMultistepScheduler":
+		sampler = "dpmpp_2m"
+		if r.SchedulerConfig.UseKarrasSigmas {
+			sampler = "dpmpp_2m_karras"
+		}
+	case "EulerDiscreteScheduler":
+		sampler = "euler"
+	case "EulerAncestralDiscreteScheduler":
+		sampler = "euler_a"
+	default:
+		t.Fatalf("no sampler for scheduler class %q", r.SchedulerClass)
+	}
+	return pipeline.Request{Prompt: r.Prompt, Negative: r.Negative, Steps: r.Steps, Guidance: r.Guidance,
+		Sampler: sampler, Width: r.Width, Height: r.Height, Seed: r.Seed}
+}
+
+// golden is one run with its tensors (names under prefix).
+type golden struct {
+	name   string
+	run    run
+	f      *safetensors.File
+	prefix string
+}
+
+func (g *golden) tensor(t *testing.T, name string) []float32 {
+	t.Helper()
+	v, err := g.f.Float32(g.prefix + name)
+	if err != nil {
+		t.Fatalf("%s: %s: %v", g.f.Path(), g.prefix+name, err)
+	}
+	return v
+}
+
+// readJSON reads a golden JSON file (the reference writes -Infinity).
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.NewReplacer("-Infinity", "null", "Infinity", "null", "NaN", "null").Replace(string(data)))
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func openTensors(t *testing.T, path string) *safetensors.File {
+	t.Helper()
+	f, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// plainGoldens returns pipeline_a, _b and _c (every pipeline_*.json
+// describing one run).
+func plainGoldens(t *testing.T) []*golden {
+	t.Helper()
+	dir := fixtures.Path(t, "goldens")
+	files, err := filepath.Glob(filepath.Join(dir, "pipeline_*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*golden
+	for _, jf := range files {
+		if strings.HasSuffix(jf, "pipeline_lora.json") {
+			continue
+		}
+		g := &golden{name: strings.TrimSuffix(filepath.Base(jf), ".json")}
+		readJSON(t, jf, &g.run)
+		g.f = openTensors(t, strings.TrimSuffix(jf, ".json")+".safetensors")
+		out = append(out, g)
+	}
+	if len(out) < 3 {
+		t.Fatalf("want pipeline_a/b/c goldens in %s, found %d", dir, len(out))
+	}
+	return out
+}
+
+// loraGoldens returns the runs of pipeline_lora.json keyed by LoRA weight.
+func loraGoldens(t *testing.T) map[float32]*golden {
+	t.Helper()
+	jf := fixtures.Path(t, "goldens", "pipeline_lora.json")
+	var top map[string]json.RawMessage
+	readJSON(t, jf, &top)
+	f := openTensors(t, strings.TrimSuffix(jf, ".json")+".safetensors")
+	out := map[float32]*golden{}
+	for key, raw := range top {
+		var r struct {
+			run
+			Extra struct {
+				CrossAttention struct {
+					Scale *float32 `json:"scale"`
+				} `json:"cross_attention_kwargs"`
+			} `json:"extra_kwargs"`
+		}
+		if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &r) != nil || r.Extra.CrossAttention.Scale == nil {
+			continue
+		}
+		out[*r.Extra.CrossAttention.Scale] = &golden{name: "pipeline_lora:" + key, run: r.run, f: f, prefix: key + "."}
+	}
+	if len(out) < 2 {
+		t.Fatalf("%s: want runs at two LoRA scales, found %d", jf, len(out))
+	}
+	return out
+}
+
+// maxAbs returns the largest |a-b| and the largest |b|.
+func maxAbs(a, b []float32) (diff, ref float64) {
+	for i := range a {
+		diff = max(diff, math.Abs(float64(a[i])-float64(b[i])))
+		ref = max(ref, math.Abs(float64(b[i])))
+	}
+	return diff, ref
+}
+
+// checkLatents compares with the latents tolerance, 1e-3·max(1, max|ref|).
+func checkLatents(t *testing.T, what string, got, ref []float32) float64 {
+	t.Helper()
+	if len(got) != len(ref) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(ref))
+	}
+	d, r := maxAbs(got, ref)
+	if tol := 1e-3 * max(1, r); d > tol || math.IsNaN(d) {
+		t.Errorf("%s: max abs error %.3g > %.3g (max|ref| %.3g)", what, d, tol, r)
+	}
+	return d
+}
+
+// runGolden generates one golden run on p from its seed alone and checks
+// every step's latents, the final latents, the image and the PNG.
+func runGolden(t *testing.T, p *pipeline.Pipeline, g *golden) {
+	t.Helper()
+	req := g.run.request(t)
+	on := p.Backend().Name()
+	var steps [][]float32
+	calls := 0
+	start := time.Now()
+	lat, err := p.GenerateLatents(context.Background(), req, func(pr pipeline.Progress) {
+		calls++
+		if pr.Step != calls || pr.Steps != req.Steps {
+			t.Errorf("%s: progress %d/%d at call %d, want %d/%d", g.name, pr.Step, pr.Steps, calls, calls, req.Steps)
+		}
+		if pr.Preview == nil || pr.Preview.Bounds().Dx() != req.Width/8 || pr.Preview.Bounds().Dy() != req.Height/8 {
+			t.Errorf("%s: step %d: preview %v, want %dx%d", g.name, pr.Step, pr.Preview, req.Width/8, req.Height/8)
+		}
+		steps = append(steps, append([]float32(nil), pr.Latents...))
+	})
+	if err != nil {
+		t.Fatalf("%s on %s: %v", g.name, on, err)
+	}
+	perStep := time.Since(start).Seconds() / float64(req.Steps)
+	if calls != req.Steps {
+		t.Errorf("%s: progress called %d times, want %d", g.name, calls, req.Steps)
+	}
+	worst := 0.0
+	for i, x := range steps {
+		worst = max(worst, checkLatents(t, fmt.Sprintf("%s on %s: latents_after_step%d", g.name, on, i), x, g.tensor(t, fmt.Sprintf("latents_after_step%d", i))))
+	}
+	fin := checkLatents(t, g.name+" on "+on+": final_latents", lat.Data, g.tensor(t, "final_latents"))
+	if want := (tensor.Shape{1, 4, req.Height / 8, req.Width / 8}); !lat.Shape.Equal(want) {
+		t.Errorf("%s: latents shape %s, want %s", g.name, lat.Shape, want)
+	}
+
+	img, err := p.DecodeLatents(lat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := g.tensor(t, "image")
+	if len(img) != len(ref) {
+		t.Fatalf("%s: image has %d values, want %d", g.name, len(img), len(ref))
+	}
+	d, _ := maxAbs(img, ref)
+	if d > 2e-3 || math.IsNaN(d) {
+		t.Errorf("%s on %s: image max abs error %.3g > 2e-3", g.name, on, d)
+	}
+	lsb := checkPNG(t, g, img, req)
+	t.Logf("%s on %s: %.3f s/step; max abs error: steps %.2e, final latents %.2e, image %.2e, PNG %d LSB", g.name, on, perStep, worst, fin, d, lsb)
+}
+
+// checkPNG converts the image to 8 bits and compares it with the golden PNG
+// (±1 LSB); it returns the largest difference.
+func checkPNG(t *testing.T, g *golden, img []float32, req pipeline.Request) int {
+	t.Helper()
+	got, err := pipeline.ToNRGBA(img, req.Width, req.Height)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(fixtures.Path(t, "goldens", g.run.PNG))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("%s: %v", g.run.PNG, err)
+	}
+	if want.Bounds() != got.Bounds() {
+		t.Fatalf("%s: image %v, want %v", g.run.PNG, got.Bounds(), want.Bounds())
+	}
+	worst := 0
+	for y := range req.Height {
+		for x := range req.Width {
+			r, gg, b, _ := want.At(x, y).RGBA()
+			o := got.PixOffset(x, y)
+			for c, w := range []uint32{r >> 8, gg >> 8, b >> 8} {
+				worst = max(worst, absInt(int(got.Pix[o+c])-int(w)))
+			}
+		}
+	}
+	if worst > 1 {
+		t.Errorf("%s: PNG differs by %d LSB (want ≤ 1)", g.run.PNG, worst)
+	}
+	return worst
+}
+
+func absInt(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// openGL opens the GL backend; it skips only when there is no GL context
+// and LORASTUDIO_REQUIRE_GL is not "1".
+func openGL(t *testing.T) tensor.Backend {
+	t.Helper()
+	b, err := device.Open("gl")
+	if err != nil {
+		if os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" {
+			t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but: %v", err)
+		}
+		t.Skipf("no GL context: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func load(t *testing.T, b tensor.Backend, path string, opts pipeline.Options) *pipeline.Pipeline {
+	t.Helper()
+	p, err := pipeline.Load(b, path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// TestGoldens reproduces pipeline_a/b/c from the seed number alone, from the
+// diffusers folder, on CPU and GL.
+func TestGoldens(t *testing.T) {
+	for _, kind := range []string{"cpu", "gl"} {
+		t.Run(kind, func(t *testing.T) {
+			b := backend(t, kind)
+			p := load(t, b, fixtures.Path(t, "model"), pipeline.Options{})
+			for _, g := range plainGoldens(t) {
+				t.Run(g.name, func(t *testing.T) { runGolden(t, p, g) })
+			}
+		})
+	}
+}
+
+func backend(t *testing.T, kind string) tensor.Backend {
+	if kind == "gl" {
+		return openGL(t)
+	}
+	return cpu.New()
+}
+
+// TestLoRAGoldens reproduces the kohya LoRA pipeline at weight 1 and 0.5
+// (diffusers' cross_attention_kwargs scale) on CPU and GL.
+func TestLoRAGoldens(t *testing.T) {
+	runs := loraGoldens(t)
+	for _, kind := range []string{"cpu", "gl"} {
+		t.Run(kind, func(t *testing.T) {
+			b := backend(t, kind)
+			for _, w := range []float32{1, 0.5} {
+				g, ok := runs[w]
+				if !ok {
+					t.Fatalf("pipeline_lora.json has no run at scale %g", w)
+				}
+				t.Run(fmt.Sprint("weight", w), func(t *testing.T) {
+					p := load(t, b, fixtures.Path(t, "model"), pipeline.Options{LoRAs: []pipeline.LoRASpec{
+						{Path: fixtures.Path(t, "lora", "kohya_sgm_names.safetensors"), Weight: w},
+					}})
+					runGolden(t, p, g)
+				})
+			}
+		})
+	}
+}
+
+// TestSingleFile reproduces a golden from the single-file checkpoint sized
+// by the diffusers folder's configs.
+func TestSingleFile(t *testing.T) {
+	gs := plainGoldens(t)
+	p := load(t, cpu.New(), fixtures.Path(t, "sdxl-tiny.safetensors"), pipeline.Options{ConfigDir: fixtures.Path(t, "model")})
+	runGolden(t, p, gs[0])
+}
+
+// TestInitialLatents checks prepare_latents against the goldens: randn
+// from the seed × the sampler's init_noise_sigma.
+func TestInitialLatents(t *testing.T) {
+	for _, g := range plainGoldens(t) {
+		req := g.run.request(t)
+		s, err := sched.FromConfigFile(fixtures.Path(t, "model", "scheduler", "scheduler_config.json"), req.Sampler, req.Steps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shape := tensor.Shape{1, 4, req.Height / 8, req.Width / 8}
+		got := pipeline.InitialLatents(rng.New(req.Seed), shape, s.InitNoiseSigma())
+		if d, _ := maxAbs(got, g.tensor(t, "init_latents")); d > 1e-6 {
+			t.Errorf("%s: init_latents max abs error %.3g > 1e-6", g.name, d)
+		}
+	}
+}
