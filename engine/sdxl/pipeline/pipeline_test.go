@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/png"
 	"math"
@@ -361,5 +362,172 @@ func TestInitialLatents(t *testing.T) {
 		if d, _ := maxAbs(got, g.tensor(t, "init_latents")); d > 1e-6 {
 			t.Errorf("%s: init_latents max abs error %.3g > 1e-6", g.name, d)
 		}
+	}
+}
+
+// TestCancel cancels a generation from its first progress callback: it
+// stops before the next step, returns the context's error and leaves the
+// backend's memory at its post-load level; Close then frees the rest.
+func TestCancel(t *testing.T) {
+	for _, kind := range []string{"cpu", "gl"} {
+		t.Run(kind, func(t *testing.T) {
+			b := backend(t, kind)
+			before := b.Memory().InUse
+			p, err := pipeline.Load(b, fixtures.Path(t, "model"), pipeline.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			loaded := b.Memory().InUse
+			if loaded <= before {
+				t.Fatalf("loading held no memory (%d → %d bytes)", before, loaded)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req := plainGoldens(t)[0].run.request(t)
+			calls := 0
+			img, err := p.Generate(ctx, req, func(pipeline.Progress) {
+				calls++
+				cancel()
+			})
+			if !errors.Is(err, context.Canceled) || img != nil {
+				t.Fatalf("cancelled generation returned %v, %v; want context.Canceled", img, err)
+			}
+			if calls != 1 {
+				t.Errorf("%d steps ran after cancelling at the first, want 0", calls-1)
+			}
+			if got := b.Memory().InUse; got != loaded {
+				t.Errorf("after cancelling, %d bytes in use, want the post-load %d", got, loaded)
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.Memory().InUse; got != before {
+				t.Errorf("after Close, %d bytes in use, want %d as before Load", got, before)
+			}
+			if _, err := p.Generate(context.Background(), req, nil); err == nil {
+				t.Error("Generate after Close succeeded")
+			}
+		})
+	}
+}
+
+// TestGenerate runs the whole Generate on CPU: its 8-bit image is the
+// golden PNG within 1 LSB, the memory in use returns to its post-load level,
+// and the LoRA changes the image well beyond the tolerance.
+func TestGenerate(t *testing.T) {
+	b := cpu.New()
+	p := load(t, b, fixtures.Path(t, "model"), pipeline.Options{})
+	loaded := b.Memory().InUse
+	var gb *golden
+	for _, g := range plainGoldens(t) {
+		if g.name == "pipeline_b" {
+			gb = g
+		}
+	}
+	if gb == nil {
+		t.Fatal("no pipeline_b golden")
+	}
+	req := gb.run.request(t)
+	img, err := p.Generate(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Memory().InUse; got != loaded {
+		t.Errorf("after Generate, %d bytes in use, want the post-load %d", got, loaded)
+	}
+	f, err := os.Open(fixtures.Path(t, "goldens", gb.run.PNG))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want.Bounds() != img.Bounds() {
+		t.Fatalf("image %v, want %v", img.Bounds(), want.Bounds())
+	}
+	worst := 0
+	for y := range req.Height {
+		for x := range req.Width {
+			r, g, bb, _ := want.At(x, y).RGBA()
+			o := img.PixOffset(x, y)
+			for c, w := range []uint32{r >> 8, g >> 8, bb >> 8} {
+				worst = max(worst, absInt(int(img.Pix[o+c])-int(w)))
+			}
+			if img.Pix[o+3] != 255 {
+				t.Fatalf("pixel (%d, %d) alpha %d, want 255", x, y, img.Pix[o+3])
+			}
+		}
+	}
+	if worst > 1 {
+		t.Errorf("Generate's image differs from %s by %d LSB", gb.run.PNG, worst)
+	}
+	// the LoRA run shares pipeline_b's settings: the LoRA must matter
+	lr := loraGoldens(t)[1]
+	d, r := maxAbs(lr.tensor(t, "final_latents"), gb.tensor(t, "final_latents"))
+	if d < 10*1e-3*max(1, r) {
+		t.Errorf("the LoRA golden's final latents differ from pipeline_b's by only %.3g: the LoRA test cannot tell a merge from none", d)
+	}
+}
+
+// TestBadRequests checks the errors for sizes, steps and samplers.
+func TestBadRequests(t *testing.T) {
+	p := load(t, cpu.New(), fixtures.Path(t, "model"), pipeline.Options{})
+	ok := pipeline.Request{Prompt: "a cat", Steps: 2, Guidance: 5, Sampler: "euler", Width: 64, Height: 64, Seed: 1}
+	cases := []struct {
+		name string
+		edit func(*pipeline.Request)
+		want string
+	}{
+		{"odd width", func(r *pipeline.Request) { r.Width = 65 }, "multiples of 8"},
+		{"odd height", func(r *pipeline.Request) { r.Height = 60 }, "multiples of 8"},
+		{"zero size", func(r *pipeline.Request) { r.Width = 0 }, "multiples of 8"},
+		{"not divisible by the UNet", func(r *pipeline.Request) { r.Width = 72 }, "divisible by 32"},
+		{"no steps", func(r *pipeline.Request) { r.Steps = 0 }, "at least 1"},
+		{"unknown sampler", func(r *pipeline.Request) { r.Sampler = "heun" }, `sampler "heun"`},
+		{"guidance NaN", func(r *pipeline.Request) { r.Guidance = math.NaN() }, "guidance"},
+	}
+	for _, c := range cases {
+		req := ok
+		c.edit(&req)
+		called := false
+		_, err := p.Generate(context.Background(), req, func(pipeline.Progress) { called = true })
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
+		}
+		if called {
+			t.Errorf("%s: progress was called", c.name)
+		}
+	}
+	// the same request, valid, runs (the checks are not simply failing everything)
+	calls := 0
+	img, err := p.Generate(context.Background(), ok, func(pipeline.Progress) { calls++ })
+	if err != nil || img == nil || calls != ok.Steps {
+		t.Fatalf("valid request: %v (image %v, %d progress calls)", err, img != nil, calls)
+	}
+}
+
+// TestLoadErrors checks that a missing model or LoRA is a clear error.
+func TestLoadErrors(t *testing.T) {
+	b := cpu.New()
+	if _, err := pipeline.Load(b, filepath.Join(t.TempDir(), "missing"), pipeline.Options{}); err == nil {
+		t.Error("Load of a missing model succeeded")
+	}
+	missing := filepath.Join(t.TempDir(), "nope.safetensors")
+	_, err := pipeline.Load(b, fixtures.Path(t, "model"), pipeline.Options{LoRAs: []pipeline.LoRASpec{{Path: missing, Weight: 1}}})
+	if err == nil || !strings.Contains(err.Error(), "nope.safetensors") {
+		t.Errorf("missing LoRA: error %v, want one naming the file", err)
+	}
+	if got := b.Memory().InUse; got != 0 {
+		t.Errorf("failed loads left %d bytes in use", got)
+	}
+}
+
+// TestDefaultRequest checks the tutorial's defaults.
+func TestDefaultRequest(t *testing.T) {
+	r := pipeline.DefaultRequest()
+	if r.Steps != 25 || r.Guidance != 7 || r.Width != 1024 || r.Height != 1024 || r.Sampler != "dpmpp_2m" || r.Negative != nil {
+		t.Errorf("DefaultRequest() = %+v", r)
 	}
 }
