@@ -170,8 +170,9 @@ func (m *Model) TextEmbedsDim() int {
 	return m.cfg.ProjectionClassEmbeddingsInputDim - 6*m.cfg.AdditionTimeEmbedDim
 }
 
-// Free releases every weight on the device.
+// Free releases every weight on the device, and what a training forward kept.
 func (m *Model) Free() {
+	m.FreeCache()
 	for _, l := range m.layers {
 		l.Free()
 	}
