@@ -1,0 +1,140 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"lorastudio/engine/cpu"
+	"lorastudio/engine/internal/fixtures"
+	"lorastudio/engine/lora"
+	"lorastudio/engine/nn"
+	"lorastudio/engine/safetensors"
+	"lorastudio/engine/sdxl"
+	"lorastudio/engine/tensor"
+)
+
+// teLoRA builds, in memory, a rank-2 LoRA on text_encoder's first q_proj
+// and on text_encoder_2's first out_proj (alpha 4: scale 2).
+func teLoRA(t *testing.T, src *sdxl.Source) *lora.LoRA {
+	t.Helper()
+	l := &lora.LoRA{Name: "te", Path: "te-test", Format: lora.FormatKohya, Layers: map[string]*lora.Layer{}}
+	for i, target := range []struct{ comp, module string }{
+		{sdxl.TextEncoder, "text_model.encoder.layers.0.self_attn.q_proj"},
+		{sdxl.TextEncoder2, "text_model.encoder.layers.0.self_attn.out_proj"},
+	} {
+		ref, err := src.Tensor(target.comp, target.module+".weight")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, in, rank := ref.Shape[0], ref.Shape[1], 2
+		layer := &lora.Layer{Component: target.comp, Module: target.module, Source: target.module,
+			Rank: rank, In: in, Out: out, TargetShape: ref.Shape, Alpha: 4, HasAlpha: true,
+			Down: make([]float32, rank*in), Up: make([]float32, out*rank)}
+		for j := range layer.Down {
+			layer.Down[j] = float32(math.Sin(float64(j*7+i))) * 0.5
+		}
+		for j := range layer.Up {
+			layer.Up[j] = float32(math.Cos(float64(j*3+i))) * 0.25
+		}
+		l.Layers[layer.Key()] = layer
+	}
+	return l
+}
+
+// TestMergedWeights checks the LoRA-merging source: a targeted parameter
+// reads as F32 with W + weight·scale·Up·Down, every other parameter passes
+// through with its stored dtype and values, fp16 bits included.
+func TestMergedWeights(t *testing.T) {
+	src, err := sdxl.OpenSource(fixtures.Path(t, "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	l := teLoRA(t, src)
+	inner := componentWeights{src, sdxl.TextEncoder}
+	if got := withLoRAs(componentWeights{src, sdxl.UNet}, sdxl.UNet, []appliedLoRA{{l, 1}}); got != (componentWeights{src, sdxl.UNet}) {
+		t.Errorf("a component no LoRA targets is wrapped: %T", got)
+	}
+	m := withLoRAs(inner, sdxl.TextEncoder, []appliedLoRA{{l, 0.5}, {l, 0.25}})
+	if !slices.Equal(m.Names(), inner.Names()) {
+		t.Error("names differ from the wrapped source")
+	}
+	const target = "text_model.encoder.layers.0.self_attn.q_proj.weight"
+	shape, dt, ok := m.Lookup(target)
+	if !ok || dt != tensor.F32 {
+		t.Fatalf("%s: Lookup gave %v %v %v, want F32", target, shape, dt, ok)
+	}
+	w0, _ := inner.Float32(target)
+	got, err := m.Float32(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := l.Layers[lora.LayerKey(sdxl.TextEncoder, "text_model.encoder.layers.0.self_attn.q_proj")]
+	delta := layer.Delta() // scale·Up·Down
+	for i := range got {
+		want := w0[i] + 0.75*delta[i]
+		if d := math.Abs(float64(got[i] - want)); d > 1e-6*(1+math.Abs(float64(want))) {
+			t.Fatalf("%s[%d] = %g, want %g", target, i, got[i], want)
+		}
+	}
+	const other = "text_model.encoder.layers.0.self_attn.k_proj.weight"
+	_, dtIn, _ := inner.Lookup(other)
+	if _, dt, _ := m.Lookup(other); dt != dtIn || dt != tensor.F16 {
+		t.Errorf("%s: dtype %v, want the stored %v (F16)", other, dt, dtIn)
+	}
+	a, _ := inner.Float32(other)
+	b, _ := m.Float32(other)
+	if !slices.Equal(a, b) {
+		t.Errorf("%s: values changed by a LoRA that does not target it", other)
+	}
+	h, err := m.(nn.Float16Source).Float16Bits(other)
+	if hin, _ := inner.Float16Bits(other); err != nil || !slices.Equal(h, hin) {
+		t.Errorf("%s: fp16 bits not passed through (%v)", other, err)
+	}
+}
+
+// TestTextEncoderLoRA writes a text-encoder LoRA as a kohya file and checks
+// it reaches the generation: at weight 0 the latents are those without a
+// LoRA, bit for bit; at weight 1 they move.
+func TestTextEncoderLoRA(t *testing.T) {
+	model := fixtures.Path(t, "model")
+	src, err := sdxl.OpenSource(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "te.safetensors")
+	if err := lora.WriteKohya(path, teLoRA(t, src), src.Config(), safetensors.F32); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	req := Request{Prompt: "a photo of a cat", Steps: 2, Guidance: 5, Sampler: "euler", Width: 64, Height: 64, Seed: 9}
+	gen := func(opts Options) []float32 {
+		t.Helper()
+		p, err := Load(cpu.New(), model, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		lat, err := p.GenerateLatents(context.Background(), req, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lat.Data
+	}
+	base := gen(Options{})
+	zero := gen(Options{LoRAs: []LoRASpec{{Path: path, Weight: 0}}})
+	one := gen(Options{LoRAs: []LoRASpec{{Path: path, Weight: 1}}})
+	if !slices.Equal(base, zero) {
+		t.Error("a text-encoder LoRA at weight 0 changed the latents")
+	}
+	diff := 0.0
+	for i := range base {
+		diff = max(diff, math.Abs(float64(base[i]-one[i])))
+	}
+	if diff < 1e-3 {
+		t.Errorf("a text-encoder LoRA at weight 1 moved the latents by only %.3g", diff)
+	}
+}
