@@ -20,6 +20,8 @@ const usage = `LoRA Studio — caption, train and generate with SDXL LoRAs.
 Usage:
   lorastudio [--data-dir DIR] [DATASET]        open the studio (on DATASET if given)
   lorastudio caption SUBCOMMAND ...            caption a dataset from the terminal
+  lorastudio generate --prompt TEXT --out F.png [--model PATH] [--lora F[:W]]...
+                                               generate an image (see 'generate --help')
   lorastudio info --device [--json]            show which compute backend is used
   lorastudio info MODEL [--json]               what an SDXL model holds (folder or .safetensors)
   lorastudio bench ops [--device D] [--json]   benchmark the engine's ops
@@ -49,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "caption":
 		err = captionCommand(rest, stdout, stderr)
+	case "generate":
+		err = generateCommand(rest, stdout, stderr)
 	case "info":
 		err = infoCommand(rest, stdout, stderr)
 	case "bench":
