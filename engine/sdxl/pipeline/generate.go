@@ -278,6 +278,9 @@ func (p *Pipeline) encode(req Request, withCFG bool) (*cond, error) {
 // tensor on the pipeline's backend: a GL context's storage-buffer binding
 // limit, else 1 GiB (bounding host memory on the CPU).
 func (p *Pipeline) maxTensorBytes() int64 {
+	if p.tensorLimit > 0 {
+		return p.tensorLimit
+	}
 	if d, ok := p.b.(interface{ Dev() *gl.Device }); ok {
 		return int64(d.Dev().Limits().MaxSSBOSize)
 	}

@@ -57,6 +57,9 @@ type Pipeline struct {
 	vae   *vae.AutoencoderKL
 	tok1  *tokenizer.Tokenizer
 	tok2  *tokenizer.Tokenizer
+	// tensorLimit, when positive, replaces the backend's per-tensor limit
+	// in the choice of a tiled decode (tests).
+	tensorLimit int64
 }
 
 // Load opens the model at modelPath (a diffusers folder or a single

@@ -14,6 +14,7 @@ import (
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
+	"lorastudio/engine/vae"
 )
 
 // teLoRA builds, in memory, a rank-2 LoRA on text_encoder's first q_proj
@@ -137,4 +138,73 @@ func TestTextEncoderLoRA(t *testing.T) {
 	if diff < 1e-3 {
 		t.Errorf("a text-encoder LoRA at weight 1 moved the latents by only %.3g", diff)
 	}
+}
+
+// TestTiledDecode checks that DecodeLatents tiles when one pass would
+// exceed the tensor limit: the image is then vae.DecodeTiled's with
+// TilingWithin's tiles, close to the whole decode but not equal to it.
+func TestTiledDecode(t *testing.T) {
+	b := cpu.New()
+	p, err := Load(b, fixtures.Path(t, "model"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	st, err := safetensors.Open(fixtures.Path(t, "goldens", "pipeline_b.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	data, err := st.Float32("final_latents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := st.Tensor("final_latents")
+	lat := &Latents{Data: data, Shape: tensor.Shape(info.Shape)}
+	whole, err := p.DecodeLatents(lat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	H, W := lat.Shape[2]*p.vae.Factor(), lat.Shape[3]*p.vae.Factor()
+	p.tensorLimit = vae.LargestActivation(p.cfg.VAE, max(H, W)) - 1
+	tiling, err := vae.TilingWithin(p.cfg.VAE, p.tensorLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tiling.SampleSize >= max(H, W) {
+		t.Fatalf("tiling %+v does not split a %dx%d image", tiling, W, H)
+	}
+	tiled, err := p.DecodeLatents(lat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := make([]float32, len(data))
+	for i, v := range data {
+		z[i] = v / p.vae.ScalingFactor()
+	}
+	zt, _ := b.Upload(z, lat.Shape, tensor.F32)
+	defer zt.Free()
+	ref, err := p.vae.DecodeTiled(zt, tiling)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Free()
+	rv, _ := b.Download(ref)
+	var maxDiff, sumDiff float64
+	for y := range H {
+		for x := range W {
+			for c := range 3 {
+				want := min(max(rv[(c*H+y)*W+x]/2+0.5, 0), 1)
+				if got := tiled[(y*W+x)*3+c]; got != want {
+					t.Fatalf("tiled pixel (%d, %d, %d) = %g, want DecodeTiled's %g", x, y, c, got, want)
+				}
+				d := math.Abs(float64(tiled[(y*W+x)*3+c] - whole[(y*W+x)*3+c]))
+				maxDiff, sumDiff = max(maxDiff, d), sumDiff+d
+			}
+		}
+	}
+	if mean := sumDiff / float64(H*W*3); maxDiff == 0 || mean > 0.05 {
+		t.Errorf("tiled vs whole decode: max %.3g, mean %.3g (want a small nonzero difference)", maxDiff, mean)
+	}
+	t.Logf("tiles of %d px: tiled vs whole decode max %.3g, mean %.3g", tiling.SampleSize, maxDiff, sumDiff/float64(H*W*3))
 }
