@@ -49,7 +49,7 @@ const exitInterrupted = 130
 var exitProcess = os.Exit
 
 // optString is a string flag that records whether it was given, so that
-// `--negative ''` (the empty prompt) differs from no --negative (none).
+// an empty --negative (the empty prompt) differs from no --negative (none).
 type optString struct {
 	v   string
 	set bool
