@@ -208,3 +208,42 @@ func TestTiledDecode(t *testing.T) {
 	}
 	t.Logf("tiles of %d px: tiled vs whole decode max %.3g, mean %.3g", tiling.SampleSize, maxDiff, sumDiff/float64(H*W*3))
 }
+
+// TestTokenizers checks where a pipeline finds its tokenizers: a diffusers
+// folder's own, a single file's config folder's, else CLIP's embedded
+// vocabulary with the second tokenizer padding with "!" — all giving the
+// same ids for the fixture model (its tokenizers are built from that
+// vocabulary).
+func TestTokenizers(t *testing.T) {
+	model := fixtures.Path(t, "model")
+	folder, err := sdxl.OpenSource(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer folder.Close()
+	single, err := sdxl.OpenSource(fixtures.Path(t, "sdxl-tiny.safetensors"), sdxl.WithConfigDir(model))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer single.Close()
+	const prompt = "a photo of a cat, Blurry   watermark"
+	var ids [3][2][]int
+	for i, c := range []struct {
+		src *sdxl.Source
+		dir string
+	}{{folder, ""}, {single, model}, {single, ""}} {
+		t1, t2, err := openTokenizers(c.src, c.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = [2][]int{t1.EncodePadded(prompt, 77), t2.EncodePadded(prompt, 77)}
+		if t2.Pad() != 0 || t1.Pad() != t1.EOS() {
+			t.Errorf("case %d: pads %d and %d, want EOS (%d) and 0 (\"!\")", i, t1.Pad(), t2.Pad(), t1.EOS())
+		}
+	}
+	for i := 1; i < 3; i++ {
+		if !slices.Equal(ids[i][0], ids[0][0]) || !slices.Equal(ids[i][1], ids[0][1]) {
+			t.Errorf("case %d: ids differ from the diffusers folder's tokenizers", i)
+		}
+	}
+}
