@@ -55,7 +55,18 @@ func (s synthWeights) Float32(name string) ([]float32, error) {
 // a batch of one. LORASTUDIO_BENCH_DEVICE picks the backend (cpu, gl, auto;
 // cpu by default) and LORASTUDIO_BENCH_LATENT the latent side (16 by
 // default, 128 for a 1024x1024 image). It needs about 6 GiB for the weights.
-func BenchmarkSDXLBaseUNet(b *testing.B) {
+func BenchmarkSDXLBaseUNet(b *testing.B) { benchBase(b, false, false) }
+
+// BenchmarkSDXLBaseUNetTrain times ForwardTrain + Backward (the input
+// gradients all the way down, as a LoRA step needs) on the same model, and
+// BenchmarkSDXLBaseUNetTrainCheckpoint the same with gradient checkpointing;
+// peakMiB includes the weights.
+func BenchmarkSDXLBaseUNetTrain(b *testing.B) { benchBase(b, true, false) }
+
+// BenchmarkSDXLBaseUNetTrainCheckpoint is BenchmarkSDXLBaseUNetTrain with Checkpoint.
+func BenchmarkSDXLBaseUNetTrainCheckpoint(b *testing.B) { benchBase(b, true, true) }
+
+func benchBase(b *testing.B, train, checkpoint bool) {
 	kind := os.Getenv("LORASTUDIO_BENCH_DEVICE")
 	if kind == "" {
 		kind = "cpu"
@@ -105,10 +116,24 @@ func BenchmarkSDXLBaseUNet(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer tensor.FreeAll(x, ctx, text, ids)
+	m.Checkpoint = checkpoint
 	run := func() {
-		out, err := m.Forward(x, []float32{500}, ctx, text, ids)
+		var out *tensor.Tensor
+		if train {
+			out, err = m.ForwardTrain(x, []float32{500}, ctx, text, ids)
+		} else {
+			out, err = m.Forward(x, []float32{500}, ctx, text, ids)
+		}
 		if err != nil {
 			b.Fatal(err)
+		}
+		if train {
+			ds, dc, err := m.Backward(out)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tensor.FreeAll(ds, dc)
+			m.FreeCache()
 		}
 		if s, ok := be.(tensor.Syncer); ok {
 			if err := s.Sync(); err != nil {
@@ -125,5 +150,5 @@ func BenchmarkSDXLBaseUNet(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(be.Memory().Peak)/(1<<20), "peakMiB")
-	b.Log(fmt.Sprintf("latent %dx%d (image %dx%d) on %s", side, side, side*8, side*8, be.Name()))
+	b.Log(fmt.Sprintf("latent %dx%d (image %dx%d) on %s, train %v, checkpoint %v", side, side, side*8, side*8, be.Name(), train, checkpoint))
 }
