@@ -531,3 +531,39 @@ func TestDefaultRequest(t *testing.T) {
 		t.Errorf("DefaultRequest() = %+v", r)
 	}
 }
+
+// BenchmarkGenerate times whole generations of the fixture model with
+// classifier-free guidance (batch 2) on $LORASTUDIO_DEVICE (default auto)
+// and reports seconds per sampling step and for the decode.
+func BenchmarkGenerate(b *testing.B) {
+	be, err := device.Open("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	p, err := pipeline.Load(be, fixtures.Path(b, "model"), pipeline.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	for _, size := range []int{64, 256} {
+		b.Run(fmt.Sprintf("%s/%dx%d", be.Name(), size, size), func(b *testing.B) {
+			req := pipeline.Request{Prompt: "a photo of a cat", Steps: 4, Guidance: 7, Sampler: "dpmpp_2m", Width: size, Height: size, Seed: 1}
+			var sampling, decode time.Duration
+			for b.Loop() {
+				start := time.Now()
+				lat, err := p.GenerateLatents(context.Background(), req, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				mid := time.Now()
+				if _, err := p.DecodeLatents(lat); err != nil {
+					b.Fatal(err)
+				}
+				sampling, decode = sampling+mid.Sub(start), decode+time.Since(mid)
+			}
+			b.ReportMetric(sampling.Seconds()/float64(b.N*req.Steps), "s/step")
+			b.ReportMetric(decode.Seconds()/float64(b.N), "s/decode")
+		})
+	}
+}
