@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -565,5 +566,33 @@ func BenchmarkGenerate(b *testing.B) {
 			b.ReportMetric(sampling.Seconds()/float64(b.N*req.Steps), "s/step")
 			b.ReportMetric(decode.Seconds()/float64(b.N), "s/decode")
 		})
+	}
+}
+
+// TestNegativePrompt checks diffusers' negative-prompt semantics: nil (no
+// negative prompt) gives the zero conditioning of force_zeros_for_empty_prompt,
+// an explicit "" is encoded, and the two generations differ; at guidance 1
+// the negative prompt is not used at all.
+func TestNegativePrompt(t *testing.T) {
+	p := load(t, cpu.New(), fixtures.Path(t, "model"), pipeline.Options{})
+	if !p.Config().Index.ForceZerosForEmptyPrompt {
+		t.Fatal("the fixture model should set force_zeros_for_empty_prompt")
+	}
+	gen := func(neg *string, guidance float64) []float32 {
+		t.Helper()
+		req := pipeline.Request{Prompt: "a photo of a cat", Negative: neg, Steps: 2, Guidance: guidance, Sampler: "euler", Width: 64, Height: 64, Seed: 5}
+		lat, err := p.GenerateLatents(context.Background(), req, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lat.Data
+	}
+	empty, other := "", "blurry"
+	none, enc := gen(nil, 5), gen(&empty, 5)
+	if d, _ := maxAbs(none, enc); d < 1e-4 {
+		t.Errorf("negative prompt nil and \"\" give latents within %.3g: \"\" was not encoded", d)
+	}
+	if a, b := gen(nil, 1), gen(&other, 1); !slices.Equal(a, b) {
+		t.Error("at guidance 1 the negative prompt changed the latents")
 	}
 }
