@@ -211,10 +211,15 @@ func progressPrinter(w io.Writer) func(step, steps int, _ image.Image) {
 }
 
 // generateCommand runs `lorastudio generate`. Ctrl-C stops the generation at
-// the next step, leaves no output file and exits 130.
+// the next step, leaves no output file and exits 130; a second Ctrl-C kills
+// the process at once.
 func generateCommand(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	go func() { // after the first Ctrl-C, a second one kills the process as usual
+		<-ctx.Done()
+		stop()
+	}()
 	err := generate(ctx, args, stdout, stderr)
 	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		stop()

@@ -20,11 +20,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"lorastudio/engine/device"
 	"lorastudio/engine/sdxl/demo"
 	"lorastudio/engine/sdxl/pipeline"
+	"lorastudio/engine/tensor"
 	"lorastudio/storage"
 )
 
@@ -88,7 +90,7 @@ type GenerateResult struct {
 	FromCache    bool
 	Duration     time.Duration
 	CacheKey     string
-	Device       string // the backend that ran it ("cpu", "gl:<renderer>"); the cached run's for a cache hit
+	Device       string // the backend that ran it ("cpu", "gl:<renderer>"), "cache" for a cache hit
 	Model        string // the model used (absolute path)
 	Parameters   string // the A1111 infotext written into the PNG
 	GenerationID int64  // the history row
@@ -368,12 +370,12 @@ func generationKey(doc cacheKeyDoc) string {
 
 // resolved is a request with its files found and hashed.
 type resolved struct {
-	model, modelHash, configDir string
-	demo                        bool
-	loras                       []LoRASpec // absolute paths
-	loraHashes                  []string   // content hashes
-	seed                        uint64
-	key                         string
+	model, modelHash, configDir, configHash string
+	demo                                    bool
+	loras                                   []LoRASpec // absolute paths
+	loraHashes                              []string   // content hashes
+	seed                                    uint64
+	key                                     string
 }
 
 // resolve finds and hashes the model and LoRAs, draws a seed when none is
@@ -387,16 +389,15 @@ func (s *Studio) resolve(req GenerateRequest) (resolved, error) {
 	if r.modelHash, err = s.HashPath(r.model); err != nil {
 		return r, err
 	}
-	var configHash string
 	if req.ConfigDir != "" {
 		if r.configDir, err = filepath.Abs(req.ConfigDir); err != nil {
 			return r, fmt.Errorf("config folder %s: %w", req.ConfigDir, err)
 		}
-		if configHash, err = s.HashPath(r.configDir); err != nil {
+		if r.configHash, err = s.HashPath(r.configDir); err != nil {
 			return r, err
 		}
 	}
-	doc := cacheKeyDoc{Engine: EngineVersion, Model: r.modelHash, Config: configHash, Prompt: req.Prompt,
+	doc := cacheKeyDoc{Engine: EngineVersion, Model: r.modelHash, Config: r.configHash, Prompt: req.Prompt,
 		Negative: req.Negative, Steps: req.Steps, CFG: strconv.FormatFloat(req.CFG, 'g', -1, 64),
 		Sampler: req.Sampler, Width: req.Width, Height: req.Height}
 	for _, l := range req.LoRAs {
@@ -477,6 +478,92 @@ func lorasJSON(r resolved) string {
 	return string(b)
 }
 
+// Generator runs generations on a studio and keeps the last pipeline it
+// loaded (model, config, LoRAs and their weights, on one device) for the
+// next request, so a playground pays the load once. It is safe for
+// concurrent use; generations run one at a time.
+type Generator struct {
+	s      *Studio
+	mu     sync.Mutex
+	kind   string         // the device kind b was opened for
+	b      tensor.Backend // nil until the first generation that misses the cache
+	dev    string         // b as recorded in the history
+	p      *pipeline.Pipeline
+	loaded string // what p holds: model, config and LoRA hashes and weights
+	loads  int    // pipelines loaded, for tests
+}
+
+// NewGenerator returns a Generator on s; Close it to free the device.
+func (s *Studio) NewGenerator() *Generator { return &Generator{s: s} }
+
+// Close frees the kept pipeline and the device.
+func (g *Generator) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.drop(true)
+}
+
+// drop closes the pipeline and, with backend, the device.
+func (g *Generator) drop(backend bool) error {
+	var err error
+	if g.p != nil {
+		err = g.p.Close()
+		g.p, g.loaded = nil, ""
+	}
+	if backend && g.b != nil {
+		if cerr := g.b.Close(); err == nil {
+			err = cerr
+		}
+		g.b, g.kind, g.dev = nil, "", ""
+	}
+	return err
+}
+
+// pipeline returns a pipeline for r on the device kind, reusing the kept one
+// when it matches.
+func (g *Generator) pipeline(kind string, r resolved) (*pipeline.Pipeline, error) {
+	want := r.modelHash + "|" + r.configHash
+	for i, l := range r.loras {
+		want += fmt.Sprintf("|%s:%s", r.loraHashes[i], strconv.FormatFloat(float64(l.Weight), 'g', -1, 32))
+	}
+	if g.b != nil && g.kind != kind {
+		g.drop(true)
+	}
+	if g.p != nil && g.loaded == want {
+		return g.p, nil
+	}
+	g.drop(false)
+	if g.b == nil {
+		b, err := device.Open(kind)
+		if err != nil {
+			return nil, err
+		}
+		g.b, g.kind, g.dev = b, kind, b.Name()
+		if g.dev != "cpu" {
+			g.dev += ":" + b.Device()
+		}
+	}
+	opts := pipeline.Options{ConfigDir: r.configDir}
+	for _, l := range r.loras {
+		opts.LoRAs = append(opts.LoRAs, pipeline.LoRASpec{Path: l.Path, Weight: l.Weight})
+	}
+	p, err := pipeline.Load(g.b, r.model, opts)
+	if err != nil {
+		return nil, err
+	}
+	g.p, g.loaded = p, want
+	g.loads++
+	return p, nil
+}
+
+// Generate makes the image req asks for on a one-off Generator (see
+// Generator.Generate), freeing the device afterwards.
+func (s *Studio) Generate(ctx context.Context, req GenerateRequest, progress func(step, steps int, preview image.Image)) (GenerateResult, error) {
+	g := s.NewGenerator()
+	defer g.Close()
+	return g.Generate(ctx, req, progress)
+}
+
 // Generate makes the image req asks for and writes it to req.Out as a PNG
 // with an A1111 "parameters" text chunk. An identical earlier request (same
 // model and LoRA contents, weights, prompts, seed, steps, CFG, sampler, size
@@ -484,7 +571,10 @@ func lorasJSON(r resolved) string {
 // Every generation, cached or not, is recorded in the history. progress, if
 // not nil, is called after every step. Cancelling ctx stops at the next step
 // and leaves no output. The output is written atomically.
-func (s *Studio) Generate(ctx context.Context, req GenerateRequest, progress func(step, steps int, preview image.Image)) (GenerateResult, error) {
+func (g *Generator) Generate(ctx context.Context, req GenerateRequest, progress func(step, steps int, preview image.Image)) (GenerateResult, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.s
 	start := time.Now()
 	if req.Device == "" {
 		req.Device = "auto"
@@ -515,24 +605,11 @@ func (s *Studio) Generate(ctx context.Context, req GenerateRequest, progress fun
 	if err := ctx.Err(); err != nil {
 		return GenerateResult{}, fmt.Errorf("generation cancelled: %w", err)
 	}
-	b, err := device.Open(req.Device)
+	p, err := g.pipeline(req.Device, r)
 	if err != nil {
 		return GenerateResult{}, err
 	}
-	defer b.Close()
-	res.Device = b.Name()
-	if res.Device != "cpu" {
-		res.Device += ":" + b.Device()
-	}
-	opts := pipeline.Options{ConfigDir: r.configDir}
-	for _, l := range r.loras {
-		opts.LoRAs = append(opts.LoRAs, pipeline.LoRASpec{Path: l.Path, Weight: l.Weight})
-	}
-	p, err := pipeline.Load(b, r.model, opts)
-	if err != nil {
-		return GenerateResult{}, err
-	}
-	defer p.Close()
+	res.Device = g.dev
 	preq := pipeline.Request{Prompt: req.Prompt, Negative: req.Negative, Steps: req.Steps, Guidance: req.CFG,
 		Sampler: req.Sampler, Width: req.Width, Height: req.Height, Seed: r.seed}
 	var cb func(pipeline.Progress)

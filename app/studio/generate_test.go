@@ -333,3 +333,78 @@ func TestConfiguredModel(t *testing.T) {
 		t.Fatalf("after clearing: demo %v %v", isDemo, err)
 	}
 }
+
+// fixtureDir finds the fixture set: $LORASTUDIO_FIXTURES relative to the
+// repository root, else ../shared/fixtures/sdxl-tiny beside it.
+func fixtureDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("LORASTUDIO_FIXTURES")
+	if dir == "" {
+		dir = filepath.Join("..", "shared", "fixtures", "sdxl-tiny")
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join("..", "..", dir)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("fixtures not found at %s (set LORASTUDIO_FIXTURES): %v", dir, err)
+	}
+	return dir
+}
+
+// TestGeneratorKeepsPipeline checks that a Generator reuses its pipeline
+// while model and LoRAs stay the same, reloads when a LoRA weight changes,
+// and that a reused pipeline paints exactly what a fresh one does.
+func TestGeneratorKeepsPipeline(t *testing.T) {
+	s := openStudio(t)
+	root := fixtureDir(t)
+	dir := t.TempDir()
+	lora := filepath.Join(root, "lora", "kohya_sgm_names.safetensors")
+	req := demoRequest("", 7)
+	req.Model = filepath.Join(root, "model")
+	req.Sampler, req.Steps, req.CFG, req.NoCache = "euler", 2, 5, true
+	g := s.NewGenerator()
+	defer g.Close()
+	gen := func(name string, weight float32, seed uint64) []byte {
+		t.Helper()
+		r := req
+		r.Out, r.Seed = filepath.Join(dir, name), &seed
+		r.LoRAs = []LoRASpec{{lora, weight}}
+		if _, err := g.Generate(context.Background(), r, nil); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(r.Out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	gen("a.png", 1, 7)
+	gen("b.png", 1, 8)
+	if g.loads != 1 {
+		t.Fatalf("%d loads for two requests on the same model and LoRA", g.loads)
+	}
+	half := gen("c.png", 0.5, 7)
+	if g.loads != 2 {
+		t.Fatalf("%d loads after changing the LoRA weight, want 2", g.loads)
+	}
+	one := gen("d.png", 1, 7)
+	if g.loads != 3 {
+		t.Fatalf("%d loads after changing the weight back, want 3", g.loads)
+	}
+	if bytes.Equal(half, one) {
+		t.Fatal("LoRA weights 0.5 and 1 gave the same image")
+	}
+	// A fresh one-off generation of the last request gives identical bytes.
+	r := req
+	seed := uint64(7)
+	r.Out, r.Seed, r.LoRAs = filepath.Join(dir, "fresh.png"), &seed, []LoRASpec{{lora, 1}}
+	if _, err := s.Generate(context.Background(), r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fresh, _ := os.ReadFile(r.Out); !bytes.Equal(fresh, one) {
+		t.Fatal("a reused pipeline painted another image than a fresh one")
+	}
+	if a, _ := os.ReadFile(filepath.Join(dir, "a.png")); !bytes.Equal(a, one) {
+		t.Fatal("reloading the same LoRA weight gave another image")
+	}
+}

@@ -276,7 +276,7 @@ type Params struct {
 // a1111Quote quotes a field value the way A1111 does: as a JSON string when
 // it holds a comma, colon or newline (non-ASCII kept as is).
 func a1111Quote(s string) string {
-	if !strings.ContainsAny(s, ",:\n\"") {
+	if !strings.ContainsAny(s, ",:\n") {
 		return s
 	}
 	var b bytes.Buffer
