@@ -412,3 +412,41 @@ func TestGenerateCLIInterrupt(t *testing.T) {
 		t.Fatalf("interrupted run in the history: %+v", h)
 	}
 }
+
+// TestGenerateCLIModelChoice runs without --model: the demo model (said on
+// stderr) on a fresh data directory, the configured model once one is set.
+func TestGenerateCLIModelChoice(t *testing.T) {
+	dataDir := t.TempDir()
+	out := filepath.Join(t.TempDir(), "demo.png")
+	args := []string{"generate", "--prompt", "a cat", "--steps", "2", "--size", "64x64", "--device", "cpu",
+		"--seed", "1", "--data-dir", dataDir}
+	code, _, stderr := runCLI(append(args, "--out", out)...)
+	if code != 0 || !strings.Contains(stderr, "using the demo model (random weights)") {
+		t.Fatalf("demo run: exit %d, stderr %q", code, stderr)
+	}
+	if img := decodePNG(t, out); img.Rect.Dx() != 64 {
+		t.Fatalf("demo image %v", img.Rect)
+	}
+	st, err := studio.Open(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, _ := filepath.Abs(filepath.Join(fixtureRoot(t), "model"))
+	err = st.SetConfiguredModel(model)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out2 := filepath.Join(t.TempDir(), "configured.png")
+	code, _, stderr = runCLI(append(args, "--out", out2)...)
+	if code != 0 || !strings.Contains(stderr, "using the configured model "+model) {
+		t.Fatalf("configured run: exit %d, stderr %q", code, stderr)
+	}
+	m, err := studio.ReadPNGText(out2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := studio.ParseA1111(m[studio.ParametersKey]); err != nil || p.Model != "model" || p.Negative != nil {
+		t.Fatalf("configured model parameters %+v %v", p, err)
+	}
+}
