@@ -3,6 +3,7 @@ package sdxlbench
 import (
 	"bytes"
 	"math"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -145,3 +146,28 @@ func TestRandomSource(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestRandomSourceParallel: a tensor of several chunks gets the same values
+// whatever the number of workers filling it.
+func TestRandomSourceParallel(t *testing.T) {
+	ps := []sdxl.Param{{Name: "big.weight", Shape: []int{2500, 1280}}} // ≈3 chunks
+	s := RandomSource(ps, 3)
+	many, err := s.Float32("big.weight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := runtime.GOMAXPROCS(1)
+	one, err := s.Float32("big.weight")
+	runtime.GOMAXPROCS(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range many {
+		if many[i] != one[i] {
+			t.Fatalf("element %d: %g with %d workers, %g with one", i, many[i], old, one[i])
+		}
+	}
+	if many[0] == many[chunk] || many[1] == many[chunk+1] {
+		t.Error("chunks repeat each other's values")
+	}
+}

@@ -3,6 +3,9 @@ package sdxlbench
 import (
 	"hash/fnv"
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"lorastudio/engine/half"
 	"lorastudio/engine/nn"
@@ -63,7 +66,13 @@ func (s randomSource) Float16Bits(name string) ([]uint16, error) {
 	return v, nil
 }
 
-// fill calls set for every element of p with its value.
+// chunk is how many values one xorshift stream makes; chunks are filled in
+// parallel and each is seeded from the name, the seed and its index, so the
+// values do not depend on the number of workers.
+const chunk = 1 << 20
+
+// fill calls set for every element of p with its value (concurrently for
+// distinct elements).
 func (s randomSource) fill(p sdxl.Param, set func(i int, x float32)) {
 	n := int(p.NumElements())
 	init := demo.InitFor(p)
@@ -75,18 +84,35 @@ func (s randomSource) fill(p sdxl.Param, set func(i int, x float32)) {
 	}
 	h := fnv.New64a()
 	h.Write([]byte(p.Name))
-	x := h.Sum64() ^ s.seed
-	if x == 0 {
-		x = 1
-	}
+	base := h.Sum64() ^ s.seed
 	a := float32(init.Std * math.Sqrt(3)) // uniform on [-a, a] has std init.Std
-	for i := range n {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		u := float32(x>>40) / float32(1<<24) // [0, 1)
-		set(i, (2*u-1)*a)
+	chunks := (n + chunk - 1) / chunk
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(chunks, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c := int(next.Add(1) - 1)
+				if c >= chunks {
+					return
+				}
+				x := base + uint64(c)*0x9E3779B97F4A7C15
+				if x == 0 {
+					x = 1
+				}
+				for i := c * chunk; i < min(n, (c+1)*chunk); i++ {
+					x ^= x << 13
+					x ^= x >> 7
+					x ^= x << 17
+					u := float32(x>>40) / float32(1<<24) // [0, 1)
+					set(i, (2*u-1)*a)
+				}
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 type errNoParam string
