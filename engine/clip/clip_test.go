@@ -280,36 +280,6 @@ func TestGoldensGL(t *testing.T) {
 	}
 }
 
-// componentSource adapts one component of an sdxl.Source to nn.Source.
-type componentSource struct {
-	s    *sdxl.Source
-	comp string
-}
-
-func (c componentSource) Names() []string {
-	var out []string
-	for _, p := range c.s.Params(c.comp) {
-		out = append(out, p.Name)
-	}
-	return out
-}
-
-func (c componentSource) Lookup(name string) ([]int, tensor.DType, bool) {
-	r, err := c.s.Tensor(c.comp, name)
-	if err != nil {
-		return nil, 0, false
-	}
-	return r.Shape, nn.StoredDType(string(r.DType)), true
-}
-
-func (c componentSource) Float32(name string) ([]float32, error) {
-	r, err := c.s.Tensor(c.comp, name)
-	if err != nil {
-		return nil, err
-	}
-	return r.Float32()
-}
-
 // TestSingleFile loads both encoders from the Stability-layout single file
 // (fused in_proj rows, transposed text_projection) through engine/sdxl and
 // checks them against the same goldens.
@@ -323,12 +293,12 @@ func TestSingleFile(t *testing.T) {
 	defer src.Close()
 	b := cpu.New()
 	cfg := src.Config()
-	te1, err := clip.Load(b, componentSource{src, sdxl.TextEncoder}, clip.Config(cfg.TextEncoder))
+	te1, err := clip.Load(b, src.Weights(sdxl.TextEncoder), clip.Config(cfg.TextEncoder))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer te1.Free()
-	te2, err := clip.Load(b, componentSource{src, sdxl.TextEncoder2}, clip.Config(cfg.TextEncoder2))
+	te2, err := clip.Load(b, src.Weights(sdxl.TextEncoder2), clip.Config(cfg.TextEncoder2))
 	if err != nil {
 		t.Fatal(err)
 	}

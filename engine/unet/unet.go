@@ -50,7 +50,7 @@ type Model struct {
 
 // Load builds the UNet of cfg on b with the weights of src (diffusers names,
 // e.g. nn.FileSource over unet/diffusion_pytorch_model.safetensors, or
-// SourceWeights over a single file). Loading is strict: a missing key, a
+// src.Weights over a single file). Loading is strict: a missing key, a
 // shape mismatch or a key no module reads is an error that names the key.
 func Load(b tensor.Backend, cfg sdxl.UNetConfig, src nn.Source) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
@@ -77,7 +77,7 @@ func Load(b tensor.Backend, cfg sdxl.UNetConfig, src nn.Source) (*Model, error) 
 // FromSource loads the "unet" component of an open SDXL model (a diffusers
 // folder or a single file) onto b, with the source's UNet config.
 func FromSource(b tensor.Backend, src *sdxl.Source) (*Model, error) {
-	m, err := Load(b, src.Config().UNet, SourceWeights(src))
+	m, err := Load(b, src.Config().UNet, src.Weights(sdxl.UNet))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src.Path(), err)
 	}

@@ -2,7 +2,6 @@ package vae
 
 import (
 	"lorastudio/engine/nn"
-	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
 )
 
@@ -44,32 +43,4 @@ func consume(t *tensor.Tensor, f func(*tensor.Tensor) (*tensor.Tensor, error)) (
 	out, err := f(t)
 	t.Free()
 	return out, err
-}
-
-// sourceWeights is an nn.Source over the VAE parameters of an sdxl.Source
-// (diffusers names, whatever the file layout).
-type sourceWeights struct{ src *sdxl.Source }
-
-func (w sourceWeights) Names() []string {
-	var out []string
-	for _, p := range w.src.Params(sdxl.VAE) {
-		out = append(out, p.Name)
-	}
-	return out
-}
-
-func (w sourceWeights) Lookup(name string) ([]int, tensor.DType, bool) {
-	r, err := w.src.Tensor(sdxl.VAE, name)
-	if err != nil {
-		return nil, 0, false
-	}
-	return r.Shape, nn.StoredDType(string(r.DType)), true
-}
-
-func (w sourceWeights) Float32(name string) ([]float32, error) {
-	r, err := w.src.Tensor(sdxl.VAE, name)
-	if err != nil {
-		return nil, err
-	}
-	return r.Float32()
 }

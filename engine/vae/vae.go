@@ -123,7 +123,7 @@ func (m *AutoencoderKL) build(bl *builder, s nn.Scope) error {
 // FromSource loads the "vae" component of an open SDXL model (a diffusers
 // folder or a single file) onto b.
 func FromSource(b tensor.Backend, src *sdxl.Source) (*AutoencoderKL, error) {
-	m, err := Load(b, src.Config().VAE, sourceWeights{src})
+	m, err := Load(b, src.Config().VAE, src.Weights(sdxl.VAE))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src.Path(), err)
 	}

@@ -104,7 +104,7 @@ func Load(b tensor.Backend, modelPath string, opts Options) (*Pipeline, error) {
 // weights returns the nn.Source a component loads from, with the LoRAs that
 // target it merged.
 func (p *Pipeline) weights(comp string) nn.Source {
-	return withLoRAs(componentWeights{p.src, comp}, comp, p.loras)
+	return withLoRAs(p.src.Weights(comp), comp, p.loras)
 }
 
 // openTokenizers finds both tokenizers: the model folder's, else those of

@@ -5,54 +5,8 @@ import (
 
 	"lorastudio/engine/lora"
 	"lorastudio/engine/nn"
-	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
 )
-
-// componentWeights is an nn.Source over one component of an open SDXL model
-// (diffusers names whatever the file layout), and an nn.Float16Source so
-// F16 embedding tables stay packed.
-type componentWeights struct {
-	src  *sdxl.Source
-	comp string
-}
-
-// Names lists the component's parameter names.
-func (w componentWeights) Names() []string {
-	ps := w.src.Params(w.comp)
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.Name
-	}
-	return out
-}
-
-// Lookup returns a parameter's shape and stored dtype.
-func (w componentWeights) Lookup(name string) ([]int, tensor.DType, bool) {
-	r, err := w.src.Tensor(w.comp, name)
-	if err != nil {
-		return nil, 0, false
-	}
-	return r.Shape, nn.StoredDType(string(r.DType)), true
-}
-
-// Float32 returns a parameter's values as float32 (a new slice).
-func (w componentWeights) Float32(name string) ([]float32, error) {
-	r, err := w.src.Tensor(w.comp, name)
-	if err != nil {
-		return nil, err
-	}
-	return r.Float32()
-}
-
-// Float16Bits returns a parameter as fp16 bit patterns (a new slice).
-func (w componentWeights) Float16Bits(name string) ([]uint16, error) {
-	r, err := w.src.Tensor(w.comp, name)
-	if err != nil {
-		return nil, err
-	}
-	return r.Float16Bits()
-}
 
 // appliedLoRA is one open LoRA file with the weight it is merged at.
 type appliedLoRA struct {

@@ -55,8 +55,8 @@ func TestMergedWeights(t *testing.T) {
 	}
 	defer src.Close()
 	l := teLoRA(t, src)
-	inner := componentWeights{src, sdxl.TextEncoder}
-	if got := withLoRAs(componentWeights{src, sdxl.UNet}, sdxl.UNet, []appliedLoRA{{l, 1}}); got != (componentWeights{src, sdxl.UNet}) {
+	inner := src.Weights(sdxl.TextEncoder)
+	if got := withLoRAs(src.Weights(sdxl.UNet), sdxl.UNet, []appliedLoRA{{l, 1}}); got != (src.Weights(sdxl.UNet)) {
 		t.Errorf("a component no LoRA targets is wrapped: %T", got)
 	}
 	m := withLoRAs(inner, sdxl.TextEncoder, []appliedLoRA{{l, 0.5}, {l, 0.25}})
@@ -92,7 +92,7 @@ func TestMergedWeights(t *testing.T) {
 		t.Errorf("%s: values changed by a LoRA that does not target it", other)
 	}
 	h, err := m.(nn.Float16Source).Float16Bits(other)
-	if hin, _ := inner.Float16Bits(other); err != nil || !slices.Equal(h, hin) {
+	if hin, _ := inner.(nn.Float16Source).Float16Bits(other); err != nil || !slices.Equal(h, hin) {
 		t.Errorf("%s: fp16 bits not passed through (%v)", other, err)
 	}
 }
