@@ -32,8 +32,9 @@ type Request struct {
 	// Sampler is one of engine/sched's kinds ("dpmpp_2m", "dpmpp_2m_karras",
 	// "euler", "euler_a", "ddpm"); "" means "dpmpp_2m".
 	Sampler string
-	// Width and Height are the image size in pixels, multiples of 8 (and of
-	// the VAE factor times the UNet's downsampling, 32 for SDXL).
+	// Width and Height are the image size in pixels, multiples of 8 as in
+	// diffusers; a latent size the UNet cannot halve evenly is upsampled back
+	// to its skip connection's size, as diffusers does.
 	Width, Height int
 	// Seed seeds torch.Generator("cpu").manual_seed(Seed): the initial
 	// latents and every ancestral step's noise.
@@ -103,9 +104,6 @@ func (p *Pipeline) check(req *Request) error {
 	}
 	if req.Width <= 0 || req.Height <= 0 || req.Width%8 != 0 || req.Height%8 != 0 {
 		return fmt.Errorf("pipeline: size %dx%d: width and height must be positive multiples of 8", req.Width, req.Height)
-	}
-	if m := p.vae.Factor() * p.unet.Factor(); req.Width%m != 0 || req.Height%m != 0 {
-		return fmt.Errorf("pipeline: size %dx%d: this model needs width and height divisible by %d (VAE factor %d × UNet downsampling %d)", req.Width, req.Height, m, p.vae.Factor(), p.unet.Factor())
 	}
 	if math.IsNaN(req.Guidance) || math.IsInf(req.Guidance, 0) {
 		return fmt.Errorf("pipeline: guidance %v is not a number", req.Guidance)
