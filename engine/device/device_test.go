@@ -23,21 +23,22 @@ func TestOpenUnknown(t *testing.T) {
 	}
 }
 
-// TestAutoAndGL: auto takes GL exactly when a GL context can be made; with
-// LORASTUDIO_REQUIRE_GL=1 it must.
+// TestAutoAndGL: auto takes GL exactly when a GL context can be made on a
+// hardware renderer, and says why not otherwise; with LORASTUDIO_REQUIRE_GL=1
+// a GL context must be made.
 func TestAutoAndGL(t *testing.T) {
 	inf, err := Describe("auto")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("auto: %+v", inf)
-	g, glErr := Open("gl")
-	if glErr == nil {
-		g.Close()
-	}
+	glInf, glErr := Describe("gl")
+	software := glErr == nil && IsSoftwareRenderer(glInf.Renderer)
 	switch {
-	case glErr == nil && inf.Backend != "gl":
-		t.Fatalf("GL opens but auto chose %q", inf.Backend)
+	case glErr == nil && !software && inf.Backend != "gl":
+		t.Fatalf("GL opens on %q but auto chose %q", glInf.Renderer, inf.Backend)
+	case software && (inf.Backend != "cpu" || !strings.Contains(inf.Fallback, glInf.Renderer)):
+		t.Fatalf("GL is the software renderer %q, but auto gave %+v", glInf.Renderer, inf)
 	case glErr != nil && (inf.Backend != "cpu" || inf.Fallback == ""):
 		t.Fatalf("GL fails (%v) but auto gave %+v", glErr, inf)
 	case glErr != nil && os.Getenv("LORASTUDIO_REQUIRE_GL") == "1":
@@ -57,5 +58,20 @@ func TestEnvDefault(t *testing.T) {
 	defer b.Close()
 	if b.Name() != "cpu" {
 		t.Fatalf("Open(\"\") with %s=cpu gave %q", EnvVar, b.Name())
+	}
+}
+
+func TestIsSoftwareRenderer(t *testing.T) {
+	for r, want := range map[string]bool{
+		"llvmpipe (LLVM 15.0.6, 256 bits)":          true,
+		"softpipe":                                  true,
+		"Mesa X11 / swrast":                         true,
+		"NVIDIA H100 80GB HBM3/PCIe/SSE2":           false,
+		"AMD Radeon RX 7900 XTX (radeonsi, navi31)": false,
+		"Mesa Intel(R) UHD Graphics 620 (KBL GT2)":  false,
+	} {
+		if got := IsSoftwareRenderer(r); got != want {
+			t.Errorf("IsSoftwareRenderer(%q) = %v, want %v", r, got, want)
+		}
 	}
 }
