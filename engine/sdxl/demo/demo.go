@@ -13,9 +13,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"lorastudio/engine/half"
 	"lorastudio/engine/nn"
@@ -104,13 +107,13 @@ type Init struct {
 func InitFor(p sdxl.Param) Init {
 	n := p.Name
 	switch {
-	case hasSuffix(n, ".bias"):
+	case strings.HasSuffix(n, ".bias"):
 		return Init{}
 	case len(p.Shape) == 1:
 		return Init{Const: 1}
-	case hasSuffix(n, "token_embedding.weight"):
+	case strings.HasSuffix(n, "token_embedding.weight"):
 		return Init{Std: 0.02}
-	case hasSuffix(n, "position_embedding.weight"):
+	case strings.HasSuffix(n, "position_embedding.weight"):
 		return Init{Std: 0.01}
 	}
 	fanIn := 1
@@ -118,10 +121,6 @@ func InitFor(p sdxl.Param) Init {
 		fanIn *= d
 	}
 	return Init{Std: 1 / math.Sqrt(float64(fanIn))}
-}
-
-func hasSuffix(s, suffix string) bool {
-	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
 }
 
 // Weights returns random values for a parameter list, drawn in order from a
@@ -187,7 +186,7 @@ func Write(dir string) error {
 		"tokenizer_2/special_tokens_map.json": specialTokens("!", false),
 		"tokenizer_2/tokenizer_config.json":   specialTokens("!", true),
 	}
-	for _, name := range sortedKeys(files) {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
 		b, err := marshal(files[name])
 		if err != nil {
 			return fmt.Errorf("demo: %s: %v", name, err)
@@ -287,19 +286,6 @@ func marshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ { // insertion sort: a dozen keys
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
 }
 
 // writeFile writes b to path, creating its folder.
