@@ -3,12 +3,14 @@ package sdxlbench
 import (
 	"bytes"
 	"math"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
 	"lorastudio/engine/cpu"
+	"lorastudio/engine/device"
 	"lorastudio/engine/half"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/sdxl/demo"
@@ -170,4 +172,37 @@ func TestRandomSourceParallel(t *testing.T) {
 	if many[0] == many[chunk] || many[1] == many[chunk+1] {
 		t.Error("chunks repeat each other's values")
 	}
+}
+
+// TestRunTinyGL runs the benchmark on the GL backend (kernels compiled by
+// the warm-up, work synced before each clock stop), with the tensor limit
+// taken from the context.
+func TestRunTinyGL(t *testing.T) {
+	b, err := device.Open("gl")
+	if err != nil {
+		if os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" {
+			t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but no GL context: %v", err)
+		}
+		t.Skipf("no GL 4.3 context (set LORASTUDIO_REQUIRE_GL=1 to fail instead): %v", err)
+	}
+	defer b.Close()
+	if l := glLimit(b); l <= 0 {
+		t.Errorf("GL tensor limit %d, want the context's shader-storage limit", l)
+	}
+	cfg := demo.Config()
+	rep, err := Run(b, Options{Sizes: []int{64}, Batch: 2, Config: &cfg, Warmup: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Backend != "gl" || len(rep.Loads) != 4 || len(rep.Timings) != 3 {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, tm := range rep.Timings {
+		if tm.Seconds <= 0 || tm.DevicePeakBytes <= 0 || tm.Tile != 0 {
+			t.Errorf("timing %+v: want positive time and peak, no tiling at 64²", tm)
+		}
+	}
+	var out bytes.Buffer
+	rep.WriteTable(&out)
+	t.Log("\n" + out.String())
 }
