@@ -25,6 +25,7 @@ Usage:
   lorastudio info --device [--json]            show which compute backend is used
   lorastudio info MODEL [--json]               what an SDXL model holds (folder or .safetensors)
   lorastudio bench ops [--device D] [--json]   benchmark the engine's ops
+  lorastudio bench sdxl|generate [...]         full-size SDXL with random weights
   lorastudio help                              this text
 
 Global flag (before or after the subcommand):
