@@ -13,34 +13,14 @@ import (
 
 	"lorastudio/engine/clip"
 	"lorastudio/engine/cpu"
-	"lorastudio/engine/device"
 	"lorastudio/engine/internal/fixtures"
+	"lorastudio/engine/internal/gltest"
 	"lorastudio/engine/nn"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
 	"lorastudio/engine/tokenizer"
 )
-
-var (
-	glOnce sync.Once
-	glB    tensor.Backend
-	glErr  error
-)
-
-// glBackend returns the shared GL backend; without a GL 4.3 context the test
-// skips, unless LORASTUDIO_REQUIRE_GL=1, where it fails.
-func glBackend(t *testing.T) tensor.Backend {
-	t.Helper()
-	glOnce.Do(func() { glB, glErr = device.Open("gl") })
-	if glErr != nil {
-		if os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" {
-			t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but no GL context: %v", glErr)
-		}
-		t.Skipf("no GL 4.3 context (set LORASTUDIO_REQUIRE_GL=1 to fail instead): %v", glErr)
-	}
-	return glB
-}
 
 // goldens is the fixture set's text-encoder goldens and prompts.
 type goldens struct {
@@ -272,7 +252,7 @@ func allZero(v []float32) bool {
 func TestGoldensCPU(t *testing.T) { checkAll(t, cpu.New()) }
 
 func TestGoldensGL(t *testing.T) {
-	b := glBackend(t)
+	b := gltest.Backend(t)
 	before := b.Memory().InUse
 	checkAll(t, b)
 	if got := b.Memory().InUse; got != before {

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/sdxl"
 )
 
@@ -51,7 +52,7 @@ func BenchmarkMergeFF(b *testing.B) {
 // BenchmarkOpenKohya opens the fixture's Stability-layout kohya file
 // (targets derived from the configs included).
 func BenchmarkOpenKohya(b *testing.B) {
-	root := fixtureRoot(b)
+	root := fixtures.Root(b)
 	cfg := fixtureConfig(b)
 	path := filepath.Join(root, "lora", "kohya_sgm_names.safetensors")
 	for b.Loop() {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
 )
@@ -281,7 +282,7 @@ func TestAmbiguousUnderscoreName(t *testing.T) {
 // adapter_config.json.
 func writePeftFolder(t *testing.T, edit func(map[string]any)) string {
 	t.Helper()
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	var c map[string]any
 	readJSON(t, filepath.Join(root, "lora", "peft", peftConfigFile), &c)
 	edit(c)
@@ -311,7 +312,7 @@ func writePeftFolder(t *testing.T, edit func(map[string]any)) string {
 func TestPeftPatterns(t *testing.T) {
 	cfg := fixtureConfig(t)
 	var base peftConfig
-	readJSON(t, filepath.Join(fixtureRoot(t), "lora", "peft", peftConfigFile), &base)
+	readJSON(t, filepath.Join(fixtures.Root(t), "lora", "peft", peftConfigFile), &base)
 	dir := writePeftFolder(t, func(c map[string]any) {
 		c["alpha_pattern"] = map[string]any{"attn2.to_q": 3 * base.LoraAlpha}
 	})
@@ -361,7 +362,7 @@ func TestPeftPatterns(t *testing.T) {
 // alpha/r — the fixture's diffusers file with the adapter's config added gives
 // the peft adapter's deltas.
 func TestDiffusersAdapterMetadata(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	cfg := fixtureConfig(t)
 	var pc map[string]any
 	readJSON(t, filepath.Join(root, "lora", "peft", peftConfigFile), &pc)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
 )
@@ -60,7 +61,7 @@ func maxAbsDiff(a, b []float32) float64 {
 // they give the same layers, the same factors, and the scales the reference
 // loads them with.
 func TestFourFormatsAgree(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	cfg := fixtureConfig(t)
 	var info loraInfo
 	readJSON(t, filepath.Join(root, "lora", "lora_info.json"), &info)
@@ -140,7 +141,7 @@ func TestFourFormatsAgree(t *testing.T) {
 // TestPeftMatchesTrainStepGolden checks the peft adapter's factors against the
 // training golden's param0 (the parameters before training, dumped by peft).
 func TestPeftMatchesTrainStepGolden(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	cfg := fixtureConfig(t)
 	l, err := Open(filepath.Join(root, "lora", "peft", "adapter_model.safetensors"), cfg)
 	if err != nil {
@@ -205,7 +206,7 @@ func baseWeight(t *testing.T, src *sdxl.Source, layer *Layer) []float32 {
 // weights and checks each element against base + weight·scale·Up·Down
 // computed here in float64.
 func TestMergeUnmerge(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	cfg := fixtureConfig(t)
 	l, err := Open(filepath.Join(root, "lora", "kohya_sgm_names.safetensors"), cfg)
 	if err != nil {
@@ -339,7 +340,7 @@ func filled(n int, v float32) []float32 {
 // TestUnmatchedKeysNamed adds keys no module has: Open names every one, and
 // with AllowUnmatched lists them and loads the rest.
 func TestUnmatchedKeysNamed(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	cfg := fixtureConfig(t)
 	extra := []safetensors.Tensor{
 		f32("lora_unet_no_such_block_0_attn1_to_q.lora_down.weight", []int{4, 8}, filled(32, 1)),
@@ -377,7 +378,7 @@ func TestUnmatchedKeysNamed(t *testing.T) {
 // TestShapeMismatchNamed: a factor that does not fit its target weight is an
 // error naming the key.
 func TestShapeMismatchNamed(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	cfg := fixtureConfig(t)
 	src := filepath.Join(root, "lora", "kohya_diffusers_names.safetensors")
 	f, err := safetensors.Open(src)
@@ -405,7 +406,7 @@ func TestShapeMismatchNamed(t *testing.T) {
 
 // TestCorruptFileNamed: a truncated LoRA file is an error naming it.
 func TestCorruptFileNamed(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	cfg := fixtureConfig(t)
 	b, err := os.ReadFile(filepath.Join(root, "lora", "kohya_sgm_names.safetensors"))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
 )
@@ -17,7 +18,7 @@ import (
 // metadata of the reference's Stability-layout kohya file, then reads back to
 // the same layers.
 func TestWriteKohyaMatchesReference(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	cfg := fixtureConfig(t)
 	l, err := Open(filepath.Join(root, "lora", "peft"), cfg)
 	if err != nil {

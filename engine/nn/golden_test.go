@@ -2,15 +2,14 @@ package nn_test
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
 
 	"lorastudio/engine/cpu"
-	"lorastudio/engine/device"
 	"lorastudio/engine/internal/fixtures"
+	"lorastudio/engine/internal/gltest"
 	"lorastudio/engine/nn"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
@@ -24,14 +23,7 @@ import (
 func TestUNetBlocksGolden(t *testing.T) {
 	t.Run("cpu", func(t *testing.T) { unetBlocks(t, cpu.New()) })
 	t.Run("gl", func(t *testing.T) {
-		b, err := device.Open("gl")
-		if err != nil {
-			if os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" {
-				t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but no GL context: %v", err)
-			}
-			t.Skipf("no GL 4.3 context (set LORASTUDIO_REQUIRE_GL=1 to fail instead): %v", err)
-		}
-		defer b.Close()
+		b := gltest.Backend(t)
 		unetBlocks(t, b)
 	})
 }

@@ -3,13 +3,12 @@ package nn
 import (
 	"math"
 	"math/rand"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"lorastudio/engine/cpu"
-	"lorastudio/engine/device"
+	"lorastudio/engine/internal/gltest"
 	"lorastudio/engine/tensor"
 )
 
@@ -489,14 +488,7 @@ func TestBackwardFiniteDiff(t *testing.T) {
 // TestBackwardFiniteDiffGL runs the same checks on the GL backend (skipped
 // without a GL 4.3 context unless LORASTUDIO_REQUIRE_GL=1).
 func TestBackwardFiniteDiffGL(t *testing.T) {
-	b, err := device.Open("gl")
-	if err != nil {
-		if os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" {
-			t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but no GL context: %v", err)
-		}
-		t.Skipf("no GL 4.3 context (set LORASTUDIO_REQUIRE_GL=1 to fail instead): %v", err)
-	}
-	defer b.Close()
+	b := gltest.Backend(t)
 	for _, c := range fdCases() {
 		t.Run(c.name, func(t *testing.T) { runFD(t, b, c, 4) }) // llvmpipe is slow: fewer probes
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"lorastudio/engine/cpu"
+	"lorastudio/engine/internal/fixtures"
+	"lorastudio/engine/internal/gltest"
 	"lorastudio/engine/nn"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
@@ -20,7 +22,7 @@ import (
 // resnet per down block, a 1x1 conv_out and its own embedding widths.
 func otherConfig(t *testing.T) sdxl.UNetConfig {
 	t.Helper()
-	cfg, err := sdxl.LoadConfig(filepath.Join(fixtureRoot(t), "model"))
+	cfg, err := sdxl.LoadConfig(filepath.Join(fixtures.Root(t), "model"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +167,7 @@ func otherForward(t *testing.T, b tensor.Backend) ([]float32, tensor.Shape) {
 func TestOtherConfig(t *testing.T) {
 	ref, shape := otherForward(t, cpu.New())
 	t.Run("gl", func(t *testing.T) {
-		got, gotShape := otherForward(t, openGL(t))
+		got, gotShape := otherForward(t, gltest.Backend(t))
 		compare(t, "other config on gl vs cpu", got, gotShape, ref, shape)
 	})
 }
@@ -174,7 +176,7 @@ func TestOtherConfig(t *testing.T) {
 // implies (engine/sdxl's independent parameter list), each with its shape,
 // for the fixture config and another.
 func TestLinears(t *testing.T) {
-	cfgAll, err := sdxl.LoadConfig(filepath.Join(fixtureRoot(t), "model"))
+	cfgAll, err := sdxl.LoadConfig(filepath.Join(fixtures.Root(t), "model"))
 	if err != nil {
 		t.Fatal(err)
 	}

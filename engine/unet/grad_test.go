@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"lorastudio/engine/cpu"
+	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/tensor"
 )
 
@@ -15,7 +16,7 @@ import (
 // differences of L = Σ out·r on CPU, for a sample whose size is not a
 // multiple of Factor, and that training frees all it keeps.
 func TestBackwardFiniteDifferences(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	g := openGoldens(t, root)
 	be := cpu.New()
 	m := loadFolder(t, be, root)

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"lorastudio/engine/cpu"
+	"lorastudio/engine/internal/fixtures"
+	"lorastudio/engine/internal/gltest"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/tensor"
 	"lorastudio/engine/unet"
@@ -17,11 +19,11 @@ import (
 // goldens' tolerance, on CPU and GL.
 func TestPipelineFirstCalls(t *testing.T) {
 	t.Run("cpu", func(t *testing.T) { pipelineCalls(t, cpu.New()) })
-	t.Run("gl", func(t *testing.T) { pipelineCalls(t, openGL(t)) })
+	t.Run("gl", func(t *testing.T) { pipelineCalls(t, gltest.Backend(t)) })
 }
 
 func pipelineCalls(t *testing.T, b tensor.Backend) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	m := loadFolder(t, b, root)
 	files, err := filepath.Glob(filepath.Join(root, "goldens", "pipeline_*.safetensors"))
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"lorastudio/engine/cpu"
+	"lorastudio/engine/internal/fixtures"
+	"lorastudio/engine/internal/gltest"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/tensor"
 )
@@ -101,14 +103,14 @@ func TestLoRATrainStep(t *testing.T) {
 			t.Logf("peak memory of a training step above the weights: %d KiB with Checkpoint, %d KiB without", ck>>10, plain>>10)
 		}
 	}
-	t.Run("gl", func(t *testing.T) { loraTrainStep(t, openGL(t), false) })
-	t.Run("gl-checkpoint", func(t *testing.T) { loraTrainStep(t, openGL(t), true) })
+	t.Run("gl", func(t *testing.T) { loraTrainStep(t, gltest.Backend(t), false) })
+	t.Run("gl-checkpoint", func(t *testing.T) { loraTrainStep(t, gltest.Backend(t), true) })
 }
 
 // loraTrainStep runs and checks the step; it returns the peak device
 // memory of forward + backward above what was in use before them.
 func loraTrainStep(t *testing.T, be tensor.Backend, checkpoint bool) int64 {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	f, err := safetensors.Open(filepath.Join(root, "goldens", "lora", "train_step.safetensors"))
 	if err != nil {
 		t.Fatal(err)

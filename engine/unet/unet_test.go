@@ -2,7 +2,6 @@ package unet_test
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -10,56 +9,14 @@ import (
 	"testing"
 
 	"lorastudio/engine/cpu"
-	"lorastudio/engine/device"
+	"lorastudio/engine/internal/fixtures"
+	"lorastudio/engine/internal/gltest"
 	"lorastudio/engine/nn"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
 	"lorastudio/engine/unet"
 )
-
-// fixtureRoot returns $LORASTUDIO_FIXTURES or ../shared/fixtures/sdxl-tiny
-// relative to the directory holding go.mod; a missing set fails the test.
-func fixtureRoot(t testing.TB) string {
-	t.Helper()
-	root := os.Getenv("LORASTUDIO_FIXTURES")
-	if root == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatal("no go.mod above the test directory; set LORASTUDIO_FIXTURES")
-			}
-			dir = parent
-		}
-		root = filepath.Join(dir, "..", "shared", "fixtures", "sdxl-tiny")
-	}
-	if _, err := os.Stat(filepath.Join(root, "goldens", "unet.safetensors")); err != nil {
-		t.Fatalf("fixture set not found at %s (set LORASTUDIO_FIXTURES): %v", root, err)
-	}
-	return root
-}
-
-// openGL opens the GL backend, skipping when there is no context unless
-// LORASTUDIO_REQUIRE_GL=1.
-func openGL(t *testing.T) tensor.Backend {
-	t.Helper()
-	b, err := device.Open("gl")
-	if err != nil {
-		if os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" {
-			t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but no GL context: %v", err)
-		}
-		t.Skipf("no GL 4.3 context (set LORASTUDIO_REQUIRE_GL=1 to fail instead): %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
 
 // goldens is the open unet.safetensors of a fixture set.
 type goldens struct {
@@ -235,7 +192,7 @@ func loadSingleFile(t *testing.T, b tensor.Backend, root string) *unet.Model {
 // goldenCases runs every case (hooks on the first) with a model from the
 // folder and one from the single file.
 func goldenCases(t *testing.T, b tensor.Backend) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	g := openGoldens(t, root)
 	t.Run("folder", func(t *testing.T) {
 		m := loadFolder(t, b, root)
@@ -255,13 +212,13 @@ func goldenCases(t *testing.T, b tensor.Backend) {
 // output of the first, with diffusers' on CPU and GL.
 func TestGoldens(t *testing.T) {
 	t.Run("cpu", func(t *testing.T) { goldenCases(t, cpu.New()) })
-	t.Run("gl", func(t *testing.T) { goldenCases(t, openGL(t)) })
+	t.Run("gl", func(t *testing.T) { goldenCases(t, gltest.Backend(t)) })
 }
 
 // TestForwardFreesIntermediates checks that a forward pass leaves nothing
 // on the device but its output.
 func TestForwardFreesIntermediates(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	g := openGoldens(t, root)
 	b := cpu.New()
 	m := loadFolder(t, b, root)
@@ -306,7 +263,7 @@ func TestForwardFreesIntermediates(t *testing.T) {
 
 // TestForwardRejectsBadInputs checks the shape errors name the input.
 func TestForwardRejectsBadInputs(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	g := openGoldens(t, root)
 	b := cpu.New()
 	m := loadFolder(t, b, root)
@@ -340,7 +297,7 @@ func TestForwardRejectsBadInputs(t *testing.T) {
 // TestLoadIsStrict checks that a missing key and an unused key are errors
 // that name the key.
 func TestLoadIsStrict(t *testing.T) {
-	root := fixtureRoot(t)
+	root := fixtures.Root(t)
 	cfg, err := sdxl.LoadConfig(filepath.Join(root, "model"))
 	if err != nil {
 		t.Fatal(err)

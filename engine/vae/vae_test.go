@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"lorastudio/engine/cpu"
-	"lorastudio/engine/device"
 	"lorastudio/engine/internal/fixtures"
+	"lorastudio/engine/internal/gltest"
 	"lorastudio/engine/nn"
 	"lorastudio/engine/rng"
 	"lorastudio/engine/safetensors"
@@ -153,21 +153,6 @@ func testDecode(t *testing.T, b tensor.Backend) {
 
 func TestDecodeCPU(t *testing.T) { testDecode(t, cpu.New()) }
 
-// openGL returns the GL backend, skipping when no context can be made unless
-// LORASTUDIO_REQUIRE_GL=1.
-func openGL(t *testing.T) tensor.Backend {
-	t.Helper()
-	b, err := device.Open("gl")
-	if err != nil {
-		if os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" {
-			t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but: %v", err)
-		}
-		t.Skipf("no GL context: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
-
 // testEncode encodes the golden image on b and checks the distribution, the
 // seeded sample and every hooked intermediate.
 func testEncode(t *testing.T, b tensor.Backend) {
@@ -206,9 +191,9 @@ func testEncode(t *testing.T, b tensor.Backend) {
 
 func TestEncodeCPU(t *testing.T) { testEncode(t, cpu.New()) }
 
-func TestDecodeGL(t *testing.T) { testDecode(t, openGL(t)) }
+func TestDecodeGL(t *testing.T) { testDecode(t, gltest.Backend(t)) }
 
-func TestEncodeGL(t *testing.T) { testEncode(t, openGL(t)) }
+func TestEncodeGL(t *testing.T) { testEncode(t, gltest.Backend(t)) }
 
 // TestLoadPaths loads the fixture VAE from the vae folder and from the
 // single-file checkpoint (Stability layout) and checks both decode like the
@@ -379,7 +364,7 @@ func TestReadConfig(t *testing.T) {
 // TestTiledGL: tiled encode and decode on GL agree with the CPU's and leave
 // nothing behind on either device.
 func TestTiledGL(t *testing.T) {
-	gl := openGL(t)
+	gl := gltest.Backend(t)
 	c := cpu.New()
 	g := openGolden(t)
 	tl := Tiling{SampleSize: 32, Overlap: 0.25}

@@ -17,6 +17,7 @@ import (
 	"lorastudio/engine/cpu"
 	"lorastudio/engine/device"
 	"lorastudio/engine/internal/fixtures"
+	"lorastudio/engine/internal/gltest"
 	"lorastudio/engine/rng"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sched"
@@ -272,21 +273,6 @@ func absInt(x int) int {
 	return x
 }
 
-// openGL opens the GL backend; it skips only when there is no GL context
-// and LORASTUDIO_REQUIRE_GL is not "1".
-func openGL(t *testing.T) tensor.Backend {
-	t.Helper()
-	b, err := device.Open("gl")
-	if err != nil {
-		if os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" {
-			t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but: %v", err)
-		}
-		t.Skipf("no GL context: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
-
 func load(t *testing.T, b tensor.Backend, path string, opts pipeline.Options) *pipeline.Pipeline {
 	t.Helper()
 	p, err := pipeline.Load(b, path, opts)
@@ -313,7 +299,7 @@ func TestGoldens(t *testing.T) {
 
 func backend(t *testing.T, kind string) tensor.Backend {
 	if kind == "gl" {
-		return openGL(t)
+		return gltest.Backend(t)
 	}
 	return cpu.New()
 }

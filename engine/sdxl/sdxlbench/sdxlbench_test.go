@@ -3,15 +3,14 @@ package sdxlbench
 import (
 	"bytes"
 	"math"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
 	"lorastudio/engine/cpu"
-	"lorastudio/engine/device"
 	"lorastudio/engine/half"
+	"lorastudio/engine/internal/gltest"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/sdxl/demo"
 )
@@ -178,14 +177,7 @@ func TestRandomSourceParallel(t *testing.T) {
 // the warm-up, work synced before each clock stop), with the tensor limit
 // taken from the context.
 func TestRunTinyGL(t *testing.T) {
-	b, err := device.Open("gl")
-	if err != nil {
-		if os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" {
-			t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but no GL context: %v", err)
-		}
-		t.Skipf("no GL 4.3 context (set LORASTUDIO_REQUIRE_GL=1 to fail instead): %v", err)
-	}
-	defer b.Close()
+	b := gltest.Backend(t)
 	if l := glLimit(b); l <= 0 {
 		t.Errorf("GL tensor limit %d, want the context's shader-storage limit", l)
 	}
