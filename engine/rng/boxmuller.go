@@ -1,6 +1,9 @@
 package rng
 
-import "math"
+import (
+	"lorastudio/engine/internal/fma"
+	"math"
+)
 
 // This file reproduces, lane by lane, the float32 Box–Muller of torch's AVX2
 // randn kernel (normal_fill_16_AVX2). torch takes its logarithm, sine and
@@ -42,36 +45,6 @@ const (
 	cosC2      = float32(4.166664568298827e-2)
 )
 
-// fma32 returns a·b + c rounded once to float32, as a hardware float32 FMA.
-// The product of two float32 is exact in float64; the float64 sum is
-// corrected when it sits exactly on a float32 rounding tie that the exact
-// sum does not.
-func fma32(a, b, c float32) float32 {
-	p := float64(a) * float64(b)
-	s := p + float64(c)
-	// exact error of the addition (Knuth's TwoSum)
-	bv := s - p
-	e := (p - (s - bv)) + (float64(c) - bv)
-	if e != 0 {
-		r := float32(s)
-		if float64(r) != s {
-			other := math.Nextafter32(r, float32(math.Inf(1)))
-			if float64(r) > s {
-				other = math.Nextafter32(r, float32(math.Inf(-1)))
-			}
-			if (float64(r)+float64(other))/2 == s {
-				// break the false tie toward the exact value
-				if e > 0 {
-					s = math.Nextafter(s, math.Inf(1))
-				} else {
-					s = math.Nextafter(s, math.Inf(-1))
-				}
-			}
-		}
-	}
-	return float32(s)
-}
-
 // mul32 is an unfused float32 product (the conversion forbids fusion).
 func mul32(a, b float32) float32 { return float32(a * b) }
 
@@ -93,21 +66,21 @@ func cephesLog(x float32) float32 {
 	m = m - 1
 	m = m + keep
 	z := mul32(m, m)
-	y := fma32(logP0, m, logP1)
-	y = fma32(y, m, logP2)
-	y = fma32(y, m, logP3)
-	y = fma32(y, m, logP4)
-	y = fma32(y, m, logP5)
-	y = fma32(y, m, logP6)
-	y = fma32(y, m, logP7)
-	y = fma32(y, m, logP8)
+	y := fma.Float32(logP0, m, logP1)
+	y = fma.Float32(y, m, logP2)
+	y = fma.Float32(y, m, logP3)
+	y = fma.Float32(y, m, logP4)
+	y = fma.Float32(y, m, logP5)
+	y = fma.Float32(y, m, logP6)
+	y = fma.Float32(y, m, logP7)
+	y = fma.Float32(y, m, logP8)
 	y = mul32(y, m)
 	// y·z + e·q1: the first product (y·z) is the one fused
-	y = fma32(y, z, mul32(e, logQ1))
+	y = fma.Float32(y, z, mul32(e, logQ1))
 	// y − z/2 (z·0.5 is exact)
-	y = fma32(-z, 0.5, y)
+	y = fma.Float32(-z, 0.5, y)
 	r := m + y
-	return fma32(e, logQ2, r)
+	return fma.Float32(e, logQ2, r)
 }
 
 // cephesSinCos is avx_mathfun's sincos256_ps for one lane, x ≥ 0.
@@ -121,21 +94,21 @@ func cephesSinCos(x float32) (sin, cos float32) {
 	polySin := j&2 == 0 // sine from the sine polynomial in these octants
 
 	// x − y·π/4 in three parts ("extended precision modular arithmetic")
-	x = fma32(y, -dp1, x)
-	x = fma32(y, -dp2, x)
-	x = fma32(y, -dp3, x)
+	x = fma.Float32(y, -dp1, x)
+	x = fma.Float32(y, -dp2, x)
+	x = fma.Float32(y, -dp3, x)
 
 	z := mul32(x, x)
-	c := fma32(cosC0, z, cosC1)
-	c = fma32(c, z, cosC2)
+	c := fma.Float32(cosC0, z, cosC1)
+	c = fma.Float32(c, z, cosC2)
 	c = mul32(c, z)
-	c = fma32(c, z, -(z * 0.5)) // c·z − z/2, the product fused
+	c = fma.Float32(c, z, -(z * 0.5)) // c·z − z/2, the product fused
 	c = c + 1
 
-	s := fma32(sinC0, z, sinC1)
-	s = fma32(s, z, sinC2)
+	s := fma.Float32(sinC0, z, sinC1)
+	s = fma.Float32(s, z, sinC2)
 	s = mul32(s, z)
-	s = fma32(s, x, x)
+	s = fma.Float32(s, x, x)
 
 	if polySin {
 		sin, cos = s, c

@@ -2,6 +2,7 @@ package sched
 
 import (
 	"fmt"
+	"lorastudio/engine/internal/fma"
 	"math"
 )
 
@@ -28,9 +29,9 @@ func torchLinspace32(start, end float64, steps int) []float32 {
 	half := steps / 2
 	scalar := func(idx int) float32 {
 		if idx < half {
-			return fma32(step, float32(idx), s)
+			return fma.Float32(step, float32(idx), s)
 		}
-		return fma32(-step, float32(steps-idx-1), e)
+		return fma.Float32(-step, float32(steps-idx-1), e)
 	}
 	const vec = 8
 	i := 0
@@ -38,7 +39,7 @@ func torchLinspace32(start, end float64, steps int) []float32 {
 		for _, base := range []int{i, i + vec} {
 			b := scalar(base)
 			for k := 0; k < vec; k++ {
-				out[base+k] = fma32(float32(k), step, b)
+				out[base+k] = fma.Float32(float32(k), step, b)
 			}
 		}
 	}
@@ -46,34 +47,6 @@ func torchLinspace32(start, end float64, steps int) []float32 {
 		out[i] = scalar(i)
 	}
 	return out
-}
-
-// fma32 returns a·b + c rounded once to float32, as a hardware float32 FMA
-// (the same helper as engine/rng's): the product of two float32 is exact in
-// float64, and the float64 sum is corrected when it sits exactly on a
-// float32 rounding tie that the exact sum does not.
-func fma32(a, b, c float32) float32 {
-	p := float64(a) * float64(b)
-	s := p + float64(c)
-	bv := s - p
-	e := (p - (s - bv)) + (float64(c) - bv) // exact error of the sum (TwoSum)
-	if e != 0 {
-		r := float32(s)
-		if float64(r) != s {
-			other := math.Nextafter32(r, float32(math.Inf(1)))
-			if float64(r) > s {
-				other = math.Nextafter32(r, float32(math.Inf(-1)))
-			}
-			if (float64(r)+float64(other))/2 == s {
-				if e > 0 {
-					s = math.Nextafter(s, math.Inf(1))
-				} else {
-					s = math.Nextafter(s, math.Inf(-1))
-				}
-			}
-		}
-	}
-	return float32(s)
 }
 
 // betas returns the config's beta schedule as diffusers' float32 tensor.
