@@ -667,10 +667,7 @@ func (s *DatasetScreen) refreshWarnings() {
 		if it.Err != nil {
 			s.warnings = append(s.warnings, warningRow{it.Rel, fmt.Sprintf("%s: unreadable — %v", it.Rel, it.Err)})
 		}
-		if it.CaptionErr != nil {
-			s.warnings = append(s.warnings, warningRow{it.Rel, fmt.Sprintf("%s: caption file unusable — %v", it.Rel, it.CaptionErr)})
-		}
-		for _, w := range it.Warnings {
+		for _, w := range it.Warnings { // includes the caption file's problem (Item.CaptionErr)
 			if small[it.Rel] && strings.Contains(w, "small") {
 				continue
 			}

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,6 +43,20 @@ func TestOpenShowsFirstImageProgressAndWarnings(t *testing.T) {
 	}
 	if len(s.visible) != 5 {
 		t.Errorf("grid shows %d images, want 5", len(s.visible))
+	}
+	// a caption file that is not UTF-8 is one warning, named once
+	if err := os.WriteFile(filepath.Join(dir, "b.txt"), []byte("caf\xe9"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.Rescan()
+	n := 0
+	for _, w := range s.warnings {
+		if strings.HasPrefix(w.text, "b.png:") && strings.Contains(w.text, "UTF-8") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d warnings about b.txt not being UTF-8, want 1: %v", n, s.warnings)
 	}
 	if m.Window.Title() != Title+" — "+filepath.Base(dir) {
 		t.Errorf("title = %q", m.Window.Title())
