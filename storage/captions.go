@@ -574,3 +574,137 @@ func (db *DB) UndoBatch(batchID int64, write func(imageID int64, text string) er
 	}
 	return count, nil
 }
+
+// DiskCaption is one image of a dataset as found on disk, for RecordDiskCaptions.
+type DiskCaption struct {
+	Rel           string // slash-separated path relative to the dataset root
+	Width, Height int    // pixel size from the image header
+	Text          string // the caption file's text; "" = no caption file (or an empty one)
+	Recordable    bool   // the caption could be read as UTF-8 text; false = only the image row is made
+}
+
+// RecordDiskCaptions brings the history of a dataset up to date with its caption files, in
+// one transaction. Every image gets a row (a new one with an empty hash, for the caller to
+// fill in later with EnsureImage; an existing one keeps its hash and gets the new size). For
+// every Recordable caption: an image with no revision and a non-empty text gets an import
+// state; an image whose newest revision's text differs from Text gets an external state made
+// on its current state. It returns the image ids in the order of caps and how many
+// revisions it added; a dataset unchanged since the last call gets none and no writes.
+func (db *DB) RecordDiskCaptions(datasetID int64, caps []DiskCaption) ([]int64, int, error) {
+	type known struct {
+		id            int64
+		width, height int
+	}
+	type latest struct {
+		text  string
+		state int64
+	}
+	ids := make([]int64, len(caps))
+	added := 0
+	err := db.writeTx(func(tx *sql.Tx) error {
+		images := map[string]known{}
+		rows, err := tx.Query(`SELECT id, rel, width, height FROM images WHERE dataset_id = ?`, datasetID)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var k known
+			var rel string
+			if err := rows.Scan(&k.id, &rel, &k.width, &k.height); err != nil {
+				rows.Close()
+				return err
+			}
+			images[rel] = k
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		heads := map[int64]latest{}
+		rows, err = tx.Query(`SELECT r.image_id, r.text, r.state_id FROM caption_revisions r JOIN images i ON i.id = r.image_id
+			WHERE i.dataset_id = ? AND r.id = (SELECT max(id) FROM caption_revisions WHERE image_id = r.image_id)`, datasetID)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id int64
+			var l latest
+			var state sql.NullInt64
+			if err := rows.Scan(&id, &l.text, &state); err != nil {
+				rows.Close()
+				return err
+			}
+			l.state = state.Int64
+			heads[id] = l
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var insert, resize *sql.Stmt
+		defer func() {
+			for _, st := range []*sql.Stmt{insert, resize} {
+				if st != nil {
+					st.Close()
+				}
+			}
+		}()
+		t := now()
+		for i, c := range caps {
+			if c.Rel == "" {
+				return fmt.Errorf("image path in dataset %d is empty", datasetID)
+			}
+			k, ok := images[c.Rel]
+			switch {
+			case !ok:
+				if insert == nil {
+					if insert, err = tx.Prepare(`INSERT INTO images (dataset_id, rel, hash, width, height, created_at)
+						VALUES (?, ?, '', ?, ?, ?) RETURNING id`); err != nil {
+						return err
+					}
+				}
+				if err := insert.QueryRow(datasetID, c.Rel, c.Width, c.Height, t).Scan(&k.id); err != nil {
+					return fmt.Errorf("image %q: %w", c.Rel, err)
+				}
+				k.width, k.height = c.Width, c.Height
+				images[c.Rel] = k
+			case k.width != c.Width || k.height != c.Height:
+				if resize == nil {
+					if resize, err = tx.Prepare(`UPDATE images SET width = ?, height = ? WHERE id = ?`); err != nil {
+						return err
+					}
+				}
+				if _, err := resize.Exec(c.Width, c.Height, k.id); err != nil {
+					return fmt.Errorf("image %q: %w", c.Rel, err)
+				}
+				k.width, k.height = c.Width, c.Height
+				images[c.Rel] = k
+			}
+			ids[i] = k.id
+			if !c.Recordable || !utf8.ValidString(c.Text) {
+				continue
+			}
+			head, has := heads[k.id]
+			var origin Origin
+			switch {
+			case !has && c.Text != "":
+				origin = OriginImport
+			case has && head.text != c.Text:
+				origin = OriginExternal
+			default:
+				continue
+			}
+			rev, err := insertState(tx, k.id, c.Text, origin, 0, head.state, 0)
+			if err != nil {
+				return fmt.Errorf("caption of image %q: %w", c.Rel, err)
+			}
+			heads[k.id] = latest{text: rev.Text, state: rev.ID}
+			added++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, db.errf(err, "recording the captions on disk of dataset %d", datasetID)
+	}
+	return ids, added, nil
+}

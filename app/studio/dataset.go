@@ -83,7 +83,9 @@ func (d *Dataset) install(res *scanResult) {
 	d.others = res.others
 }
 
-// Rescan reads the folder again, picking up added and removed files.
+// Rescan reads the folder again, picking up added and removed files, and
+// records in the history every caption not yet in it or changed on disk
+// since (see recordAll).
 func (d *Dataset) Rescan() error {
 	res, err := scanDataset(d.root)
 	if err != nil {
@@ -92,6 +94,31 @@ func (d *Dataset) Rescan() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.install(res)
+	return d.recordAll()
+}
+
+// recordAll registers every image in the database and records, in one
+// transaction, each caption on disk the history does not hold yet: as
+// import when the image has no revision, as external when it differs from
+// the newest one. So a caption is in the history from the moment the
+// dataset is opened, and another program rewriting it later cannot lose
+// it. Captions that cannot be read as UTF-8 text are left out (they stay
+// warned about and untouched). Image hashes are not computed here: track
+// fills them in on first use, keeping opening fast.
+func (d *Dataset) recordAll() error {
+	caps := make([]storage.DiskCaption, len(d.order))
+	for i, rel := range d.order {
+		e := d.items[rel]
+		caps[i] = storage.DiskCaption{Rel: rel, Width: e.item.Width, Height: e.item.Height,
+			Text: e.disk.data, Recordable: e.item.CaptionErr == nil && utf8.ValidString(e.disk.data)}
+	}
+	ids, _, err := d.db.RecordDiskCaptions(d.id, caps)
+	if err != nil {
+		return fmt.Errorf("dataset %s: %w", d.root, err)
+	}
+	for i, rel := range d.order {
+		d.items[rel].imageID = ids[i]
+	}
 	return nil
 }
 
@@ -215,9 +242,11 @@ func hashFile(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// track registers the image in the database (hashing it) on first use.
+// track registers the image in the database on first use and fills in its
+// content hash the first time this Dataset needs the image (opening a
+// dataset registers images without hashing them).
 func (d *Dataset) track(e *entry) (int64, error) {
-	if e.imageID != 0 {
+	if e.imageID != 0 && e.item.Hash != "" {
 		return e.imageID, nil
 	}
 	hash := e.item.Hash

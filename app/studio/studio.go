@@ -64,8 +64,10 @@ func (s *Studio) DB() *storage.DB { return s.db }
 // Thumbnails returns the studio's thumbnail maker.
 func (s *Studio) Thumbnails() *Thumbnailer { return s.thumbs }
 
-// OpenDataset scans a dataset folder (either layout), registers it in the
-// database and remembers it as the last dataset.
+// OpenDataset scans a dataset folder (either layout), registers it and its
+// images in the database, records every caption the history does not hold
+// yet (import, or external when changed since) and remembers it as the last
+// dataset.
 func (s *Studio) OpenDataset(dir string) (*Dataset, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -84,6 +86,9 @@ func (s *Studio) OpenDataset(dir string) (*Dataset, error) {
 	}
 	d := &Dataset{st: s, db: s.db, root: abs, id: rec.ID}
 	d.install(res)
+	if err := d.recordAll(); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
