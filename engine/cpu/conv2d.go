@@ -1,6 +1,11 @@
 package cpu
 
-import "lorastudio/engine/tensor"
+import (
+	"runtime"
+	"sync"
+
+	"lorastudio/engine/tensor"
+)
 
 // convGeom is one Conv2D call's sizes.
 type convGeom struct {
@@ -11,12 +16,13 @@ type convGeom struct {
 func (g convGeom) ckk() int { return g.Cin * g.KH * g.KW }
 func (g convGeom) hw() int  { return g.Ho * g.Wo }
 
-// colBuffer returns the im2col block buffer, or nil for a pointwise conv.
+// colBuffer returns the im2col block buffer for chunks of chunk pixels, or
+// nil for a pointwise conv.
 func (g convGeom) colBuffer() []float32 {
 	if g.pointwise() {
 		return nil
 	}
-	return make([]float32, g.ckk()*min(convChunk, g.hw()))
+	return make([]float32, g.ckk()*min(g.chunk(), g.hw()))
 }
 
 // pointwise reports a 1x1, stride 1, unpadded conv, which needs no im2col.
@@ -24,30 +30,71 @@ func (g convGeom) pointwise() bool {
 	return g.KH == 1 && g.KW == 1 && g.S == 1 && g.PT == 0 && g.PL == 0 && g.Ho == g.H && g.Wo == g.W
 }
 
-// convChunk is how many output pixels one im2col block covers, so the
-// column buffer stays (Cin*kh*kw, convChunk) however large the image is.
-const convChunk = 2048
+// Output pixels per im2col block: the column buffer (Cin*kh*kw, chunk) aims
+// at convColBytes so it stays in cache, with at least convChunkMin pixels
+// for the sgemm's sake and at most convChunkMax.
+const (
+	convColBytes = 1 << 20
+	convChunkMin = 256
+	convChunkMax = 2048
+)
+
+// chunk is how many output pixels one im2col block covers.
+func (g convGeom) chunk() int {
+	c := convColBytes / 4 / max(g.ckk(), 1)
+	return max(convChunkMin, min(convChunkMax, c&^15))
+}
 
 // im2col fills col (Cin*kh*kw, p1-p0) with output pixels [p0, p1) of one
-// image x (Cin, H, W): col[(c*kh+i)*kw+j, p-p0] = x[c, oh*S-PT+i, ow*S-PL+j]
-// where p = oh*Wo+ow, zero outside the image.
+// image x (Cin, H, W), spreading the rows over the workers.
 func im2col(g convGeom, x, col []float32, p0, p1 int) {
+	parallelFor(g.ckk(), p1-p0, func(lo, hi int) { im2colRows(g, x, col, p0, p1, lo, hi) })
+}
+
+// im2colRows fills rows [r0, r1) of col (Cin*kh*kw, p1-p0):
+// col[(c*kh+i)*kw+j, p-p0] = x[c, oh*S-PT+i, ow*S-PL+j] where p = oh*Wo+ow,
+// zero outside the image. It walks the pixels one output row segment at a
+// time, so a stride-1 row is one copy between two zero fills.
+func im2colRows(g convGeom, x, col []float32, p0, p1, r0, r1 int) {
 	n := p1 - p0
-	parallelFor(g.ckk(), n, func(lo, hi int) {
-		for row := lo; row < hi; row++ {
-			c, i, j := row/(g.KH*g.KW), row/g.KW%g.KH, row%g.KW
-			dst := col[row*n : (row+1)*n]
-			for p := p0; p < p1; p++ {
-				oh, ow := p/g.Wo, p%g.Wo
-				ih, iw := oh*g.S-g.PT+i, ow*g.S-g.PL+j
-				if ih < 0 || ih >= g.H || iw < 0 || iw >= g.W {
-					dst[p-p0] = 0
-				} else {
-					dst[p-p0] = x[(c*g.H+ih)*g.W+iw]
-				}
+	for row := r0; row < r1; row++ {
+		c, i, j := row/(g.KH*g.KW), row/g.KW%g.KH, row%g.KW
+		dst := col[row*n : (row+1)*n]
+		xc := x[c*g.H*g.W : (c+1)*g.H*g.W]
+		// Output columns [owLo, owHi) read inside the image: 0 <= ow*S-PL+j < W.
+		owLo := 0
+		if d := g.PL - j; d > 0 {
+			owLo = (d + g.S - 1) / g.S
+		}
+		owHi := 0
+		if d := g.W - 1 + g.PL - j; d >= 0 {
+			owHi = d/g.S + 1
+		}
+		owHi = min(owHi, g.Wo)
+		for p := p0; p < p1; {
+			oh, ow0 := p/g.Wo, p%g.Wo
+			ow1 := min(g.Wo, ow0+p1-p)
+			seg := dst[p-p0 : p-p0+ow1-ow0]
+			p += ow1 - ow0
+			ih := oh*g.S - g.PT + i
+			lo, hi := max(owLo, ow0), min(owHi, ow1)
+			if ih < 0 || ih >= g.H || lo >= hi {
+				clear(seg)
+				continue
+			}
+			clear(seg[:lo-ow0])
+			clear(seg[hi-ow0:])
+			xr := xc[ih*g.W:]
+			iw := lo*g.S - g.PL + j
+			if g.S == 1 {
+				copy(seg[lo-ow0:hi-ow0], xr[iw:iw+hi-lo])
+				continue
+			}
+			for k := range seg[lo-ow0 : hi-ow0] {
+				seg[lo-ow0+k] = xr[iw+k*g.S]
 			}
 		}
-	})
+	}
 }
 
 // col2im adds col (Cin*kh*kw, p1-p0) for output pixels [p0, p1) back into
@@ -111,33 +158,64 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 		return nil, err
 	}
 	xv, wv := data(x), weightF32(w)
-	col := g.colBuffer()
-	for n := 0; n < g.N; n++ {
-		xn := xv[n*g.Cin*g.H*g.W : (n+1)*g.Cin*g.H*g.W]
-		on := ov[n*g.Cout*g.hw():]
-		if col == nil {
-			// 1x1: x[n] is already the (Cin, H*W) column matrix.
-			b.gemm(false, false, g.Cout, g.hw(), g.ckk(), wv, g.ckk(), xn, g.hw(), false, on, g.hw())
-			continue
-		}
-		for p0 := 0; p0 < g.hw(); p0 += convChunk {
-			p1 := min(p0+convChunk, g.hw())
-			im2col(g, xn, col, p0, p1)
-			// out[n][:, p0:p1] (Cout, p1-p0) = w (Cout, ckk) · col (ckk, p1-p0)
-			b.gemm(false, false, g.Cout, p1-p0, g.ckk(), wv, g.ckk(), col, p1-p0, false, on[p0:], g.hw())
-		}
-	}
+	var bv []float32
 	if bias != nil {
-		bv := data(bias)
-		parallelFor(g.N*g.Cout, g.hw(), func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				o, bb := ov[r*g.hw():(r+1)*g.hw()], bv[r%g.Cout]
-				for i := range o {
-					o[i] += bb
+		bv = data(bias)
+	}
+	// The pixels of every image split into chunks that the workers take
+	// whole: each fills its own column block and runs its own sgemm, so a
+	// conv with few output channels (one sgemm row block) still uses every
+	// core. Each output chunk starts as the bias and the sgemm adds onto it.
+	chunk, pw := min(g.chunk(), g.hw()), g.pointwise()
+	if pw {
+		chunk = min(convChunkMax, g.hw())
+	}
+	perImage := (g.hw() + chunk - 1) / chunk
+	if w := runtime.GOMAXPROCS(0); g.N*perImage%w != 0 && perImage < 8*w {
+		// Round the chunk count up to a multiple of the workers, so each
+		// gets the same number of (slightly smaller) chunks.
+		perImage = (g.N*perImage + w - 1) / w * w / g.N
+		perImage = max(perImage, 1)
+		chunk = (g.hw() + perImage - 1) / perImage
+		perImage = (g.hw() + chunk - 1) / chunk
+	}
+	var cols sync.Pool
+	parallelFor(g.N*perImage, g.Cout*chunk*g.ckk()/64, func(lo, hi int) {
+		var col []float32
+		if !pw {
+			cp, _ := cols.Get().(*[]float32)
+			if cp == nil {
+				s := make([]float32, g.ckk()*chunk)
+				cp = &s
+			}
+			defer cols.Put(cp)
+			col = *cp
+		}
+		for t := lo; t < hi; t++ {
+			n, p0 := t/perImage, t%perImage*chunk
+			p1 := min(p0+chunk, g.hw())
+			xn := xv[n*g.Cin*g.H*g.W : (n+1)*g.Cin*g.H*g.W]
+			on := ov[n*g.Cout*g.hw():]
+			for co := 0; co < g.Cout; co++ {
+				o := on[co*g.hw()+p0 : co*g.hw()+p1]
+				if bv == nil {
+					clear(o)
+					continue
+				}
+				for k := range o {
+					o[k] = bv[co]
 				}
 			}
-		})
-	}
+			if pw {
+				// 1x1: x[n] is already the (Cin, H*W) column matrix.
+				b.gemm(false, false, g.Cout, p1-p0, g.ckk(), wv, g.ckk(), xn[p0:], g.hw(), true, on[p0:], g.hw())
+				continue
+			}
+			im2colRows(g, xn, col, p0, p1, 0, g.ckk())
+			// out[n][:, p0:p1] (Cout, p1-p0) += w (Cout, ckk) · col (ckk, p1-p0)
+			b.gemm(false, false, g.Cout, p1-p0, g.ckk(), wv, g.ckk(), col, p1-p0, true, on[p0:], g.hw())
+		}
+	})
 	return out, nil
 }
 
@@ -182,8 +260,8 @@ func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParam
 				b.gemm(false, true, g.Cout, g.ckk(), g.hw(), dn, g.hw(), xn, g.hw(), n > 0, dwv, g.ckk())
 				continue
 			}
-			for p0 := 0; p0 < g.hw(); p0 += convChunk {
-				p1 := min(p0+convChunk, g.hw())
+			for p0 := 0; p0 < g.hw(); p0 += g.chunk() {
+				p1 := min(p0+g.chunk(), g.hw())
 				im2col(g, xn, col, p0, p1)
 				// dw (Cout, ckk) += dout[n][:, p0:p1] (Cout, p1-p0) · colᵀ (p1-p0, ckk)
 				b.gemm(false, true, g.Cout, g.ckk(), p1-p0, dn[p0:], g.hw(), col, p1-p0, n > 0 || p0 > 0, dwv, g.ckk())
@@ -203,8 +281,8 @@ func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParam
 				b.gemm(true, false, g.ckk(), g.hw(), g.Cout, wv, g.ckk(), dn, g.hw(), false, dxn, g.hw())
 				continue
 			}
-			for p0 := 0; p0 < g.hw(); p0 += convChunk {
-				p1 := min(p0+convChunk, g.hw())
+			for p0 := 0; p0 < g.hw(); p0 += g.chunk() {
+				p1 := min(p0+g.chunk(), g.hw())
 				// dcol (ckk, p1-p0) = wᵀ (ckk, Cout) · dout[n][:, p0:p1]
 				b.gemm(true, false, g.ckk(), p1-p0, g.Cout, wv, g.ckk(), dn[p0:], g.hw(), false, col, p1-p0)
 				col2im(g, col, dxn, p0, p1)
