@@ -93,3 +93,32 @@ func (db *DB) LastDataset() (int64, bool, error) {
 func (db *DB) SetLastDataset(id int64) error {
 	return db.SetSetting(KeyLastDataset, strconv.FormatInt(id, 10))
 }
+
+// KeyGenerationCacheMaxBytes is the settings key of the generation cache's size cap.
+const KeyGenerationCacheMaxBytes = "generation_cache_max_bytes"
+
+// DefaultGenerationCacheMaxBytes is the generation cache's size cap when none is set: 2 GiB.
+const DefaultGenerationCacheMaxBytes int64 = 2 << 30
+
+// GenerationCacheMaxBytes returns the size cap of the generation cache in bytes
+// (DefaultGenerationCacheMaxBytes when none is set).
+func (db *DB) GenerationCacheMaxBytes() (int64, error) {
+	s, ok, err := db.Setting(KeyGenerationCacheMaxBytes)
+	if err != nil || !ok {
+		return DefaultGenerationCacheMaxBytes, err
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("storage: %s: setting %q holds %q, not a positive number of bytes", db.path, KeyGenerationCacheMaxBytes, s)
+	}
+	return n, nil
+}
+
+// SetGenerationCacheMaxBytes sets the size cap of the generation cache; n must be positive.
+// It does not evict anything itself.
+func (db *DB) SetGenerationCacheMaxBytes(n int64) error {
+	if n <= 0 {
+		return fmt.Errorf("storage: %s: generation cache size cap %d: must be a positive number of bytes", db.path, n)
+	}
+	return db.SetSetting(KeyGenerationCacheMaxBytes, strconv.FormatInt(n, 10))
+}

@@ -94,6 +94,10 @@ type GenerateResult struct {
 	Model        string // the model used (absolute path)
 	Parameters   string // the A1111 infotext written into the PNG
 	GenerationID int64  // the history row
+	// CacheErr is set when the generation succeeded but trimming the
+	// generation cache to its size cap afterwards failed (the image and its
+	// history row are fine); show it as a warning.
+	CacheErr error
 }
 
 // DefaultGenerateRequest returns the tutorial's defaults: 25 steps of
@@ -568,7 +572,9 @@ func (s *Studio) Generate(ctx context.Context, req GenerateRequest, progress fun
 // with an A1111 "parameters" text chunk. An identical earlier request (same
 // model and LoRA contents, weights, prompts, seed, steps, CFG, sampler, size
 // and engine version) is answered from the cache at once unless NoCache.
-// Every generation, cached or not, is recorded in the history. progress, if
+// Every generation, cached or not, is recorded in the history. A new cache
+// entry may evict the least recently used ones (see TrimGenerationCache);
+// a cache hit makes its entry the most recently used. progress, if
 // not nil, is called after every step. Cancelling ctx stops at the next step
 // and leaves no output. The output is written atomically.
 func (g *Generator) Generate(ctx context.Context, req GenerateRequest, progress func(step, steps int, preview image.Image)) (GenerateResult, error) {
@@ -641,7 +647,15 @@ func (g *Generator) Generate(ctx context.Context, req GenerateRequest, progress 
 			return GenerateResult{}, err
 		}
 	}
-	return s.record(req, r, res, start)
+	res, err = s.record(req, r, res, start)
+	if err != nil {
+		return res, err
+	}
+	// A new entry may take the cache over its cap: evict the least recently used.
+	if _, err := s.TrimGenerationCache(r.key); err != nil {
+		res.CacheErr = err
+	}
+	return res, nil
 }
 
 // fromCache copies the cached image of key to out, if the cache has one whose

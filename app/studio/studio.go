@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"lorastudio/storage"
 )
@@ -25,6 +26,7 @@ type Studio struct {
 	dataDir string
 	db      *storage.DB
 	thumbs  *Thumbnailer
+	cacheMu sync.Mutex // serialises generation cache trimming
 }
 
 // Open opens the studio on dataDir: <dataDir>/lorastudio.db and the
