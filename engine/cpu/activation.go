@@ -45,10 +45,17 @@ func (b *Backend) Activation(x *tensor.Tensor, f tensor.Act) (*tensor.Tensor, er
 	if err := checkAct(f.String(), f); err != nil {
 		return nil, err
 	}
-	return b.mapF32(f.String(), x, func(v float32) float32 {
-		y, _ := actF(f, float64(v))
-		return float32(y)
-	})
+	op := f.String()
+	v, err := b.f32s(op, []string{"x"}, x)
+	if err != nil {
+		return nil, err
+	}
+	out, ov, err := b.newF32(op, x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	parallelFor(len(ov), 8, func(lo, hi int) { actForward(f, ov[lo:hi], v[0][lo:hi]) })
+	return out, nil
 }
 
 // ActivationBackward returns dx = dout * f'(x).
@@ -110,10 +117,10 @@ func (b *Backend) GEGLU(x *tensor.Tensor, f tensor.Act) (*tensor.Tensor, error) 
 	xv := v[0]
 	parallelFor(len(ov)/F, F, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			h, g := xv[2*r*F:2*r*F+F], xv[2*r*F+F:2*r*F+2*F]
-			for j := 0; j < F; j++ {
-				y, _ := actF(f, float64(g[j]))
-				ov[r*F+j] = float32(float64(h[j]) * y)
+			h, g, o := xv[2*r*F:2*r*F+F], xv[2*r*F+F:2*r*F+2*F], ov[r*F:r*F+F]
+			actForward(f, o, g)
+			for j, hj := range h {
+				o[j] *= hj
 			}
 		}
 	})
