@@ -641,9 +641,9 @@ func (db *DB) RecordDiskCaptions(datasetID int64, caps []DiskCaption) ([]int64, 
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		var insert, resize *sql.Stmt
+		var insert, resize, addRev, setState *sql.Stmt
 		defer func() {
-			for _, st := range []*sql.Stmt{insert, resize} {
+			for _, st := range []*sql.Stmt{insert, resize, addRev, setState} {
 				if st != nil {
 					st.Close()
 				}
@@ -694,11 +694,24 @@ func (db *DB) RecordDiskCaptions(datasetID int64, caps []DiskCaption) ([]int64, 
 			default:
 				continue
 			}
-			rev, err := insertState(tx, k.id, c.Text, origin, 0, head.state, 0)
-			if err != nil {
+			// insertState's two statements, prepared once for the whole dataset.
+			if addRev == nil {
+				if addRev, err = tx.Prepare(`INSERT INTO caption_revisions (image_id, text, origin, created_at, parent_id)
+					VALUES (?, ?, ?, ?, ?) RETURNING id`); err != nil {
+					return err
+				}
+				if setState, err = tx.Prepare(`UPDATE caption_revisions SET state_id = id WHERE id = ?`); err != nil {
+					return err
+				}
+			}
+			var rev int64
+			if err := addRev.QueryRow(k.id, c.Text, string(origin), t, nullID(head.state)).Scan(&rev); err != nil {
 				return fmt.Errorf("caption of image %q: %w", c.Rel, err)
 			}
-			heads[k.id] = latest{text: rev.Text, state: rev.ID}
+			if _, err := setState.Exec(rev); err != nil {
+				return fmt.Errorf("caption of image %q: %w", c.Rel, err)
+			}
+			heads[k.id] = latest{text: c.Text, state: rev}
 			added++
 		}
 		return nil
