@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"math/rand"
 	"testing"
 
 	"lorastudio/engine/tensor"
@@ -36,7 +37,12 @@ func TestActForward(t *testing.T) {
 func BenchmarkActivation(bm *testing.B) {
 	b := New()
 	const n = 64 * 128 * 128
-	x, _ := b.Upload(make([]float32, n), tensor.Shape{1, 64, 128, 128}, tensor.F32)
+	v := make([]float32, n)
+	rng := rand.New(rand.NewSource(1))
+	for i := range v {
+		v[i] = float32(3 * rng.NormFloat64())
+	}
+	x, _ := b.Upload(v, tensor.Shape{1, 64, 128, 128}, tensor.F32)
 	for _, f := range []tensor.Act{tensor.SiLU, tensor.GELU, tensor.GELUTanh} {
 		bm.Run(f.String(), func(bm *testing.B) {
 			for bm.Loop() {
