@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"sync"
 
 	"lorastudio/engine/tensor"
 )
@@ -9,6 +10,10 @@ import (
 // attnBlock is how many query rows are processed at once; the score block
 // (attnBlock, Nk) is the only (query, key) buffer, never the full (Nq, Nk).
 const attnBlock = 128
+
+// attnFwdBlock is the forward's query block: one sgemm row panel (gemmMC),
+// so a worker's sgemms on it stay on that worker.
+const attnFwdBlock = gemmMC
 
 type attnGeom struct{ B, H, Nq, Nk, D int }
 
@@ -31,43 +36,47 @@ func (b *Backend) attnCheck(op string, q, k, v *tensor.Tensor, extra ...*tensor.
 func (b *Backend) attnScores(g attnGeom, qh, kh []float32, i0, rows int, scale float32, causal bool, lse, lseOut, p []float32) {
 	// p (rows, Nk) = q[i0:i0+rows] (rows, D) · kᵀ (D, Nk)
 	b.gemm(false, true, rows, g.Nk, g.D, qh[i0*g.D:], g.D, kh, g.D, false, p, g.Nk)
-	parallelFor(rows, g.Nk, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			row := p[r*g.Nk : (r+1)*g.Nk]
-			vis := g.Nk
-			if causal {
-				vis = min(i0+r+1, g.Nk)
-			}
-			sc := row[:vis]
-			if lse != nil {
-				// Backward: P = exp(scale*s - lse) from the saved log-sum-exp.
-				l := lse[i0+r]
-				for j, s := range sc {
-					sc[j] = expf(s*scale - l)
-				}
-			} else {
-				// Forward: one exp per score, then normalize; lse = m + log Σ.
-				m := float32(math.Inf(-1))
-				for j, s := range sc {
-					s *= scale
-					sc[j] = s
-					m = max(m, s)
-				}
-				var sum float64
-				for j, s := range sc {
-					e := expf(s - m)
-					sc[j] = e
-					sum += float64(e)
-				}
-				inv := float32(1 / sum)
-				for j := range sc {
-					sc[j] *= inv
-				}
-				lseOut[i0+r] = float32(float64(m) + math.Log(sum))
-			}
-			clear(row[vis:])
+	parallelFor(rows, g.Nk, func(lo, hi int) { attnRows(g, i0, lo, hi, scale, causal, lse, lseOut, p) })
+}
+
+// attnRows turns rows [lo, hi) of the raw scores p (rows, Nk) of query rows
+// starting at i0 into probabilities; see attnScores.
+func attnRows(g attnGeom, i0, lo, hi int, scale float32, causal bool, lse, lseOut, p []float32) {
+	for r := lo; r < hi; r++ {
+		row := p[r*g.Nk : (r+1)*g.Nk]
+		vis := g.Nk
+		if causal {
+			vis = min(i0+r+1, g.Nk)
 		}
-	})
+		sc := row[:vis]
+		if lse != nil {
+			// Backward: P = exp(scale*s - lse) from the saved log-sum-exp.
+			l := lse[i0+r]
+			for j, s := range sc {
+				sc[j] = expf(s*scale - l)
+			}
+		} else {
+			// Forward: one exp per score, then normalize; lse = m + log Σ.
+			m := float32(math.Inf(-1))
+			for j, s := range sc {
+				s *= scale
+				sc[j] = s
+				m = max(m, s)
+			}
+			var sum float64
+			for j, s := range sc {
+				e := expf(s - m)
+				sc[j] = e
+				sum += float64(e)
+			}
+			inv := float32(1 / sum)
+			for j := range sc {
+				sc[j] *= inv
+			}
+			lseOut[i0+r] = float32(float64(m) + math.Log(sum))
+		}
+		clear(row[vis:])
+	}
 }
 
 // Attention is softmax(scale·q·kᵀ)·v per (batch, head), query rows in
@@ -88,19 +97,33 @@ func (b *Backend) Attention(q, k, v *tensor.Tensor, scale float32, causal bool) 
 		return nil, nil, err
 	}
 	qv, kv, vv := data(q), data(k), data(v)
-	p := make([]float32, min(attnBlock, g.Nq)*g.Nk)
-	for h := 0; h < g.B*g.H; h++ {
-		// qh, oh are (Nq, D); kh, vh are (Nk, D); lh is (Nq).
-		qh, oh := qv[h*g.Nq*g.D:(h+1)*g.Nq*g.D], ov[h*g.Nq*g.D:(h+1)*g.Nq*g.D]
-		kh, vh := kv[h*g.Nk*g.D:(h+1)*g.Nk*g.D], vv[h*g.Nk*g.D:(h+1)*g.Nk*g.D]
-		lh := lv[h*g.Nq : (h+1)*g.Nq]
-		for i0 := 0; i0 < g.Nq; i0 += attnBlock {
-			rows := min(attnBlock, g.Nq-i0)
-			b.attnScores(g, qh, kh, i0, rows, scale, causal, nil, lh, p)
+	// The workers take whole (head, block of attnFwdBlock query rows) tasks,
+	// each with its own score block; a block is one sgemm row panel, so
+	// its sgemms and its exps run on the worker alone.
+	blocks := (g.Nq + attnFwdBlock - 1) / attnFwdBlock
+	var ps sync.Pool
+	parallelFor(g.B*g.H*blocks, min(attnFwdBlock, g.Nq)*g.Nk*g.D, func(lo, hi int) {
+		pp, _ := ps.Get().(*[]float32)
+		if pp == nil {
+			s := make([]float32, min(attnFwdBlock, g.Nq)*g.Nk)
+			pp = &s
+		}
+		defer ps.Put(pp)
+		p := *pp
+		for t := lo; t < hi; t++ {
+			h, i0 := t/blocks, t%blocks*attnFwdBlock
+			rows := min(attnFwdBlock, g.Nq-i0)
+			// qh, oh are (Nq, D); kh, vh are (Nk, D); lh is (Nq).
+			qh, oh := qv[h*g.Nq*g.D:(h+1)*g.Nq*g.D], ov[h*g.Nq*g.D:(h+1)*g.Nq*g.D]
+			kh, vh := kv[h*g.Nk*g.D:(h+1)*g.Nk*g.D], vv[h*g.Nk*g.D:(h+1)*g.Nk*g.D]
+			lh := lv[h*g.Nq : (h+1)*g.Nq]
+			// p (rows, Nk) = q[i0:i0+rows] (rows, D) · kᵀ (D, Nk), then probabilities.
+			b.gemm(false, true, rows, g.Nk, g.D, qh[i0*g.D:], g.D, kh, g.D, false, p, g.Nk)
+			attnRows(g, i0, 0, rows, scale, causal, nil, lh, p)
 			// out[i0:i0+rows] (rows, D) = p (rows, Nk) · v (Nk, D)
 			b.gemm(false, false, rows, g.D, g.Nk, p, g.Nk, vh, g.D, false, oh[i0*g.D:], g.D)
 		}
-	}
+	})
 	return out, lse, nil
 }
 
