@@ -61,16 +61,7 @@ func im2colRows(g convGeom, x, col []float32, p0, p1, r0, r1 int) {
 		c, i, j := row/(g.KH*g.KW), row/g.KW%g.KH, row%g.KW
 		dst := col[row*n : (row+1)*n]
 		xc := x[c*g.H*g.W : (c+1)*g.H*g.W]
-		// Output columns [owLo, owHi) read inside the image: 0 <= ow*S-PL+j < W.
-		owLo := 0
-		if d := g.PL - j; d > 0 {
-			owLo = (d + g.S - 1) / g.S
-		}
-		owHi := 0
-		if d := g.W - 1 + g.PL - j; d >= 0 {
-			owHi = d/g.S + 1
-		}
-		owHi = min(owHi, g.Wo)
+		owLo, owHi := g.validCols(j)
 		for p := p0; p < p1; {
 			oh, ow0 := p/g.Wo, p%g.Wo
 			ow1 := min(g.Wo, ow0+p1-p)
@@ -97,22 +88,43 @@ func im2colRows(g convGeom, x, col []float32, p0, p1, r0, r1 int) {
 	}
 }
 
+// validCols returns the output columns [owLo, owHi) whose kernel column j
+// reads inside the image: 0 <= ow*S-PL+j < W.
+func (g convGeom) validCols(j int) (owLo, owHi int) {
+	if d := g.PL - j; d > 0 {
+		owLo = (d + g.S - 1) / g.S
+	}
+	if d := g.W - 1 + g.PL - j; d >= 0 {
+		owHi = d/g.S + 1
+	}
+	return owLo, min(owHi, g.Wo)
+}
+
 // col2im adds col (Cin*kh*kw, p1-p0) for output pixels [p0, p1) back into
-// dx (Cin, H, W): the adjoint of im2col.
+// dx (Cin, H, W): the adjoint of im2col. Workers take whole input channels;
+// like im2colRows it walks one output-row segment at a time.
 func col2im(g convGeom, col, dx []float32, p0, p1 int) {
 	n := p1 - p0
 	parallelFor(g.Cin, g.KH*g.KW*n, func(lo, hi int) {
-		for c := lo; c < hi; c++ {
-			for i := 0; i < g.KH; i++ {
-				for j := 0; j < g.KW; j++ {
-					src := col[((c*g.KH+i)*g.KW+j)*n:]
-					for p := p0; p < p1; p++ {
-						oh, ow := p/g.Wo, p%g.Wo
-						ih, iw := oh*g.S-g.PT+i, ow*g.S-g.PL+j
-						if ih >= 0 && ih < g.H && iw >= 0 && iw < g.W {
-							dx[(c*g.H+ih)*g.W+iw] += src[p-p0]
-						}
-					}
+		for row := lo * g.KH * g.KW; row < hi*g.KH*g.KW; row++ {
+			c, i, j := row/(g.KH*g.KW), row/g.KW%g.KH, row%g.KW
+			src := col[row*n : (row+1)*n]
+			dc := dx[c*g.H*g.W : (c+1)*g.H*g.W]
+			owLo, owHi := g.validCols(j)
+			for p := p0; p < p1; {
+				oh, ow0 := p/g.Wo, p%g.Wo
+				ow1 := min(g.Wo, ow0+p1-p)
+				seg := src[p-p0 : p-p0+ow1-ow0]
+				p += ow1 - ow0
+				ih := oh*g.S - g.PT + i
+				a, e := max(owLo, ow0), min(owHi, ow1)
+				if ih < 0 || ih >= g.H || a >= e {
+					continue
+				}
+				dr := dc[ih*g.W:]
+				iw := a*g.S - g.PL + j
+				for k, v := range seg[a-ow0 : e-ow0] {
+					dr[iw+k*g.S] += v
 				}
 			}
 		}

@@ -43,7 +43,8 @@ func directConv(x, w, bias []float32, N, Cin, H, W, Cout, KH, KW int, p tensor.C
 
 // TestConv2DChunks checks Conv2D against the direct sum on shapes whose
 // im2col spans several pixel chunks that start and end mid-row, with
-// padding, stride 2, several images and a pointwise conv over >2048 pixels.
+// padding, stride 2, several images and a pointwise conv over >2048 pixels,
+// and its backward by the adjoint identity.
 func TestConv2DChunks(t *testing.T) {
 	rng := rand.New(rand.NewSource(7))
 	cases := []struct {
@@ -101,6 +102,37 @@ func TestConv2DChunks(t *testing.T) {
 					t.Fatalf("element %d: got %g, want %g", i, got[i], want[i])
 				}
 			}
+			// The backward is the adjoint: with y = conv(x, w) and no bias,
+			// <dout, y> = <x, dx> = <w, dw>.
+			gv := rnd(len(want))
+			dout, err := b.Upload(gv, out.Shape(), tensor.F32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dx, dw, _, err := b.Conv2DBackward(dout, x, w, c.p, tensor.GradX|tensor.GradW)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dxv, _ := b.Download(dx)
+			dwv, _ := b.Download(dw)
+			var yDot, xDot, wDot float64
+			for i := range want {
+				y := want[i]
+				if c.bias {
+					y -= float64(bv[i/(Ho*Wo)%c.Cout])
+				}
+				yDot += float64(gv[i]) * y
+			}
+			for i := range xv {
+				xDot += float64(xv[i]) * float64(dxv[i])
+			}
+			for i := range wv {
+				wDot += float64(wv[i]) * float64(dwv[i])
+			}
+			tol := 1e-4 * math.Sqrt(float64(len(want)*c.Cin*c.K*c.K))
+			if math.Abs(xDot-yDot) > tol || math.Abs(wDot-yDot) > tol {
+				t.Fatalf("<dout, y> = %g, <x, dx> = %g, <w, dw> = %g", yDot, xDot, wDot)
+			}
 		})
 	}
 }
@@ -121,5 +153,21 @@ func BenchmarkConv2D(bm *testing.B) {
 				out.Free()
 			}
 		})
+	}
+}
+
+// BenchmarkConv2DBackward times dx and dw of a 3x3 conv at few channels
+// over a large image.
+func BenchmarkConv2DBackward(bm *testing.B) {
+	b := New()
+	x, _ := b.Upload(make([]float32, 32*128*128), tensor.Shape{1, 32, 128, 128}, tensor.F32)
+	w, _ := b.Upload(make([]float32, 32*32*9), tensor.Shape{32, 32, 3, 3}, tensor.F32)
+	dout, _ := b.Upload(make([]float32, 32*128*128), tensor.Shape{1, 32, 128, 128}, tensor.F32)
+	for bm.Loop() {
+		dx, dw, _, err := b.Conv2DBackward(dout, x, w, tensor.ConvParams(1, 1), tensor.GradX|tensor.GradW)
+		if err != nil {
+			bm.Fatal(err)
+		}
+		tensor.FreeAll(dx, dw)
 	}
 }
