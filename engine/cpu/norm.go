@@ -33,19 +33,38 @@ func (l normLayout) channel(seg, i int) int {
 	return (seg%l.perSeg)*(l.segLen/l.run) + i/l.run
 }
 
-// segStats returns the mean and rstd of one segment, accumulated in float64.
+// segStats returns the mean and rstd of one segment, accumulated in float64
+// over four independent partial sums, so the adds overlap rather than wait
+// on one another.
 func segStats(x []float32, eps float32) (mean, rstd float64) {
-	var s float64
-	for _, v := range x {
-		s += float64(v)
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		v := x[i : i+4 : i+4]
+		s0 += float64(v[0])
+		s1 += float64(v[1])
+		s2 += float64(v[2])
+		s3 += float64(v[3])
 	}
-	mean = s / float64(len(x))
-	var q float64
-	for _, v := range x {
-		d := float64(v) - mean
-		q += d * d
+	for ; i < len(x); i++ {
+		s0 += float64(x[i])
 	}
-	return mean, 1 / math.Sqrt(q/float64(len(x))+float64(eps))
+	mean = (s0 + s1 + s2 + s3) / float64(len(x))
+	var q0, q1, q2, q3 float64
+	i = 0
+	for ; i+4 <= len(x); i += 4 {
+		v := x[i : i+4 : i+4]
+		d0, d1, d2, d3 := float64(v[0])-mean, float64(v[1])-mean, float64(v[2])-mean, float64(v[3])-mean
+		q0 += d0 * d0
+		q1 += d1 * d1
+		q2 += d2 * d2
+		q3 += d3 * d3
+	}
+	for ; i < len(x); i++ {
+		d := float64(x[i]) - mean
+		q0 += d * d
+	}
+	return mean, 1 / math.Sqrt((q0+q1+q2+q3)/float64(len(x))+float64(eps))
 }
 
 func (b *Backend) normForward(op string, x, gamma, beta *tensor.Tensor, eps float32, lay func(tensor.Shape) (normLayout, error)) (*tensor.Tensor, error) {
