@@ -7,8 +7,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"lorastudio/app/studio"
 	"lorastudio/engine/device"
 	"lorastudio/engine/sdxl"
+	"lorastudio/engine/sdxl/demo"
 )
 
 // infoUsage is printed by `lorastudio info --help`.
@@ -16,7 +18,7 @@ const infoUsage = `Show which compute backend LoRA Studio uses, or what an SDXL 
 
 Usage:
   lorastudio info --device [--backend auto|cpu|gl] [--json]
-  lorastudio info MODEL [--config DIR] [--json]
+  lorastudio info [MODEL] [--config DIR] [--json]
 
 --device   describe the compute backend: GL (OpenGL 4.3 compute through a
            headless EGL context) when available, else the CPU
@@ -26,7 +28,9 @@ Usage:
            with "format" ("diffusers" or "single-file") and "components" keyed
            unet, vae, text_encoder, text_encoder_2, each with "params" and "dtype"
 MODEL      a diffusers folder (model_index.json, unet/, vae/ ...) or a
-           single-file checkpoint such as sd_xl_base_1.0.safetensors
+           single-file checkpoint such as sd_xl_base_1.0.safetensors; with
+           neither MODEL nor --device: the configured model, else the demo
+           model (random weights, written to the data directory on first use)
 --config   a diffusers folder whose config.json files give a single file's
            sizes (default: SDXL base 1.0's)
 `
@@ -34,7 +38,7 @@ MODEL      a diffusers folder (model_index.json, unet/, vae/ ...) or a
 // infoCommand runs `lorastudio info`.
 func infoCommand(args []string, stdout, stderr io.Writer) error {
 	var wantDevice, asJSON bool
-	var kind, model, configDir string
+	var kind, model, configDir, dataDir string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
@@ -51,6 +55,8 @@ func infoCommand(args []string, stdout, stderr io.Writer) error {
 				kind = args[i+1]
 			case "config":
 				configDir = args[i+1]
+			case "data-dir":
+				dataDir = args[i+1]
 			}
 			i++
 		case strings.HasPrefix(a, "--backend="):
@@ -58,6 +64,7 @@ func infoCommand(args []string, stdout, stderr io.Writer) error {
 		case strings.HasPrefix(a, "--config="):
 			configDir = strings.TrimPrefix(a, "--config=")
 		case strings.HasPrefix(a, "--data-dir="):
+			dataDir = strings.TrimPrefix(a, "--data-dir=")
 		case a == "-h" || a == "--help" || a == "help":
 			fmt.Fprint(stdout, infoUsage)
 			return nil
@@ -77,7 +84,7 @@ func infoCommand(args []string, stdout, stderr io.Writer) error {
 	case configDir != "":
 		return usageError("info: --config applies to MODEL only")
 	case !wantDevice:
-		return usageError("info: nothing to show; use 'lorastudio info --device [--json]' or 'lorastudio info MODEL'")
+		return defaultModelInfo(dataDir, asJSON, stdout, stderr)
 	}
 	inf, err := device.Describe(kind)
 	if err != nil {
@@ -126,4 +133,26 @@ func modelInfo(path, configDir string, asJSON bool, stdout io.Writer) error {
 	}
 	_, err = io.WriteString(stdout, inf.Text())
 	return err
+}
+
+// defaultModelInfo describes the model a generation without --model uses:
+// the configured one, else the demo model (saying so on stderr).
+func defaultModelInfo(dataDirFlag string, asJSON bool, stdout, stderr io.Writer) error {
+	dir, err := resolveDataDir(dataDirFlag)
+	if err != nil {
+		return err
+	}
+	s, err := studio.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	path, isDemo, err := s.ResolveModel("")
+	if err != nil {
+		return fmt.Errorf("info: %w", err)
+	}
+	if isDemo {
+		fmt.Fprintf(stderr, "no model configured: showing the %s (%s)\n", demo.Name, path)
+	}
+	return modelInfo(path, "", asJSON, stdout)
 }

@@ -58,7 +58,7 @@ func TestInfoDeviceCPUText(t *testing.T) {
 }
 
 func TestInfoUsageErrors(t *testing.T) {
-	for _, args := range [][]string{nil, {"--device", "--backend", "vulkan"}, {"--frobnicate"},
+	for _, args := range [][]string{{"--device", "--backend", "vulkan"}, {"--frobnicate"},
 		{"a.safetensors", "b.safetensors"}, {"--device", "model.safetensors"}, {"--device", "--config", "x"}} {
 		var out, errb bytes.Buffer
 		err := infoCommand(args, &out, &errb)
@@ -67,8 +67,24 @@ func TestInfoUsageErrors(t *testing.T) {
 		}
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"info"}, &out, &errb); code != exitUsage {
-		t.Errorf("lorastudio info exits %d, want %d (stderr %q)", code, exitUsage, errb.String())
+	if code := run([]string{"info", "--config", "x"}, &out, &errb); code != exitUsage {
+		t.Errorf("lorastudio info --config x exits %d, want %d (stderr %q)", code, exitUsage, errb.String())
+	}
+}
+
+// TestInfoDefaultModel: with no MODEL, info describes the demo model (written
+// on first use) and says so.
+func TestInfoDefaultModel(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--data-dir", t.TempDir(), "info", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var v map[string]any
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out.String())
+	}
+	if v["format"] != "diffusers" || !strings.Contains(errb.String(), "demo (random weights)") {
+		t.Fatalf("info with no model: %v, stderr %q", v["format"], errb.String())
 	}
 }
 
