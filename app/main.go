@@ -23,7 +23,7 @@ Usage:
   lorastudio generate --prompt TEXT --out F.png [--model PATH] [--lora F[:W]]...
                                                generate an image (see 'generate --help')
   lorastudio info --device [--json]            show which compute backend is used
-  lorastudio info MODEL [--json]               what an SDXL model holds (folder or .safetensors)
+  lorastudio info [MODEL] [--json]             what an SDXL model holds (default: the demo model)
   lorastudio bench ops [--device D] [--json]   benchmark the engine's ops
   lorastudio bench sdxl|generate [...]         full-size SDXL with random weights
   lorastudio help                              this text
