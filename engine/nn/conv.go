@@ -80,15 +80,7 @@ func (c *Conv2d) Backward(dout *tensor.Tensor) (*tensor.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := accumulate(b, &c.WeightGrad, dw); err != nil {
-		tensor.FreeAll(dx, db)
-		return nil, err
-	}
-	if err := accumulate(b, &c.BiasGrad, db); err != nil {
-		dx.Free()
-		return nil, err
-	}
-	return dx, nil
+	return accumulateParams(b, dx, &c.WeightGrad, dw, &c.BiasGrad, db)
 }
 
 // FreeCache releases what ForwardTrain kept.

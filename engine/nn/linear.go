@@ -134,15 +134,7 @@ func (l *Linear) backward(dout *tensor.Tensor, wantX bool) (*tensor.Tensor, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := accumulate(b, &l.WeightGrad, dw); err != nil {
-		tensor.FreeAll(dx, db)
-		return nil, err
-	}
-	if err := accumulate(b, &l.BiasGrad, db); err != nil {
-		tensor.FreeAll(dx)
-		return nil, err
-	}
-	return dx, nil
+	return accumulateParams(b, dx, &l.WeightGrad, dw, &l.BiasGrad, db)
 }
 
 // FreeCache releases what ForwardTrain kept (the adapter's too).

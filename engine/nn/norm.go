@@ -72,15 +72,7 @@ func (n *LayerNorm) Backward(dout *tensor.Tensor) (*tensor.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := accumulate(b, &n.WeightGrad, dg); err != nil {
-		tensor.FreeAll(dx, db)
-		return nil, err
-	}
-	if err := accumulate(b, &n.BiasGrad, db); err != nil {
-		dx.Free()
-		return nil, err
-	}
-	return dx, nil
+	return accumulateParams(b, dx, &n.WeightGrad, dg, &n.BiasGrad, db)
 }
 
 // FreeCache releases what ForwardTrain kept.
@@ -166,15 +158,7 @@ func (n *GroupNorm) Backward(dout *tensor.Tensor) (*tensor.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := accumulate(b, &n.WeightGrad, dg); err != nil {
-		tensor.FreeAll(dx, db)
-		return nil, err
-	}
-	if err := accumulate(b, &n.BiasGrad, db); err != nil {
-		dx.Free()
-		return nil, err
-	}
-	return dx, nil
+	return accumulateParams(b, dx, &n.WeightGrad, dg, &n.BiasGrad, db)
 }
 
 // FreeCache releases what ForwardTrain kept.
