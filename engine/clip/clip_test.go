@@ -409,16 +409,16 @@ func TestStrictLoading(t *testing.T) {
 
 func TestEOSPositions(t *testing.T) {
 	c := clip.Config{EosTokenID: 2}
-	pos, err := c.EOSPositions([][]int{{49406, 320, 49407, 49407}, {49406, 49407, 0, 0}})
+	pos, err := clip.EOSPositions(c, [][]int{{49406, 320, 49407, 49407}, {49406, 49407, 0, 0}})
 	if err != nil || fmt.Sprint(pos) != "[2 1]" {
 		t.Fatalf("argmax positions %v %v, want [2 1] (the first highest id)", pos, err)
 	}
 	c.EosTokenID = 49407
-	pos, err = c.EOSPositions([][]int{{49406, 320, 49407, 5}})
+	pos, err = clip.EOSPositions(c, [][]int{{49406, 320, 49407, 5}})
 	if err != nil || fmt.Sprint(pos) != "[2]" {
 		t.Fatalf("eos positions %v %v", pos, err)
 	}
-	if _, err := c.EOSPositions([][]int{{1, 2}}); err == nil {
+	if _, err := clip.EOSPositions(c, [][]int{{1, 2}}); err == nil {
 		t.Fatal("a sequence without the end token was accepted")
 	}
 }

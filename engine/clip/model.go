@@ -208,7 +208,7 @@ func (o *Output) Free() {
 // with eos_token_id 2 (the SDXL configs, written before transformers knew
 // the real end token) the first position of the highest id — the end token
 // <|endoftext|> 49407 — else the first position holding eos_token_id.
-func (c Config) EOSPositions(ids [][]int) ([]int, error) {
+func EOSPositions(c Config, ids [][]int) ([]int, error) {
 	out := make([]int, len(ids))
 	for b, seq := range ids {
 		if len(seq) == 0 {
@@ -335,7 +335,7 @@ func (m *TextModel) Forward(ids [][]int, opt Options) (*Output, error) {
 		h.Free()
 	}
 	h = nil
-	pos, err := m.Config.EOSPositions(ids)
+	pos, err := EOSPositions(m.Config, ids)
 	if err != nil {
 		return fail(err)
 	}

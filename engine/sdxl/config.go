@@ -344,6 +344,9 @@ func (c CLIPTextConfig) WithProjection() bool {
 	return len(c.Architectures) > 0 && c.Architectures[0] == "CLIPTextModelWithProjection"
 }
 
+// HeadDim returns hidden_size / num_attention_heads.
+func (c CLIPTextConfig) HeadDim() int { return c.HiddenSize / c.NumAttentionHeads }
+
 // Validate checks the config describes a CLIP text model this package can lay out.
 func (c CLIPTextConfig) Validate() error {
 	switch {
@@ -356,6 +359,8 @@ func (c CLIPTextConfig) Validate() error {
 		return fmt.Errorf("hidden_size %d is not a multiple of num_attention_heads %d", c.HiddenSize, c.NumAttentionHeads)
 	case c.HiddenAct != "quick_gelu" && c.HiddenAct != "gelu":
 		return fmt.Errorf("hidden_act %q, want quick_gelu or gelu", c.HiddenAct)
+	case c.LayerNormEps <= 0:
+		return fmt.Errorf("layer_norm_eps %g must be positive", c.LayerNormEps)
 	case c.WithProjection() && c.ProjectionDim <= 0:
 		return fmt.Errorf("projection_dim %d must be positive", c.ProjectionDim)
 	}
