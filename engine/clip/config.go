@@ -9,8 +9,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"lorastudio/engine/sdxl"
 	"os"
+
+	"lorastudio/engine/sdxl"
 )
 
 // Config is transformers' CLIPTextConfig as engine/sdxl reads it
