@@ -174,11 +174,7 @@ func captionCommand(args []string, stdout, stderr io.Writer) error {
 		return usageError("caption text is not valid UTF-8")
 	}
 
-	dataDir, err := resolveDataDir(a.dataDir)
-	if err != nil {
-		return err
-	}
-	st, err := studio.Open(dataDir)
+	st, err := openStudio(a.dataDir)
 	if err != nil {
 		return err
 	}

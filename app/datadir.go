@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"lorastudio/app/studio"
 )
 
 // dataDirEnv overrides the data directory when --data-dir is not given.
@@ -54,4 +56,14 @@ func userDataBase() (string, error) {
 		return "", err
 	}
 	return filepath.Join(home, ".local", "share"), nil
+}
+
+// openStudio opens the studio on the data directory resolveDataDir picks for
+// the --data-dir value given.
+func openStudio(dataDirFlag string) (*studio.Studio, error) {
+	dir, err := resolveDataDir(dataDirFlag)
+	if err != nil {
+		return nil, err
+	}
+	return studio.Open(dir)
 }

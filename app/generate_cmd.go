@@ -235,11 +235,7 @@ func generate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	dataDir, err := resolveDataDir(a.dataDir)
-	if err != nil {
-		return err
-	}
-	st, err := studio.Open(dataDir)
+	st, err := openStudio(a.dataDir)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 
 	fyneapp "fyne.io/fyne/v2/app"
 
-	"lorastudio/app/studio"
 	"lorastudio/assets"
 	"lorastudio/ui"
 )
@@ -95,11 +94,7 @@ func guiCommand(args []string, stderr io.Writer) (err error) {
 	if !hasDisplay() {
 		return errNoDisplay
 	}
-	dir, err := resolveDataDir(o.dataDir)
-	if err != nil {
-		return err
-	}
-	st, err := studio.Open(dir)
+	st, err := openStudio(o.dataDir)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"lorastudio/app/studio"
 	"lorastudio/engine/device"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/sdxl/demo"
@@ -138,11 +137,7 @@ func modelInfo(path, configDir string, asJSON bool, stdout io.Writer) error {
 // defaultModelInfo describes the model a generation without --model uses:
 // the configured one, else the demo model (saying so on stderr).
 func defaultModelInfo(dataDirFlag string, asJSON bool, stdout, stderr io.Writer) error {
-	dir, err := resolveDataDir(dataDirFlag)
-	if err != nil {
-		return err
-	}
-	s, err := studio.Open(dir)
+	s, err := openStudio(dataDirFlag)
 	if err != nil {
 		return err
 	}
