@@ -133,13 +133,13 @@ func TestInfoModel(t *testing.T) {
 }
 
 // fixtureRoot is the golden set: $LORASTUDIO_FIXTURES, else
-// ../shared/fixtures/sdxl-tiny, both relative to the repository root (the
+// engine/testdata/sdxl-tiny, both relative to the repository root (the
 // parent of app/, where this test runs).
 func fixtureRoot(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("LORASTUDIO_FIXTURES")
 	if dir == "" {
-		dir = filepath.Join("..", "shared", "fixtures", "sdxl-tiny")
+		dir = filepath.Join("engine", "testdata", "sdxl-tiny")
 	}
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join("..", dir)

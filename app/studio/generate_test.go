@@ -335,12 +335,12 @@ func TestConfiguredModel(t *testing.T) {
 }
 
 // fixtureDir finds the fixture set: $LORASTUDIO_FIXTURES relative to the
-// repository root, else ../shared/fixtures/sdxl-tiny beside it.
+// repository root, else engine/testdata/sdxl-tiny beside it.
 func fixtureDir(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("LORASTUDIO_FIXTURES")
 	if dir == "" {
-		dir = filepath.Join("..", "shared", "fixtures", "sdxl-tiny")
+		dir = filepath.Join("engine", "testdata", "sdxl-tiny")
 	}
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join("..", "..", dir)
