@@ -3,6 +3,7 @@ package lora
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -26,7 +27,12 @@ var kohyaComponentPrefix = map[string]string{
 // lora_up and alpha (alpha = rank, scale 1, for a layer that had none), in
 // dtype F16 or F32. A convolution's factors are written 4-D. The file is
 // written atomically; cfg must be the model the LoRA was opened for.
-func WriteKohya(path string, l *LoRA, cfg sdxl.Config, dtype safetensors.DType) error {
+//
+// The safetensors metadata holds ss_base_model_version, ss_network_module
+// and, when every layer shares them, ss_network_dim and ss_network_alpha
+// (what A1111, ComfyUI and Civitai show); metadata's entries are added to
+// those and win over them (a trainer adds ss_steps, modelspec.* ...).
+func WriteKohya(path string, l *LoRA, cfg sdxl.Config, dtype safetensors.DType, metadata map[string]string) error {
 	if dtype != safetensors.F16 && dtype != safetensors.F32 {
 		return fmt.Errorf("lora: %s: write dtype %s, want F16 or F32", path, dtype)
 	}
@@ -87,7 +93,10 @@ func WriteKohya(path string, l *LoRA, cfg sdxl.Config, dtype safetensors.DType) 
 			ts = append(ts, tensor)
 		}
 	}
-	meta := map[string]string{"ss_base_model_version": "sdxl_base_v1-0"}
+	meta := map[string]string{
+		"ss_base_model_version": "sdxl_base_v1-0",
+		"ss_network_module":     "networks.lora",
+	}
 	if len(ranks) == 1 && len(alphas) == 1 {
 		for r := range ranks {
 			meta["ss_network_dim"] = strconv.Itoa(r)
@@ -96,6 +105,7 @@ func WriteKohya(path string, l *LoRA, cfg sdxl.Config, dtype safetensors.DType) 
 			meta["ss_network_alpha"] = strconv.FormatFloat(float64(a), 'g', -1, 32)
 		}
 	}
+	maps.Copy(meta, metadata)
 	if err := safetensors.Write(path, ts, meta); err != nil {
 		return fmt.Errorf("lora: %s: %w", path, err)
 	}

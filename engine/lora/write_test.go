@@ -25,7 +25,7 @@ func TestWriteKohyaMatchesReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "written.safetensors")
-	if err := WriteKohya(out, l, cfg, safetensors.F16); err != nil {
+	if err := WriteKohya(out, l, cfg, safetensors.F16, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := safetensors.Open(out)
@@ -88,7 +88,7 @@ func TestWriteKohyaConvAndTextEncoders(t *testing.T) {
 		l.Layers[layer.Key()] = layer
 	}
 	out := filepath.Join(t.TempDir(), "mixed.safetensors")
-	if err := WriteKohya(out, l, cfg, safetensors.F32); err != nil {
+	if err := WriteKohya(out, l, cfg, safetensors.F32, nil); err != nil {
 		t.Fatal(err)
 	}
 	back, err := Open(out, cfg)
@@ -123,7 +123,7 @@ func TestWriteKohyaConvAndTextEncoders(t *testing.T) {
 	// A layer that fits no module of the model is refused by name.
 	bad := &Layer{Component: sdxl.UNet, Module: "no.such.module", Rank: 1, Out: 1, In: 1, Down: []float32{1}, Up: []float32{1}}
 	l.Layers[bad.Key()] = bad
-	if err := WriteKohya(out, l, cfg, safetensors.F16); err == nil || !strings.Contains(err.Error(), bad.Key()) {
+	if err := WriteKohya(out, l, cfg, safetensors.F16, nil); err == nil || !strings.Contains(err.Error(), bad.Key()) {
 		t.Fatalf("err %v, want one naming %s", err, bad.Key())
 	}
 }

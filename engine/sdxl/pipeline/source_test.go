@@ -107,7 +107,7 @@ func TestTextEncoderLoRA(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "te.safetensors")
-	if err := lora.WriteKohya(path, teLoRA(t, src), src.Config(), safetensors.F32); err != nil {
+	if err := lora.WriteKohya(path, teLoRA(t, src), src.Config(), safetensors.F32, nil); err != nil {
 		t.Fatal(err)
 	}
 	src.Close()
