@@ -28,10 +28,10 @@ var kohyaComponentPrefix = map[string]string{
 // dtype F16 or F32. A convolution's factors are written 4-D. The file is
 // written atomically; cfg must be the model the LoRA was opened for.
 //
-// The safetensors metadata holds ss_base_model_version, ss_network_module
-// and, when every layer shares them, ss_network_dim and ss_network_alpha
-// (what A1111, ComfyUI and Civitai show); metadata's entries are added to
-// those and win over them (a trainer adds ss_steps, modelspec.* ...).
+// The safetensors metadata holds ss_base_model_version and, when every layer
+// shares them, ss_network_dim and ss_network_alpha (as diffusers' kohya
+// converter writes them); metadata's entries are added to those and win
+// over them (a trainer adds ss_network_module, ss_steps, modelspec.* ...).
 func WriteKohya(path string, l *LoRA, cfg sdxl.Config, dtype safetensors.DType, metadata map[string]string) error {
 	if dtype != safetensors.F16 && dtype != safetensors.F32 {
 		return fmt.Errorf("lora: %s: write dtype %s, want F16 or F32", path, dtype)
@@ -93,10 +93,7 @@ func WriteKohya(path string, l *LoRA, cfg sdxl.Config, dtype safetensors.DType, 
 			ts = append(ts, tensor)
 		}
 	}
-	meta := map[string]string{
-		"ss_base_model_version": "sdxl_base_v1-0",
-		"ss_network_module":     "networks.lora",
-	}
+	meta := map[string]string{"ss_base_model_version": "sdxl_base_v1-0"}
 	if len(ranks) == 1 && len(alphas) == 1 {
 		for r := range ranks {
 			meta["ss_network_dim"] = strconv.Itoa(r)
