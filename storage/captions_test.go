@@ -585,8 +585,8 @@ func TestTextStoredVerbatim(t *testing.T) {
 		}
 	}
 	var tables int
-	if err := db.sql.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'table'`).Scan(&tables); err != nil || tables != 11 {
-		t.Errorf("%d tables (%v), want 11", tables, err)
+	if err := db.sql.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'table'`).Scan(&tables); err != nil || tables != 12 {
+		t.Errorf("%d tables (%v), want 12", tables, err)
 	}
 }
 

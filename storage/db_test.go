@@ -132,7 +132,7 @@ func TestEveryConnectionHasPragmas(t *testing.T) {
 
 // seeds[v] inserts rows into a database at schema version v+1 (using only the tables that
 // version has); checks[v] verifies, through the public API of the current build, that those
-// rows survived the migration to SchemaVersion.
+// rows survived the migration to SchemaVersion; from is the version the database was opened at.
 var seeds = []func(r *sql.DB) error{
 	func(r *sql.DB) error {
 		_, err := r.Exec(`
@@ -163,10 +163,19 @@ INSERT INTO generations (id, model, prompt, negative, sampler, steps, cfg, width
 	VALUES (10, 'base', 'a cat', '', 'euler', 5, 1, 64, 64, 3, '/out/2.png', 'k1', 1, 5000);`)
 		return err
 	},
+	func(r *sql.DB) error {
+		_, err := r.Exec(`
+INSERT INTO runs (id, dataset_id, name, dataset_path, base_model, model_name, model_hash, run_dir, config_json, status,
+	steps_done, steps_total, output_path, created_at, started_at, finished_at)
+	VALUES (6, 7, 'cats', '/data/cats', '/m/base', 'base', 'cafe', '/d/runs/6-cats', '{}', 'done', 4, 4, '/out/cats.safetensors', 6000, 6000, 6100);
+INSERT INTO run_metrics (run_id, step, loss, lr, seconds, time) VALUES (6, 4, 0.125, 0.0001, 1.5, 6050);
+INSERT INTO run_files (id, run_id, kind, path, step, created_at) VALUES (60, 6, 'output', '/out/cats.safetensors', 4, 6100);`)
+		return err
+	},
 }
 
-var checks = []func(t *testing.T, db *DB){
-	func(t *testing.T, db *DB) {
+var checks = []func(t *testing.T, db *DB, from int){
+	func(t *testing.T, db *DB, from int) {
 		im, err := db.ImageByRel(7, "a.png")
 		if err != nil {
 			t.Fatal(err)
@@ -190,7 +199,7 @@ var checks = []func(t *testing.T, db *DB){
 			t.Errorf("LastDataset = %d %v %v", id, ok, err)
 		}
 	},
-	func(t *testing.T, db *DB) {
+	func(t *testing.T, db *DB, from int) {
 		ms, err := db.Metrics(5)
 		if err != nil {
 			t.Fatal(err)
@@ -202,8 +211,19 @@ var checks = []func(t *testing.T, db *DB){
 		if err != nil || r.Status != RunRunning || r.ConfigJSON != `{"rank":8}` {
 			t.Errorf("run = %+v, %v", r, err)
 		}
+		// Runs from before version 5 take their steps done from their metrics.
+		if from < 5 {
+			r, err := db.Run(5)
+			if err != nil || r.StepsDone != 2 || r.StepsTotal != 0 || r.Name != "" {
+				t.Errorf("run 5 after the version 5 migration = %+v, %v", r, err)
+			}
+			ms, err := db.Metrics(5)
+			if err != nil || len(ms) != 2 || ms[0].Seconds != 0 {
+				t.Errorf("metrics of run 5 = %+v, %v", ms, err)
+			}
+		}
 	},
-	func(t *testing.T, db *DB) {
+	func(t *testing.T, db *DB, from int) {
 		e, ok, err := db.CacheGet("k1")
 		if err != nil || !ok || e.OutputPath != "/out/1.png" || e.Hits != 4 {
 			t.Errorf("CacheGet = %+v %v %v", e, ok, err)
@@ -214,7 +234,7 @@ var checks = []func(t *testing.T, db *DB){
 			t.Errorf("generation 9 = %+v, %v", g, err)
 		}
 	},
-	func(t *testing.T, db *DB) {
+	func(t *testing.T, db *DB, from int) {
 		h, ok, err := db.FileHash("/m/unet.safetensors", "sha256", 10, time.Unix(0, 5000))
 		if err != nil || !ok || h != "ab12" {
 			t.Errorf("FileHash = %q %v %v", h, ok, err)
@@ -224,16 +244,37 @@ var checks = []func(t *testing.T, db *DB){
 			t.Errorf("generation 10 = %+v, %v", g, err)
 		}
 	},
+	func(t *testing.T, db *DB, from int) {
+		sums, err := db.RunSummaries(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s *RunSummary
+		for i := range sums {
+			if sums[i].ID == 6 {
+				s = &sums[i]
+			}
+		}
+		if s == nil || s.Name != "cats" || s.DatasetPath != "/data/cats" || s.ModelName != "base" || s.ModelHash != "cafe" ||
+			s.RunDir != "/d/runs/6-cats" || s.Status != RunDone || s.StepsDone != 4 || s.StepsTotal != 4 ||
+			s.LastLoss == nil || *s.LastLoss != 0.125 || len(s.Outputs) != 1 || s.Outputs[0].Path != "/out/cats.safetensors" {
+			t.Errorf("run 6 summary = %+v", s)
+		}
+		ms, err := db.Metrics(6)
+		if err != nil || len(ms) != 1 || ms[0].Seconds != 1.5 {
+			t.Errorf("metrics of run 6 = %+v, %v", ms, err)
+		}
+	},
 }
 
 // TestMigrateFromEveryVersion builds a database at every earlier schema version (a missing
-// file, an empty file, then the first k migrations with rows in them), opens it with Open and
+// file, an empty file, then the first k migrations with rows in them, up to the current version), opens it with Open and
 // checks the version is current, the old rows survived and every table is usable.
 func TestMigrateFromEveryVersion(t *testing.T) {
 	if len(seeds) != SchemaVersion || len(checks) != SchemaVersion {
 		t.Fatalf("add a seed and a check for each migration: %d seeds, %d checks, %d migrations", len(seeds), len(checks), SchemaVersion)
 	}
-	for k := -1; k < SchemaVersion; k++ {
+	for k := -1; k <= SchemaVersion; k++ {
 		name := fmt.Sprintf("from-v%d", k)
 		if k < 0 {
 			name = "from-missing-file"
@@ -279,7 +320,7 @@ func TestMigrateFromEveryVersion(t *testing.T) {
 				t.Fatalf("version after Open = %d, %v; want %d", v, err, SchemaVersion)
 			}
 			for i := 0; i < k; i++ {
-				checks[i](t, db)
+				checks[i](t, db, k)
 			}
 			exerciseAllTables(t, db)
 		})
@@ -304,7 +345,7 @@ func exerciseAllTables(t *testing.T, db *DB) {
 	if _, err := db.SaveCaption(im.ID, "x", OriginBulk, b.ID, func() error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	run, err := db.CreateRun(ds.ID, "base", `{}`, "/out/x.safetensors")
+	run, err := db.CreateRun(NewRun{DatasetID: ds.ID, BaseModel: "base", ConfigJSON: `{}`, OutputPath: "/out/x.safetensors", StepsTotal: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,6 +354,12 @@ func exerciseAllTables(t *testing.T, db *DB) {
 	}
 	if _, err := db.AddSample(Sample{RunID: run.ID, Step: 1, Prompt: "p", Seed: 1, ImagePath: "/s.png"}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := db.AddRunFile(RunFile{RunID: run.ID, Kind: FileOutput, Path: "/out/x.safetensors", Step: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if sums, err := db.RunSummaries(1); err != nil || len(sums) != 1 || sums[0].ID != run.ID || len(sums[0].Outputs) != 1 || sums[0].StepsDone != 1 {
+		t.Fatalf("RunSummaries = %+v, %v", sums, err)
 	}
 	if _, err := db.AddGeneration(Generation{Model: "m", Prompt: "p", Sampler: "euler", Steps: 1, CFG: 1, Width: 8, Height: 8, OutputPath: "/g.png"}); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 )
 
 // SchemaVersion is the schema version this build writes: the number of migrations.
-const SchemaVersion = 4
+const SchemaVersion = 6
 
 // migration is one step of the schema. Migration i (0-based) takes user_version i to i+1.
 // Once released a migration is never edited: a change to the schema is a new entry at the end.
@@ -148,6 +148,31 @@ CREATE TABLE file_hashes (
 
 ALTER TABLE generations ADD COLUMN from_cache INTEGER NOT NULL DEFAULT 0 CHECK (from_cache IN (0, 1));
 `},
+	{name: "training: run names, dataset, model and progress; seconds per step; run files", sql: `
+ALTER TABLE runs ADD COLUMN name         TEXT    NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN dataset_path TEXT    NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN model_name   TEXT    NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN model_hash   TEXT    NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN run_dir      TEXT    NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN steps_done   INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN steps_total  INTEGER NOT NULL DEFAULT 0;
+-- Runs from before version 5 recorded no progress column: their last metric is the best guess.
+UPDATE runs SET steps_done = coalesce((SELECT max(step) FROM run_metrics WHERE run_id = runs.id), 0);
+
+ALTER TABLE run_metrics ADD COLUMN seconds REAL NOT NULL DEFAULT 0;
+
+CREATE TABLE run_files (
+	id         INTEGER PRIMARY KEY,
+	run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+	kind       TEXT    NOT NULL CHECK (kind IN ('checkpoint', 'state', 'output')),
+	path       TEXT    NOT NULL,
+	step       INTEGER NOT NULL,
+	created_at INTEGER NOT NULL,
+	UNIQUE (run_id, kind, path)
+);
+CREATE INDEX run_files_run ON run_files (run_id, step);
+`},
+	{name: "gallery: favourites, soft delete to the trash", sql: galleryMigration},
 }
 
 // migrate brings the database up to version target (≤ len(migrations)), applying each

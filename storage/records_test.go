@@ -153,14 +153,14 @@ func TestRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateRun(ds.ID, "sdxl", "{bad", "/out/a.safetensors"); err == nil {
+	if _, err := db.CreateRun(NewRun{DatasetID: ds.ID, BaseModel: "sdxl", ConfigJSON: "{bad", OutputPath: "/out/a.safetensors"}); err == nil {
 		t.Error("CreateRun accepted invalid JSON")
 	}
-	if _, err := db.CreateRun(9999, "sdxl", "{}", "/out/a.safetensors"); err == nil {
+	if _, err := db.CreateRun(NewRun{DatasetID: 9999, BaseModel: "sdxl", ConfigJSON: "{}", OutputPath: "/out/a.safetensors"}); err == nil {
 		t.Error("CreateRun accepted a missing dataset")
 	}
 	cfg := `{"rank":16,"alpha":8,"lr":0.0001,"note":"猫 'quoted'"}`
-	r, err := db.CreateRun(ds.ID, "/models/sdxl-base", cfg, "/out/a.safetensors")
+	r, err := db.CreateRun(NewRun{DatasetID: ds.ID, BaseModel: "/models/sdxl-base", ConfigJSON: cfg, OutputPath: "/out/a.safetensors"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestRuns(t *testing.T) {
 	if _, err := db.Run(9999); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Run(9999): %v", err)
 	}
-	r3, err := db.CreateRun(ds.ID, "sdxl", "{}", "/out/b.safetensors")
+	r3, err := db.CreateRun(NewRun{DatasetID: ds.ID, BaseModel: "sdxl", ConfigJSON: "{}", OutputPath: "/out/b.safetensors"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestDeletingADatasetCascades(t *testing.T) {
 	if _, err := db.SaveCaption(im.ID, "x", OriginBulk, b.ID, func() error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	run, err := db.CreateRun(ds.ID, "m", "{}", "/o")
+	run, err := db.CreateRun(NewRun{DatasetID: ds.ID, BaseModel: "m", ConfigJSON: "{}", OutputPath: "/o"})
 	if err != nil {
 		t.Fatal(err)
 	}
