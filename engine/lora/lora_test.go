@@ -92,7 +92,7 @@ func TestFourFormatsAgree(t *testing.T) {
 			t.Fatalf("%s: %d layers, want %d (first got %q, first want %q)", form.name, len(got), len(want), got[0], want[0])
 		}
 		// The diffusers file carries no alpha: diffusers loads it at scale 1.
-		// The others carry alpha 8 at rank 4: scale 2, the reference's
+		// The others carry the adapter's alpha at its rank: the reference's
 		// loaded_scaling.
 		wantScale := float32(pl.LoadedScaling[0])
 		if form.format == FormatDiffusers {
@@ -119,7 +119,7 @@ func TestFourFormatsAgree(t *testing.T) {
 			g := l.Layers[k]
 			worst = max(worst, maxAbsDiff(g.Down, r.Down), maxAbsDiff(g.Up, r.Up))
 			// Effective deltas: equal for the kohya files; the diffusers
-			// file's is the peft delta over the peft scale (alpha/r = 2).
+			// file's is the peft delta over the peft scale (alpha/r).
 			dr, dg := r.Delta(), g.Delta()
 			ratio := r.Scale() / g.Scale()
 			for i := range dg {
@@ -385,12 +385,23 @@ func TestShapeMismatchNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	down := f.Names()[1] // …to_k.lora_down.weight
-	f.Close()
-	if !strings.HasSuffix(down, ".lora_down.weight") {
-		t.Fatalf("unexpected fixture key order: %s", down)
+	// The first down factor, (rank, in), replaced by one of the file's own
+	// rank that is one column too wide: it fits its up factor, (out, rank),
+	// but not the target weight, (out, in).
+	var down string
+	var shape []int
+	for _, n := range f.Names() {
+		if info, _ := f.Tensor(n); strings.HasSuffix(n, ".lora_down.weight") && len(info.Shape) == 2 {
+			down, shape = n, info.Shape
+			break
+		}
 	}
-	path := copyFixture(t, src, []safetensors.Tensor{f32(down, []int{4, 5}, filled(20, 1))}, down)
+	f.Close()
+	if down == "" {
+		t.Fatalf("%s holds no 2-D .lora_down.weight", src)
+	}
+	wrong := []int{shape[0], shape[1] + 1}
+	path := copyFixture(t, src, []safetensors.Tensor{f32(down, wrong, filled(wrong[0]*wrong[1], 1))}, down)
 	_, err = Open(path, cfg)
 	if err == nil || !strings.Contains(err.Error(), down) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("err %v, want one naming %s and the file", err, down)

@@ -86,7 +86,7 @@ func (l *testLoRA) FreeCache() {
 }
 
 // TestLoRATrainStep runs the golden LoRA training step 0 (the fixture's
-// peft LoRA, r 4, alpha 8, on every attention projection): the forward in
+// peft LoRA at its rank and alpha, fixtures.LoRA): the forward in
 // train mode, the MSE loss against the noise and the backward through the
 // whole UNet, and compares noise_pred, the loss and all the LoRA
 // gradients with diffusers + peft's.
@@ -120,7 +120,8 @@ func loraTrainStep(t *testing.T, be tensor.Backend, checkpoint bool) int64 {
 	m := loadFolder(t, be, root)
 	linears := m.Linears()
 	loras := map[string]*testLoRA{}
-	const scale = 2 // lora_alpha 8 / r 4 (lora_info.json)
+	info := fixtures.LoRA(t)
+	scale := float32(info.Scale()) // peft's lora_alpha / r
 	for _, n := range f.Names() {
 		module, ok := strings.CutPrefix(n, "param0.")
 		if !ok {
@@ -138,6 +139,9 @@ func loraTrainStep(t *testing.T, be tensor.Backend, checkpoint bool) int64 {
 			a:     g.upload(t, be, "param0."+module+".lora_A.default.weight"),
 			b:     g.upload(t, be, "param0."+module+".lora_B.default.weight"),
 			scale: scale,
+		}
+		if r := lo.a.Dim(0); r != info.R {
+			t.Fatalf("%s: lora_A has rank %d, adapter_config.json says r %d", module, r, info.R)
 		}
 		loras[module] = lo
 		l.Adapter = lo

@@ -275,8 +275,8 @@ func TestForwardRejectsBadInputs(t *testing.T) {
 	defer tensor.FreeAll(sample, ctx, text, ids)
 	n := sample.Dim(0)
 	f := m.Factor()
-	if f != 4 {
-		t.Errorf("Factor %d, want 4 for the fixture's three blocks", f)
+	if levels := len(m.Config().BlockOutChannels); f != 1<<(levels-1) {
+		t.Errorf("Factor %d, want %d for the fixture's %d blocks (one downsample between each)", f, 1<<(levels-1), levels)
 	}
 	bad, _ := b.Zeros(tensor.Shape{n, m.Config().InChannels + 1, f, f}, tensor.F32)
 	defer bad.Free()
@@ -326,7 +326,16 @@ func TestLoadIsStrict(t *testing.T) {
 		t.Errorf("Free left %d bytes in use", b.Memory().InUse)
 	}
 
-	const key = "up_blocks.0.resnets.2.conv_shortcut.weight"
+	// a key deep in the tree: the first up block's last conv_shortcut
+	var key string
+	for _, n := range w.Names() {
+		if strings.HasPrefix(n, "up_blocks.0.") && strings.HasSuffix(n, ".conv_shortcut.weight") && n > key {
+			key = n
+		}
+	}
+	if key == "" {
+		t.Fatal("the fixture UNet has no up_blocks.0.*.conv_shortcut.weight")
+	}
 	missing := nn.MapSource{}
 	for k, v := range src {
 		if k != key {
@@ -339,16 +348,26 @@ func TestLoadIsStrict(t *testing.T) {
 	if b.Memory().InUse != 0 {
 		t.Errorf("a failed Load left %d bytes in use", b.Memory().InUse)
 	}
+	// mid_block holds one attention: a second is a key no module reads
 	const extra = "mid_block.attentions.1.proj_in.weight"
 	src[extra] = nn.HostTensor{Shape: []int{1}, DType: tensor.F32, Data: []float32{0}}
 	if _, err := unet.Load(b, cfg.UNet, src); err == nil || !strings.Contains(err.Error(), extra) {
 		t.Errorf("with extra %s: error %v, want one naming the key", extra, err)
 	}
 	// a config with other head counts does not fit the weights' widths
+	// (diffusers' SDXL config spells the head count attention_head_dim): the
+	// smallest count that does not divide the last block's width, which the
+	// mid block's attention splits
 	bad := cfg.UNet
-	bad.AttentionHeadDim = sdxl.IntOrList{3}
+	last := cfg.UNet.BlockOutChannels[len(cfg.UNet.BlockOutChannels)-1]
+	heads := 2
+	for last%heads == 0 {
+		heads++
+	}
+	bad.NumAttentionHeads = nil
+	bad.AttentionHeadDim = sdxl.IntOrList{heads}
 	delete(src, extra)
 	if _, err := unet.Load(b, bad, src); err == nil || !strings.Contains(err.Error(), "heads") {
-		t.Errorf("attention_head_dim 3: error %v, want one about heads", err)
+		t.Errorf("attention_head_dim %d for width %d: error %v, want one about heads", heads, last, err)
 	}
 }

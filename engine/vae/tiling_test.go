@@ -137,6 +137,14 @@ func TestBlend(t *testing.T) {
 
 // peakOver runs f and returns the backend's peak bytes above what was in use
 // before it.
+// smallTiling is the smallest tiling plans accepts for m: tiles of 4
+// latents (4·Factor pixels) that start every 3, overlapping by a quarter.
+// Small tiles keep the tests fast and give several tiles on the goldens'
+// small images.
+func smallTiling(m *AutoencoderKL) Tiling {
+	return Tiling{SampleSize: 4 * m.Factor(), Overlap: 0.25}
+}
+
 func peakOver(b tensor.Backend, f func()) int64 {
 	base := b.Memory().InUse
 	b.ResetPeak()
@@ -267,13 +275,20 @@ func meanAbs(a, b []float32) float64 {
 // TestTilingRejectsBadSizes: a tile size the plan cannot cut evenly is an error.
 func TestTilingRejectsBadSizes(t *testing.T) {
 	m := loadTiny(t, cpu.New())
-	for _, tl := range []Tiling{{SampleSize: 0, Overlap: 0.25}, {SampleSize: 60, Overlap: 0.25}, {SampleSize: 64, Overlap: 1}, {SampleSize: 72, Overlap: 0.25}} {
+	f := m.Factor()
+	for _, tl := range []Tiling{
+		{SampleSize: 0, Overlap: 0.25},
+		{SampleSize: 8*f + 1, Overlap: 0.25}, // not a whole number of latents
+		{SampleSize: 8 * f, Overlap: 1},      // no step
+		{SampleSize: 9 * f, Overlap: 0.25},   // 9 latents: a quarter is not whole
+	} {
 		if _, _, err := m.plans(tl); err == nil {
-			t.Errorf("%+v accepted", tl)
+			t.Errorf("%+v accepted (factor %d)", tl, f)
 		}
 	}
-	if _, _, err := m.plans(Tiling{SampleSize: 128, Overlap: 0.25}); err != nil {
-		t.Errorf("128/0.25: %v", err)
+	good := Tiling{SampleSize: 16 * f, Overlap: 0.25}
+	if _, _, err := m.plans(good); err != nil {
+		t.Errorf("%+v refused (factor %d): %v", good, f, err)
 	}
 }
 
@@ -303,10 +318,10 @@ func TestTilingWithin(t *testing.T) {
 func TestTiledMemoryBounded(t *testing.T) {
 	b := cpu.New()
 	m := loadTiny(t, b)
-	tl := Tiling{SampleSize: 32, Overlap: 0.25} // small tiles keep the test fast
+	tl := smallTiling(m)
 	var peaks [2]int64
 	var outBytes [2]int64
-	for i, side := range []int{8, 16} { // latents 8² and 16²: 4 and 16+ tiles
+	for i, side := range []int{8, 16} { // latents 8² and 16² in tiles of 4 every 3: 9 and 25 tiles
 		zs := tensor.Shape{1, m.Config().LatentChannels, side, side}
 		z := upload(t, b, rng.New(5).Randn(zs.Numel()), zs)
 		var out *tensor.Tensor
@@ -319,7 +334,7 @@ func TestTiledMemoryBounded(t *testing.T) {
 		outBytes[i] = out.Bytes()
 		tensor.FreeAll(z, out)
 	}
-	t.Logf("tiled decode peaks: %d B for 64², %d B for 128² (outputs %d B, %d B)", peaks[0], peaks[1], outBytes[0], outBytes[1])
+	t.Logf("tiled decode peaks: %d B for 8² latents, %d B for 16² (outputs %d B, %d B)", peaks[0], peaks[1], outBytes[0], outBytes[1])
 	if peaks[1] > peaks[0]+(outBytes[1]-outBytes[0]) {
 		t.Errorf("tiled peak grew from %d B to %d B, more than the output (%d B more)", peaks[0], peaks[1], outBytes[1]-outBytes[0])
 	}
@@ -413,7 +428,7 @@ func literalTiledDecode(t *testing.T, m *AutoencoderKL, z *tensor.Tensor, tl Til
 func TestDecodeTiledLiteral(t *testing.T) {
 	b := cpu.New()
 	m := loadTiny(t, b)
-	tl := Tiling{SampleSize: 32, Overlap: 0.25}
+	tl := smallTiling(m)
 	zs := tensor.Shape{1, m.Config().LatentChannels, 11, 7} // tiles of 4 latents every 3: ragged edges
 	z := upload(t, b, rng.New(9).Randn(zs.Numel()), zs)
 	defer z.Free()
