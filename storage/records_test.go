@@ -387,3 +387,106 @@ func TestDeletingADatasetCascades(t *testing.T) {
 		}
 	}
 }
+
+// TestRunProgressAndFiles covers what schema 5 added: the run's identity fields, progress,
+// seconds per step, run files and the summaries `runs list` prints.
+func TestRunProgressAndFiles(t *testing.T) {
+	db := openTest(t)
+	ds, err := db.EnsureDataset("/data/cats", "kohya")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := db.CreateRun(NewRun{DatasetID: ds.ID, Name: "cats", DatasetPath: "/data/cats", BaseModel: "/m/base",
+		ModelName: "base", ModelHash: "beef", ConfigJSON: `{"rank":4}`, OutputPath: "/out/cats.safetensors", StepsTotal: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Name != "cats" || a.DatasetPath != "/data/cats" || a.ModelName != "base" || a.ModelHash != "beef" || a.StepsTotal != 6 || a.StepsDone != 0 {
+		t.Errorf("new run = %+v", a)
+	}
+	if _, err := db.CreateRun(NewRun{DatasetID: ds.ID, BaseModel: "m", ConfigJSON: "{}", StepsTotal: -1}); err == nil {
+		t.Error("CreateRun accepted -1 planned steps")
+	}
+	if err := db.SetRunDir(a.ID, "/d/runs/1-cats"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetRunDir(9999, "/x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("SetRunDir of a missing run: %v", err)
+	}
+	b, err := db.CreateRun(NewRun{DatasetID: ds.ID, Name: "dogs", BaseModel: "m", ConfigJSON: "{}", StepsTotal: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Steps recorded out of order (a resume repeats steps): steps done follows the last
+	// recorded step, the last loss the highest step.
+	for _, m := range []Metric{{Step: 1, Loss: 0.5, Seconds: 2}, {Step: 3, Loss: 0.25, Seconds: 1.5}, {Step: 2, Loss: 0.375, Seconds: 1}} {
+		m.RunID, m.LR = a.ID, 1e-4
+		if err := db.AddMetric(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms, err := db.Metrics(a.ID)
+	if err != nil || len(ms) != 3 || ms[0].Seconds != 2 || ms[2].Seconds != 1.5 {
+		t.Errorf("Metrics = %+v, %v", ms, err)
+	}
+	if err := db.SetRunSteps(a.ID, 3, 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetRunSteps(a.ID, -1, 8); err == nil {
+		t.Error("SetRunSteps accepted -1 steps done")
+	}
+	for _, f := range []RunFile{
+		{Kind: FileCheckpoint, Path: "/d/runs/1-cats/cats-000002.safetensors", Step: 2},
+		{Kind: FileState, Path: "/d/runs/1-cats/checkpoints/state-000002", Step: 2},
+		{Kind: FileOutput, Path: "/out/cats.safetensors", Step: 3},
+	} {
+		f.RunID = a.ID
+		if _, err := db.AddRunFile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same checkpoint written again (after a resume) replaces its row.
+	again, err := db.AddRunFile(RunFile{RunID: a.ID, Kind: FileCheckpoint, Path: "/d/runs/1-cats/cats-000002.safetensors", Step: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AddRunFile(RunFile{RunID: a.ID, Kind: "model", Path: "/x"}); err == nil {
+		t.Error("AddRunFile accepted an unknown kind")
+	}
+	if _, err := db.AddRunFile(RunFile{RunID: a.ID, Kind: FileOutput}); err == nil {
+		t.Error("AddRunFile accepted an empty path")
+	}
+	if _, err := db.AddRunFile(RunFile{RunID: 9999, Kind: FileOutput, Path: "/x"}); err == nil {
+		t.Error("AddRunFile accepted a missing run")
+	}
+	files, err := db.RunFiles(a.ID)
+	if err != nil || len(files) != 3 || files[0].Kind != FileCheckpoint || files[0].ID != again.ID || files[2].Kind != FileOutput || files[2].Step != 3 {
+		t.Errorf("RunFiles = %+v, %v", files, err)
+	}
+	if err := db.UpdateRunStatus(a.ID, RunDone, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	sums, err := db.RunSummaries(0)
+	if err != nil || len(sums) != 2 {
+		t.Fatalf("RunSummaries = %+v, %v", sums, err)
+	}
+	if sums[0].ID != b.ID || sums[0].LastLoss != nil || len(sums[0].Outputs) != 0 || sums[0].Name != "dogs" {
+		t.Errorf("newest summary = %+v", sums[0])
+	}
+	s := sums[1]
+	if s.ID != a.ID || s.Status != RunDone || s.StepsDone != 3 || s.StepsTotal != 8 || s.RunDir != "/d/runs/1-cats" ||
+		s.LastLoss == nil || *s.LastLoss != 0.25 || len(s.Outputs) != 1 || s.Outputs[0].Path != "/out/cats.safetensors" {
+		t.Errorf("older summary = %+v", s)
+	}
+	if one, err := db.RunSummaries(1); err != nil || len(one) != 1 || one[0].ID != b.ID {
+		t.Errorf("RunSummaries(1) = %+v, %v", one, err)
+	}
+	// Deleting a run removes its files' rows with it.
+	if _, err := db.sql.Exec(`DELETE FROM runs WHERE id = ?`, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if files, err := db.RunFiles(a.ID); err != nil || len(files) != 0 {
+		t.Errorf("files of a deleted run: %+v, %v", files, err)
+	}
+}
