@@ -141,8 +141,13 @@ func TestTextEncoderLoRA(t *testing.T) {
 }
 
 // TestTiledDecode checks that DecodeLatents tiles when one pass would
-// exceed the tensor limit: the image is then vae.DecodeTiled's with
-// TilingWithin's tiles, close to the whole decode but not equal to it.
+// exceed the tensor limit: the image is then exactly vae.DecodeTiled's with
+// TilingWithin's tiles, and differs from the whole decode (so the tiled
+// path ran). How close tiles come to the whole decode is a property of the
+// VAE, not of the pipeline: a tiny random VAE's receptive field and its
+// global mid-block attention span its tiles, so no bound holds for every
+// fixture set; engine/vae/tiling_large_test.go asserts closeness on a VAE
+// whose tiles are wide against its receptive field. Here it is logged.
 func TestTiledDecode(t *testing.T) {
 	b := cpu.New()
 	p, err := Load(b, fixtures.Path(t, "model"), Options{})
@@ -150,17 +155,7 @@ func TestTiledDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	st, err := safetensors.Open(fixtures.Path(t, "goldens", "pipeline_b.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	data, err := st.Float32("final_latents")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, _ := st.Tensor("final_latents")
-	lat := &Latents{Data: data, Shape: tensor.Shape(info.Shape)}
+	lat := widestGoldenLatents(t)
 	whole, err := p.DecodeLatents(lat)
 	if err != nil {
 		t.Fatal(err)
@@ -178,8 +173,8 @@ func TestTiledDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	z := make([]float32, len(data))
-	for i, v := range data {
+	z := make([]float32, len(lat.Data))
+	for i, v := range lat.Data {
 		z[i] = v / p.vae.ScalingFactor()
 	}
 	zt, _ := b.Upload(z, lat.Shape, tensor.F32)
@@ -203,10 +198,41 @@ func TestTiledDecode(t *testing.T) {
 			}
 		}
 	}
-	if mean := sumDiff / float64(H*W*3); maxDiff == 0 || mean > 0.05 {
-		t.Errorf("tiled vs whole decode: max %.3g, mean %.3g (want a small nonzero difference)", maxDiff, mean)
+	if maxDiff == 0 {
+		t.Errorf("the tiled decode (tiles of %d px) equals the whole decode of a %dx%d image: it did not tile", tiling.SampleSize, W, H)
 	}
 	t.Logf("tiles of %d px: tiled vs whole decode max %.3g, mean %.3g", tiling.SampleSize, maxDiff, sumDiff/float64(H*W*3))
+}
+
+// widestGoldenLatents returns the final latents of the plain pipeline
+// golden (goldens/pipeline_*.safetensors) with the widest image, the one
+// cut into the most tiles.
+func widestGoldenLatents(t *testing.T) *Latents {
+	t.Helper()
+	files, err := filepath.Glob(fixtures.Path(t, "goldens", "pipeline_*.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var best *Latents
+	for _, path := range files {
+		st, err := safetensors.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, ok := st.Tensor("final_latents") // absent from pipeline_lora's, whose names carry the run
+		if ok && len(info.Shape) == 4 && (best == nil || info.Shape[2]*info.Shape[3] > best.Shape[2]*best.Shape[3]) {
+			data, err := st.Float32("final_latents")
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			best = &Latents{Data: data, Shape: tensor.Shape(info.Shape)}
+		}
+		st.Close()
+	}
+	if best == nil {
+		t.Fatalf("no goldens/pipeline_*.safetensors holds final_latents (%d files)", len(files))
+	}
+	return best
 }
 
 // TestTokenizers checks where a pipeline finds its tokenizers: a diffusers
