@@ -7,8 +7,9 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/lorastudio
 # openblas: the CPU backend's optional BLAS accelerator (engine/cpu/blas_openblas.go);
-# the paths without it are tested too (test-cpu-paths).
-TAGS  ?= openblas
+# the paths without it are tested too (test-cpu-paths). sqlite_fts5: SQLite's full-text
+# search, which the gallery's prompt search needs (go-sqlite3 compiles it in only with it).
+TAGS  ?= openblas sqlite_fts5
 # Fyne reads the locale from LANG; with C.UTF-8 it logs a locale error.
 export LANG := en_US.UTF-8
 
@@ -60,8 +61,8 @@ test: vet
 # its AVX2 assembly kernel, the default of a plain `go build`) and the portable
 # Go kernel (-tags purego) that other CPUs use.
 test-cpu-paths:
-	$(GO) test -timeout 10m ./engine/cpu/...
-	$(GO) test -tags purego -timeout 10m ./engine/cpu/...
+	$(GO) test -tags sqlite_fts5 -timeout 10m ./engine/cpu/...
+	$(GO) test -tags 'purego sqlite_fts5' -timeout 10m ./engine/cpu/...
 
 bench: build
 	./$(BIN) bench ops --device cpu

@@ -172,6 +172,12 @@ INSERT INTO run_metrics (run_id, step, loss, lr, seconds, time) VALUES (6, 4, 0.
 INSERT INTO run_files (id, run_id, kind, path, step, created_at) VALUES (60, 6, 'output', '/out/cats.safetensors', 4, 6100);`)
 		return err
 	},
+	func(r *sql.DB) error {
+		_, err := r.Exec(`
+INSERT INTO generations (id, model, prompt, sampler, steps, cfg, width, height, seed, output_path, favourite, deleted_at, trash_path, created_at)
+	VALUES (11, 'base', 'a gallery cat', 'euler', 5, 1, 64, 64, 3, '/out/3.png', 1, 7000, '/d/trash/11-3.png', 7000);`)
+		return err
+	},
 }
 
 var checks = []func(t *testing.T, db *DB, from int){
@@ -263,6 +269,16 @@ var checks = []func(t *testing.T, db *DB, from int){
 		ms, err := db.Metrics(6)
 		if err != nil || len(ms) != 1 || ms[0].Seconds != 1.5 {
 			t.Errorf("metrics of run 6 = %+v, %v", ms, err)
+		}
+	},
+	func(t *testing.T, db *DB, from int) {
+		it, err := db.GalleryItem(11)
+		if err != nil || !it.Favourite || it.DeletedAt.IsZero() || it.TrashPath != "/d/trash/11-3.png" {
+			t.Errorf("generation 11 = %+v, %v", it, err)
+		}
+		// A generation from before version 6 is live and not a favourite.
+		if it, err := db.GalleryItem(10); err != nil || it.Favourite || !it.DeletedAt.IsZero() {
+			t.Errorf("generation 10 = %+v, %v", it, err)
 		}
 	},
 }
