@@ -1,11 +1,8 @@
 package studio
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -228,20 +225,6 @@ func (d *Dataset) conflict(e *entry, cur diskState) error {
 	return nil
 }
 
-// hashFile returns the hex sha256 of a file's content.
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("image %s: %w", path, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("image %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // track registers the image in the database on first use and fills in its
 // content hash the first time this Dataset needs the image (opening a
 // dataset registers images without hashing them).
@@ -347,11 +330,54 @@ func (d *Dataset) writeText(e *entry, text string) error {
 	if err := d.ensureCaptionDir(e); err != nil {
 		return err
 	}
-	if err := writeCaptionFile(e.item.CaptionPath, text); err != nil {
+	if err := d.writeCaption(e, text); err != nil {
 		return err
 	}
 	e.setDisk(diskState{exists: true, data: text})
 	return nil
+}
+
+// ErrLinkOutside is wrapped by the error refusing to write a caption whose
+// file is a symbolic link (or sits in a linked folder) leading out of the
+// dataset folder: writing there would change a file of another folder
+// without the user knowing. Replace the link with a file, or open the
+// folder it leads to as the dataset.
+var ErrLinkOutside = errors.New("the caption file is reached through a symbolic link leading out of the dataset folder")
+
+// captionTarget is the file a caption write replaces: the caption path
+// itself or, when links lead to it, the real file, so the atomic rename
+// updates what the link points to and keeps the link (renaming onto the
+// link would replace it and leave its target stale). A target outside the
+// dataset's real folder is refused with ErrLinkOutside.
+func (d *Dataset) captionTarget(e *entry) (string, error) {
+	p := e.item.CaptionPath
+	real, err := realPath(p)
+	if err != nil {
+		if isLoop(err) {
+			return "", fmt.Errorf("caption %s: %w", p, ErrLinkLoop)
+		}
+		return "", fmt.Errorf("caption %s: a symbolic link that cannot be followed: %w", p, err)
+	}
+	root, err := realPath(d.root)
+	if err != nil {
+		return "", fmt.Errorf("dataset folder %s: %w", d.root, err)
+	}
+	if !within(root, real) {
+		return "", fmt.Errorf("caption %s: not written: %w (it leads to %s, outside %s)", p, ErrLinkOutside, real, root)
+	}
+	if lexical, err := filepath.Abs(p); err == nil && filepath.Clean(lexical) == real {
+		return p, nil
+	}
+	return real, nil
+}
+
+// writeCaption writes a caption file atomically at captionTarget.
+func (d *Dataset) writeCaption(e *entry, text string) error {
+	target, err := d.captionTarget(e)
+	if err != nil {
+		return err
+	}
+	return writeCaptionFile(target, text)
 }
 
 // ensureCaptionDir creates captions/ (and sub-folders) of the tutorial layout
@@ -378,8 +404,11 @@ func (d *Dataset) save(e *entry, id int64, text string, origin storage.Origin, b
 	if err := d.ensureCaptionDir(e); err != nil {
 		return err
 	}
+	if _, err := d.captionTarget(e); err != nil {
+		return err // refused before a revision is recorded
+	}
 	_, err := d.db.SaveCaption(id, text, origin, batchID, func() error {
-		return writeCaptionFile(e.item.CaptionPath, text)
+		return d.writeCaption(e, text)
 	})
 	if err != nil {
 		return err

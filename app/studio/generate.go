@@ -12,12 +12,10 @@ import (
 	"fmt"
 	"image"
 	"image/png"
-	"io"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,12 +48,6 @@ var Samplers = []string{"dpmpp_2m", "dpmpp_2m_karras", "euler", "euler_a"}
 // (size not a multiple of 8, unknown sampler, no output path ...), as opposed
 // to failures while running it.
 var ErrInvalidRequest = errors.New("invalid generation request")
-
-// hash algorithms of the file hash cache.
-const (
-	algoSHA256 = "sha256" // the whole file
-	algoAddnet = "addnet" // a safetensors file's data after its header (A1111's LoRA hash)
-)
 
 // LoRASpec is a LoRA file (or peft adapter folder) applied at a weight.
 type LoRASpec struct {
@@ -214,129 +206,6 @@ func (s *Studio) ResolveModel(model string) (path string, isDemo bool, err error
 		return "", false, fmt.Errorf("model %s: %w", abs, err)
 	}
 	return abs, false, nil
-}
-
-// HashFile returns the hex SHA-256 of the file at path, remembered in the
-// database by (absolute path, size, modification time) so a large
-// checkpoint is read once, not on every generation.
-func (s *Studio) HashFile(path string) (string, error) { return s.hashFile(path, algoSHA256) }
-
-// hashFile is HashFile for either algorithm.
-func (s *Studio) hashFile(path, algo string) (string, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
-	}
-	st, err := os.Stat(abs)
-	if err != nil {
-		return "", fmt.Errorf("hashing %s: %w", abs, err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("hashing %s: not a regular file", abs)
-	}
-	if h, ok, err := s.db.FileHash(abs, algo, st.Size(), st.ModTime()); err != nil {
-		return "", err
-	} else if ok {
-		return h, nil
-	}
-	h, err := computeHash(abs, algo)
-	if err != nil {
-		return "", err
-	}
-	// Remember it only if the file did not change while it was read.
-	if st2, err := os.Stat(abs); err == nil && st2.Size() == st.Size() && st2.ModTime().Equal(st.ModTime()) {
-		if err := s.db.PutFileHash(storage.FileHash{Path: abs, Algo: algo, Size: st.Size(), MTime: st.ModTime(), Hash: h}); err != nil {
-			return "", err
-		}
-	}
-	return h, nil
-}
-
-// computeHash reads the file and hashes it with algo.
-func computeHash(path, algo string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
-	}
-	defer f.Close()
-	if algo == algoAddnet {
-		var n [8]byte
-		if _, err := io.ReadFull(f, n[:]); err != nil {
-			return "", fmt.Errorf("hashing %s: not a safetensors file (no header length): %w", path, err)
-		}
-		hl := binary.LittleEndian.Uint64(n[:])
-		if hl > math.MaxInt64-8 {
-			return "", fmt.Errorf("hashing %s: not a safetensors file (header length %d)", path, hl)
-		}
-		if _, err := f.Seek(int64(8+hl), io.SeekStart); err != nil {
-			return "", fmt.Errorf("hashing %s: %w", path, err)
-		}
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// HashPath returns the content hash of a file, or of a folder (a diffusers
-// model, a peft adapter): the SHA-256 of its files' relative paths and
-// hashes, sorted, hidden files skipped.
-func (s *Studio) HashPath(path string) (string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
-	}
-	if !st.IsDir() {
-		return s.HashFile(path)
-	}
-	var rels []string
-	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p != path && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.Type().IsRegular() {
-			rel, err := filepath.Rel(path, p)
-			if err != nil {
-				return err
-			}
-			rels = append(rels, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
-	}
-	if len(rels) == 0 {
-		return "", fmt.Errorf("hashing %s: the folder holds no files", path)
-	}
-	sort.Strings(rels)
-	h := sha256.New()
-	for _, rel := range rels {
-		fh, err := s.HashFile(filepath.Join(path, filepath.FromSlash(rel)))
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s\x00%s\n", rel, fh)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// loraHash is A1111's short LoRA hash: the first 12 hex digits of the
-// "addnet" hash for a .safetensors file, of the content hash otherwise.
-func (s *Studio) loraHash(path, content string) string {
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && strings.EqualFold(filepath.Ext(path), ".safetensors") {
-		if h, err := s.hashFile(path, algoAddnet); err == nil {
-			return h[:12]
-		}
-	}
-	return content[:12]
 }
 
 // keyLoRA is one LoRA in a cache key.

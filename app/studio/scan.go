@@ -3,7 +3,6 @@ package studio
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -117,22 +116,14 @@ func scanDataset(root string) (*scanResult, error) {
 	}
 	res := &scanResult{layout: detectLayout(root), disk: map[string]diskState{}}
 	var files []string
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("dataset folder %s: %w", root, err)
-		}
-		if d.IsDir() {
-			return nil
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		files = append(files, filepath.ToSlash(rel))
+	// Links are followed: a dataset folder given as a link, or with linked
+	// sub-folders or images, lists what they lead to.
+	err = walkFiles(root, walkOptions{}, func(rel string) error {
+		files = append(files, rel)
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dataset folder %s: %w", root, err)
 	}
 	isFile := make(map[string]bool, len(files))
 	for _, f := range files {
