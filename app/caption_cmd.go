@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"lorastudio/app/studio"
-	"lorastudio/storage"
 )
 
 // captionUsage is printed by `lorastudio caption help`.
@@ -200,7 +199,7 @@ func captionCommand(args []string, stdout, stderr io.Writer) error {
 		return captionBulk(d, a.ops[0], a.dryRun, stdout, stderr)
 	case "undo-bulk":
 		n, err := d.UndoLastBulk()
-		if errors.Is(err, storage.ErrNothingToUndo) {
+		if errors.Is(err, studio.ErrNothingToUndo) {
 			return fmt.Errorf("no bulk edit to undo in %s", d.Root())
 		}
 		if err != nil {
@@ -429,9 +428,9 @@ func captionUndoRedo(d *studio.Dataset, sub, image string, w io.Writer) error {
 		text, err = d.Redo(rel)
 	}
 	switch {
-	case errors.Is(err, storage.ErrNothingToUndo):
+	case errors.Is(err, studio.ErrNothingToUndo):
 		return fmt.Errorf("%s: nothing to undo", rel)
-	case errors.Is(err, storage.ErrNothingToRedo):
+	case errors.Is(err, studio.ErrNothingToRedo):
 		return fmt.Errorf("%s: nothing to redo", rel)
 	case err != nil:
 		return err

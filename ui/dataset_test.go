@@ -12,7 +12,6 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"lorastudio/app/studio"
-	"lorastudio/storage"
 )
 
 func TestOpenShowsFirstImageProgressAndWarnings(t *testing.T) {
@@ -91,7 +90,7 @@ func TestTypeAndSaveWithCtrlS(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := revs[len(revs)-1]
-	if last.Text != "a red bicycle" || last.Origin != storage.OriginManual {
+	if last.Text != "a red bicycle" || last.Origin != studio.OriginManual {
 		t.Errorf("last revision = %+v, want the manual save", last)
 	}
 	if got := s.progress.Text; got != "3 / 5 captioned" {
@@ -274,7 +273,7 @@ func TestConflictDialog(t *testing.T) {
 			}
 			found := false
 			for _, r := range revs {
-				found = found || (r.Text == "their caption" && r.Origin == storage.OriginExternal)
+				found = found || (r.Text == "their caption" && r.Origin == studio.OriginExternal)
 			}
 			if !found {
 				t.Errorf("history lacks the other program's text as an external revision: %+v", revs)
@@ -327,7 +326,7 @@ func TestHistoryDialogRestore(t *testing.T) {
 		t.Errorf("editor = %q after restore", s.editor.Text)
 	}
 	revs, _ := s.Dataset().History("a.png")
-	if last := revs[len(revs)-1]; last.Origin != storage.OriginRestore {
+	if last := revs[len(revs)-1]; last.Origin != studio.OriginRestore {
 		t.Errorf("last revision origin = %q, want restore", last.Origin)
 	}
 }

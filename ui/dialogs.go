@@ -15,7 +15,6 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"lorastudio/app/studio"
-	"lorastudio/storage"
 )
 
 // textBox is a read-only, wrapping, scrollable block of text.
@@ -104,7 +103,7 @@ func (s *DatasetScreen) ShowHistory() {
 		s.showError(fmt.Errorf("history of %s: %w", rel, err))
 		return
 	}
-	revs = append([]storage.Revision(nil), revs...)
+	revs = append([]studio.Revision(nil), revs...)
 	sort.SliceStable(revs, func(i, j int) bool {
 		if !revs[i].Time.Equal(revs[j].Time) {
 			return revs[i].Time.After(revs[j].Time)
@@ -167,7 +166,7 @@ func textBoxFor(l *widget.Label, minHeight float32) fyne.CanvasObject {
 }
 
 // restore brings back one revision of rel's caption, saving unsaved typing first.
-func (s *DatasetScreen) restore(rel string, r storage.Revision) {
+func (s *DatasetScreen) restore(rel string, r studio.Revision) {
 	if rel == s.cur && !s.autosave() {
 		return
 	}

@@ -110,6 +110,10 @@ func (b *Backend) ResetPeak() {
 	b.mu.Unlock()
 }
 
+// MaxTensorBytes returns 0: the CPU backend takes tensors of any size (host
+// memory is the caller's to bound).
+func (b *Backend) MaxTensorBytes() int64 { return 0 }
+
 // Close marks the backend closed; later allocations fail with ErrClosed.
 func (b *Backend) Close() error {
 	b.mu.Lock()

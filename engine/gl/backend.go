@@ -54,6 +54,11 @@ func (b *Backend) ResetPeak() {
 	p.mu.Unlock()
 }
 
+// MaxTensorBytes returns GL_MAX_SHADER_STORAGE_BLOCK_SIZE: the bytes one
+// storage-buffer binding may address (128 MiB on Mesa llvmpipe), so the
+// largest tensor a kernel takes whole.
+func (b *Backend) MaxTensorBytes() int64 { return int64(b.dev.limits.MaxSSBOSize) }
+
 // Close releases the context; tensors still alive become unusable.
 func (b *Backend) Close() error {
 	if b.closed.Swap(true) {

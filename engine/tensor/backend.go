@@ -123,6 +123,11 @@ type Backend interface {
 	Memory() MemStats
 	// ResetPeak sets Peak to the current InUse.
 	ResetPeak()
+	// MaxTensorBytes returns the largest tensor, in bytes, one op of this
+	// backend takes (GL: what one shader-storage binding may address), or 0
+	// when the backend sets no limit of its own. Callers that size work —
+	// VAE tiling, benchmarks — ask here instead of knowing the backend.
+	MaxTensorBytes() int64
 	// Close releases the backend; tensors still alive become unusable.
 	Close() error
 	Ops

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"lorastudio/engine/clip"
-	"lorastudio/engine/gl"
 	"lorastudio/engine/rng"
 	"lorastudio/engine/sched"
 	"lorastudio/engine/tensor"
@@ -273,14 +272,14 @@ func (p *Pipeline) encode(req Request, withCFG bool) (*cond, error) {
 }
 
 // maxTensorBytes is the largest activation the VAE may create in one
-// tensor on the pipeline's backend: a GL context's storage-buffer binding
-// limit, else 1 GiB (bounding host memory on the CPU).
+// tensor on the pipeline's backend: the backend's own limit (a GL context's
+// storage-buffer binding), else 1 GiB (bounding host memory on the CPU).
 func (p *Pipeline) maxTensorBytes() int64 {
 	if p.tensorLimit > 0 {
 		return p.tensorLimit
 	}
-	if d, ok := p.b.(interface{ Dev() *gl.Device }); ok {
-		return int64(d.Dev().Limits().MaxSSBOSize)
+	if l := p.b.MaxTensorBytes(); l > 0 {
+		return l
 	}
 	return 1 << 30
 }

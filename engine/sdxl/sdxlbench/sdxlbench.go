@@ -196,10 +196,8 @@ func (r *runner) setup() error {
 	}
 	r.limit = o.MaxTensorBytes
 	if r.limit <= 0 {
-		r.limit = 1 << 30
-		if l, ok := r.b.(interface{ MaxTensorBytes() int64 }); ok {
-			r.limit = l.MaxTensorBytes()
-		} else if l := glLimit(r.b); l > 0 {
+		r.limit = 1 << 30 // bounds host memory where the backend sets no limit
+		if l := r.b.MaxTensorBytes(); l > 0 {
 			r.limit = l
 		}
 	}

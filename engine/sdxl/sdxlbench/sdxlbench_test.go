@@ -178,7 +178,7 @@ func TestRandomSourceParallel(t *testing.T) {
 // taken from the context.
 func TestRunTinyGL(t *testing.T) {
 	b := gltest.Backend(t)
-	if l := glLimit(b); l <= 0 {
+	if l := b.MaxTensorBytes(); l <= 0 {
 		t.Errorf("GL tensor limit %d, want the context's shader-storage limit", l)
 	}
 	cfg := demo.Config()
