@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -16,75 +18,145 @@ import (
 const infoUsage = `Show which compute backend LoRA Studio uses, or what an SDXL model holds.
 
 Usage:
-  lorastudio info --device [--backend auto|cpu|gl] [--json]
+  lorastudio info --device [auto|cpu|gl] [--json]
   lorastudio info [MODEL] [--config DIR] [--json]
 
---device   describe the compute backend: GL (OpenGL 4.3 compute through a
-           headless EGL context) when available, else the CPU
---backend  which backend to describe (default: $LORASTUDIO_DEVICE, else auto)
---json     machine-readable output: an object with "backend", "renderer",
-           "version", "max_ssbo_binding" ... for --device; with MODEL, an object
-           with "format" ("diffusers" or "single-file") and "components" keyed
-           unet, vae, text_encoder, text_encoder_2, each with "params" and "dtype"
-MODEL      a diffusers folder (model_index.json, unet/, vae/ ...) or a
-           single-file checkpoint such as sd_xl_base_1.0.safetensors; with
-           neither MODEL nor --device: the configured model, else the demo
-           model (random weights, written to the data directory on first use)
---config   a diffusers folder whose config.json files give a single file's
-           sizes (default: SDXL base 1.0's)
+--device D  describe the compute backend D gives on this machine: auto (GL,
+            OpenGL 4.3 compute through a headless EGL context, when a GPU
+            gives it, else the CPU, saying why), cpu or gl; a bare --device
+            describes the default ($LORASTUDIO_DEVICE, else auto), as every
+            other command's --device does
+--json      machine-readable output: an object with "backend", "renderer",
+            "version", "max_ssbo_binding" ... for --device; with MODEL, an
+            object with "format" ("diffusers" or "single-file") and
+            "components" keyed unet, vae, text_encoder, text_encoder_2, each
+            with "params" and "dtype"
+MODEL       a diffusers folder (model_index.json, unet/, vae/ ...) or a
+            single-file checkpoint such as sd_xl_base_1.0.safetensors; with
+            neither MODEL nor --device: the configured model, else the demo
+            model (random weights, written to the data directory on first use)
+--config    a diffusers folder whose config.json files give a single file's
+            sizes (default: SDXL base 1.0's)
+--backend D the older spelling of --device D
 `
 
-// infoCommand runs `lorastudio info`.
-func infoCommand(args []string, stdout, stderr io.Writer) error {
-	var wantDevice, asJSON bool
-	var kind, model, configDir, dataDir string
+// infoArgs is info's command line.
+type infoArgs struct {
+	wantDevice bool   // --device given, with or without a value
+	kind       string // the device to describe; "" for the default
+	asJSON     bool
+	model      string // MODEL, "" for none
+	configDir  string // --config
+	dataDir    string // --data-dir
+	help       bool
+}
+
+// isDeviceKind reports whether s names a device (auto, cpu, gl, any case).
+func isDeviceKind(s string) bool {
+	return slices.Contains(device.Kinds, strings.ToLower(s))
+}
+
+// setKind records a device from --device or --backend, refusing two
+// different ones on the same line.
+func (a *infoArgs) setKind(flag, kind string) error {
+	if a.kind != "" && !strings.EqualFold(a.kind, kind) {
+		return usageError("info: two devices, %q and %q (%s)", a.kind, kind, flag)
+	}
+	a.wantDevice, a.kind = true, kind
+	return nil
+}
+
+// parseInfoArgs reads info's command line. --device takes its value the way
+// every other command's does (--device gl, --device=gl), but the value may be
+// left out: a bare --device describes the default device. So the word after
+// a bare --device is its value when it names a device, MODEL when it is a
+// file or folder, and otherwise a device that does not exist (reported as
+// such, since `info --device vulkan` means a device).
+func parseInfoArgs(args []string) (infoArgs, error) {
+	var a infoArgs
 	for i := 0; i < len(args); i++ {
-		a := args[i]
+		arg := args[i]
+		name, val, hasVal := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		isFlag := strings.HasPrefix(arg, "-") && arg != "-"
 		switch {
-		case a == "--device" || a == "-device":
-			wantDevice = true
-		case a == "--json" || a == "-json":
-			asJSON = true
-		case a == "--backend" || a == "-backend" || a == "--config" || a == "-config" || a == "--data-dir" || a == "-data-dir":
-			if i+1 >= len(args) {
-				return usageError("info: %s needs a value", a)
+		case isFlag && name == "device" && hasVal:
+			if err := a.setKind(arg, val); err != nil {
+				return a, err
 			}
-			switch strings.TrimLeft(a, "-") {
-			case "backend":
-				kind = args[i+1]
-			case "config":
-				configDir = args[i+1]
-			case "data-dir":
-				dataDir = args[i+1]
+		case isFlag && name == "device":
+			a.wantDevice = true
+			if i+1 >= len(args) || strings.HasPrefix(args[i+1], "-") || args[i+1] == "help" {
+				continue // bare: the default device
+			}
+			next := args[i+1]
+			if _, err := os.Stat(next); err == nil && !isDeviceKind(next) {
+				continue // MODEL; refused below with --device
+			}
+			if err := a.setKind(arg, next); err != nil {
+				return a, err
 			}
 			i++
-		case strings.HasPrefix(a, "--backend="):
-			kind = strings.TrimPrefix(a, "--backend=")
-		case strings.HasPrefix(a, "--config="):
-			configDir = strings.TrimPrefix(a, "--config=")
-		case strings.HasPrefix(a, "--data-dir="):
-			dataDir = strings.TrimPrefix(a, "--data-dir=")
-		case a == "-h" || a == "--help" || a == "help":
-			fmt.Fprint(stdout, infoUsage)
-			return nil
-		case strings.HasPrefix(a, "-"):
-			return usageError("info: unknown flag %s\n\n%s", a, infoUsage)
-		case model != "":
-			return usageError("info: one MODEL at a time, got %s and %s", model, a)
+		case isFlag && !hasVal && (name == "json" || name == "h" || name == "help"):
+			a.asJSON = a.asJSON || name == "json"
+			a.help = a.help || name != "json"
+		case isFlag && (name == "backend" || name == "config" || name == "data-dir"):
+			if !hasVal {
+				if i+1 >= len(args) {
+					return a, usageError("info: %s needs a value", arg)
+				}
+				i++
+				val = args[i]
+			}
+			switch name {
+			case "backend":
+				if err := a.setKind(arg, val); err != nil {
+					return a, err
+				}
+			case "config":
+				a.configDir = val
+			case "data-dir":
+				a.dataDir = val
+			}
+		case arg == "help":
+			a.help = true
+		case isFlag:
+			return a, usageError("info: unknown flag %s\n\n%s", arg, infoUsage)
+		case a.model != "":
+			return a, usageError("info: one MODEL at a time, got %s and %s", a.model, arg)
 		default:
-			model = a
+			a.model = arg
 		}
 	}
 	switch {
-	case model != "" && wantDevice:
-		return usageError("info: give either --device or MODEL, not both")
-	case model != "":
-		return modelInfo(model, configDir, asJSON, stdout)
-	case configDir != "":
-		return usageError("info: --config applies to MODEL only")
-	case !wantDevice:
-		return defaultModelInfo(dataDir, asJSON, stdout, stderr)
+	case a.help:
+	case a.model != "" && a.wantDevice:
+		return a, usageError("info: give either --device or MODEL (%s), not both", a.model)
+	case a.configDir != "" && a.model == "":
+		return a, usageError("info: --config applies to MODEL only")
 	}
+	return a, nil
+}
+
+// infoCommand runs `lorastudio info`.
+func infoCommand(args []string, stdout, stderr io.Writer) error {
+	a, err := parseInfoArgs(args)
+	switch {
+	case err != nil:
+		return err
+	case a.help:
+		fmt.Fprint(stdout, infoUsage)
+		return nil
+	case a.model != "":
+		return modelInfo(a.model, a.configDir, a.asJSON, stdout)
+	case !a.wantDevice:
+		return defaultModelInfo(a.dataDir, a.asJSON, stdout, stderr)
+	}
+	return deviceInfo(a.kind, a.asJSON, stdout)
+}
+
+// deviceInfo describes the backend kind gives on this machine ("" for the
+// default): as JSON, or as a table.
+func deviceInfo(kind string, asJSON bool, stdout io.Writer) error {
 	inf, err := device.Describe(kind)
 	if err != nil {
 		if strings.Contains(err.Error(), "unknown device") {

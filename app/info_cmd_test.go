@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -47,6 +48,132 @@ func TestInfoDeviceJSON(t *testing.T) {
 	}
 }
 
+// infoJSON runs `lorastudio info ARGS...` through run, as the terminal does,
+// and decodes its JSON; code is the exit status.
+func infoJSON(t *testing.T, args ...string) (v map[string]any, code int, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(append([]string{"info"}, args...), &out, &errb)
+	if code == 0 {
+		if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+			t.Fatalf("info %v: not JSON: %v\n%s", args, err, out.String())
+		}
+	}
+	return v, code, errb.String()
+}
+
+// TestInfoDeviceTakesAValue: `info --device D` accepts auto, cpu and gl as
+// every other command's --device does, in both spellings and any order;
+// bare --device is the default device ($LORASTUDIO_DEVICE, else auto).
+func TestInfoDeviceTakesAValue(t *testing.T) {
+	t.Setenv("LORASTUDIO_DEVICE", "")
+	for _, args := range [][]string{
+		{"--device", "cpu", "--json"},
+		{"--json", "--device", "cpu"},
+		{"--device=cpu", "--json"},
+		{"--device", "CPU", "--json"},
+		{"-device", "cpu", "-json"},
+		{"--backend", "cpu", "--json"},
+		{"--device", "cpu", "--backend", "cpu", "--json"},
+	} {
+		v, code, errs := infoJSON(t, args...)
+		if code != 0 || v["backend"] != "cpu" || v["fallback"] != nil {
+			t.Errorf("info %v: exit %d, %v, stderr %q; want the cpu backend", args, code, v, errs)
+		}
+	}
+
+	// auto, bare --device and --device auto describe the same backend.
+	auto, code, errs := infoJSON(t, "--device", "auto", "--json")
+	if code != 0 || (auto["backend"] != "gl" && auto["backend"] != "cpu") {
+		t.Fatalf("info --device auto: exit %d, %v, %s", code, auto, errs)
+	}
+	if auto["backend"] == "cpu" && auto["fallback"] == nil {
+		t.Errorf("auto chose the CPU without saying why: %v", auto)
+	}
+	bare, _, _ := infoJSON(t, "--device", "--json")
+	if bare["backend"] != auto["backend"] || bare["renderer"] != auto["renderer"] {
+		t.Errorf("bare --device gave %v, --device auto %v", bare, auto)
+	}
+	// A bare --device follows $LORASTUDIO_DEVICE like every other command;
+	// an explicit auto does not.
+	t.Setenv("LORASTUDIO_DEVICE", "cpu")
+	if v, code, errs := infoJSON(t, "--device", "--json"); code != 0 || v["backend"] != "cpu" {
+		t.Errorf("LORASTUDIO_DEVICE=cpu info --device: exit %d, %v, %s", code, v, errs)
+	}
+	if v, _, _ := infoJSON(t, "--device", "auto", "--json"); v["backend"] != auto["backend"] {
+		t.Errorf("LORASTUDIO_DEVICE=cpu info --device auto gave %v, want %v as without it", v["backend"], auto["backend"])
+	}
+	t.Setenv("LORASTUDIO_DEVICE", "")
+
+	// gl: the GL context's limits where one can be made, else a failure
+	// (exit 1) that says why, never a usage error.
+	gl, code, errs := infoJSON(t, "--device", "gl", "--json")
+	switch {
+	case code == 0:
+		if gl["backend"] != "gl" || gl["version"] == nil || gl["max_ssbo_binding"] == nil {
+			t.Errorf("info --device gl --json: %v", gl)
+		}
+	case requireGL():
+		t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but info --device gl: exit %d, %s", code, errs)
+	case code != 1 || !strings.Contains(errs, "gl"):
+		t.Errorf("info --device gl without GL: exit %d, stderr %q; want exit 1 saying why", code, errs)
+	default:
+		t.Logf("no GL here: %s", errs)
+	}
+	if code == 0 {
+		var out, errb bytes.Buffer
+		if c := run([]string{"info", "--device", "gl"}, &out, &errb); c != 0 || !regexp.MustCompile(`(?m)^backend: +gl$`).MatchString(out.String()) || !strings.Contains(out.String(), "max storage binding:") {
+			t.Errorf("info --device gl (text): exit %d\n%s%s", c, out.String(), errb.String())
+		}
+	}
+}
+
+// TestParseInfoArgs pins how the word after a bare --device is read.
+func TestParseInfoArgs(t *testing.T) {
+	model := filepath.Join(t.TempDir(), "model.safetensors")
+	if err := os.WriteFile(model, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cpuDir := filepath.Join(t.TempDir(), "cpu")
+	if err := os.Mkdir(cpuDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Dir(cpuDir)) // a folder named cpu: the word still means the device
+	for _, c := range []struct {
+		args []string
+		want infoArgs
+		err  string
+	}{
+		{args: []string{"--device"}, want: infoArgs{wantDevice: true}},
+		{args: []string{"--device", "--json"}, want: infoArgs{wantDevice: true, asJSON: true}},
+		{args: []string{"--device", "gl"}, want: infoArgs{wantDevice: true, kind: "gl"}},
+		{args: []string{"--device", "cpu"}, want: infoArgs{wantDevice: true, kind: "cpu"}},
+		{args: []string{"--device=auto", "--json"}, want: infoArgs{wantDevice: true, kind: "auto", asJSON: true}},
+		{args: []string{"--device", "help"}, want: infoArgs{wantDevice: true, help: true}},
+		{args: []string{model}, want: infoArgs{model: model}},
+		{args: []string{model, "--json", "--data-dir", "d"}, want: infoArgs{model: model, asJSON: true, dataDir: "d"}},
+		{args: []string{"--device", "vulkan"}, want: infoArgs{wantDevice: true, kind: "vulkan"}}, // Describe refuses it
+		{args: []string{"--device", model}, err: "either --device or MODEL"},
+		{args: []string{model, "--device", "gl"}, err: "either --device or MODEL"},
+		{args: []string{"--device", "gl", "--backend", "cpu"}, err: "two devices"},
+		{args: []string{"--device=gl", "--device=cpu"}, err: "two devices"},
+		{args: []string{"--device", "--config", "x"}, err: "--config applies to MODEL only"},
+		{args: []string{"--backend"}, err: "needs a value"},
+		{args: []string{"--frobnicate"}, err: "unknown flag"},
+	} {
+		got, err := parseInfoArgs(c.args)
+		if c.err != "" {
+			if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("parseInfoArgs(%q) error %v, want a usage error containing %q", c.args, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("parseInfoArgs(%q) = %+v, %v; want %+v", c.args, got, err, c.want)
+		}
+	}
+}
+
 func TestInfoDeviceCPUText(t *testing.T) {
 	var out, errb bytes.Buffer
 	if err := infoCommand([]string{"--device", "--backend", "cpu"}, &out, &errb); err != nil {
@@ -59,7 +186,7 @@ func TestInfoDeviceCPUText(t *testing.T) {
 
 func TestInfoUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{"--device", "--backend", "vulkan"}, {"--frobnicate"},
-		{"a.safetensors", "b.safetensors"}, {"--device", "model.safetensors"}, {"--device", "--config", "x"}} {
+		{"a.safetensors", "b.safetensors"}, {"--device", "vulkan"}, {"--device", "--config", "x"}} {
 		var out, errb bytes.Buffer
 		err := infoCommand(args, &out, &errb)
 		if !errors.Is(err, errUsage) {

@@ -22,7 +22,8 @@ Usage:
   lorastudio caption SUBCOMMAND ...            caption a dataset from the terminal
   lorastudio generate --prompt TEXT --out F.png [--model PATH] [--lora F[:W]]...
                                                generate an image (see 'generate --help')
-  lorastudio info --device [--json]            show which compute backend is used
+  lorastudio info --device [auto|cpu|gl] [--json]
+                                               which compute backend that device gives
   lorastudio info [MODEL] [--json]             what an SDXL model holds (default: the demo model)
   lorastudio bench ops [--device D] [--json]   benchmark the engine's ops
   lorastudio bench sdxl|generate [...]         full-size SDXL with random weights
