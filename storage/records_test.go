@@ -410,6 +410,12 @@ func TestRunProgressAndFiles(t *testing.T) {
 	if err := db.SetRunDir(a.ID, "/d/runs/1-cats"); err != nil {
 		t.Fatal(err)
 	}
+	if err := db.SetRunOutput(a.ID, "/out/cats2.safetensors"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := db.Run(a.ID); err != nil || r.OutputPath != "/out/cats2.safetensors" || r.RunDir != "/d/runs/1-cats" {
+		t.Errorf("run after SetRunDir and SetRunOutput = %+v, %v", r, err)
+	}
 	if err := db.SetRunDir(9999, "/x"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("SetRunDir of a missing run: %v", err)
 	}

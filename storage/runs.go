@@ -231,6 +231,11 @@ func (db *DB) SetRunDir(id int64, dir string) error {
 	return db.updateRun(id, "the folder", `UPDATE runs SET run_dir = ? WHERE id = ?`, dir)
 }
 
+// SetRunOutput records where a run's finished LoRA goes.
+func (db *DB) SetRunOutput(id int64, path string) error {
+	return db.updateRun(id, "the output path", `UPDATE runs SET output_path = ? WHERE id = ?`, path)
+}
+
 // SetRunSteps records a run's progress: steps done and steps planned.
 func (db *DB) SetRunSteps(id int64, done, total int) error {
 	if done < 0 || total < 0 {
