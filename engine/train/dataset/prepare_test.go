@@ -333,4 +333,3 @@ func TestPrepareCancelAndBadInput(t *testing.T) {
 		t.Errorf("undecodable image: %v", err)
 	}
 }
-
