@@ -38,13 +38,20 @@ type Batch struct {
 // are visibly truncated, are skipped (Inspect names them); the error is for
 // bad settings or no usable image at all.
 func Plan(imgs []Image, o Options, batch int, seed uint64, epoch int) ([]Batch, error) {
+	return PlanSizes(imgs, ProbeSizes(imgs), o, batch, seed, epoch)
+}
+
+// ProbeSizes returns every image's size (ProbeSize), a zero Size for one
+// that cannot be read: read once, it lets a trainer plan many epochs with
+// PlanSizes without touching the files again.
+func ProbeSizes(imgs []Image) []Size {
 	sizes := make([]Size, len(imgs))
 	for i, im := range imgs {
 		if s, err := ProbeSize(im.Path); err == nil {
 			sizes[i] = s
 		}
 	}
-	return PlanSizes(imgs, sizes, o, batch, seed, epoch)
+	return sizes
 }
 
 // PlanSizes is Plan with the images' sizes given (sizes[i] is imgs[i]'s; a
