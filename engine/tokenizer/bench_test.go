@@ -39,3 +39,21 @@ func BenchmarkEncodeUncached(b *testing.B) {
 		tok.EncodePadded(prompt, 77)
 	}
 }
+
+// BenchmarkEncodeLongWord tokenizes a 50 KB word (pasted base64, say)
+// uncached: the heap merge's cost, which the plain passes would make about
+// 15 s.
+func BenchmarkEncodeLongWord(b *testing.B) {
+	tok, err := Embedded(DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	word := longWord(50_000)
+	b.SetBytes(int64(len(word)))
+	for b.Loop() {
+		tok.mu.Lock()
+		tok.cache = map[string][]string{}
+		tok.mu.Unlock()
+		tok.EncodePadded(word, 77)
+	}
+}
