@@ -27,6 +27,8 @@ Usage:
   lorastudio info [MODEL] [--json]             what an SDXL model holds (default: the demo model)
   lorastudio bench ops [--device D] [--json]   benchmark the engine's ops
   lorastudio bench sdxl|generate [...]         full-size SDXL with random weights
+  lorastudio gallery list [--search TEXT] [--json]
+                                               the generated images, newest first
   lorastudio help                              this text
 
 Global flag (before or after the subcommand):
@@ -59,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = infoCommand(rest, stdout, stderr)
 	case "bench":
 		err = benchCommand(rest, stdout, stderr)
+	case "gallery":
+		err = galleryCommand(rest, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return 0
