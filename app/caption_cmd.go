@@ -250,7 +250,7 @@ func captionList(d *studio.Dataset, asJSON bool, w io.Writer) error {
 	if asJSON {
 		out := make([]listEntry, 0, len(items))
 		for _, it := range items {
-			e := listEntry{Image: it.Rel, Width: it.Width, Height: it.Height, Format: it.Format, Warnings: it.Warnings}
+			e := listEntry{Image: it.Rel, Width: it.Width, Height: it.Height, Format: it.Format, Warnings: it.WarningTexts()}
 			if it.HasCaption && it.CaptionErr == nil {
 				c := it.Caption
 				e.Caption = &c

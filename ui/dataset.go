@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
@@ -23,9 +22,6 @@ import (
 	"lorastudio/app/studio"
 )
 
-// trainingResolution is the SDXL training size; smaller images get a warning.
-const trainingResolution = studio.DefaultResolution
-
 // previewMax caps the long side of the preview image handed to the canvas,
 // so that a 6000-pixel photo does not become a 6000-pixel texture.
 const previewMax = 1536
@@ -38,15 +34,12 @@ type DatasetScreen struct {
 	st  *studio.Studio
 	ds  *studio.Dataset
 
-	visible []string        // Rel of each grid cell, in order
-	index   map[string]int  // Rel → cell
-	cur     string          // Rel of the image being captioned ("" for none)
-	saved   string          // the caption text of cur as last loaded or saved
-	syncing bool            // true while the screen itself moves the grid selection
-	pendMu  sync.Mutex      // guards pending (thumbnail callbacks may run off the UI goroutine in tests)
-	pending map[string]bool // thumbnails requested and not yet delivered (true) or failed (false)
-	pendFor *studio.Dataset // the dataset pending belongs to
-	preview int             // generation of the preview load in flight
+	visible []string       // Rel of each grid cell, in order
+	index   map[string]int // Rel → cell
+	cur     string         // Rel of the image being captioned ("" for none)
+	saved   string         // the caption text of cur as last loaded or saved
+	syncing bool           // true while the screen itself moves the grid selection
+	preview int            // generation of the preview load in flight
 
 	// OnDatasetChanged, when set, is told the root of every dataset the screen opens.
 	OnDatasetChanged func(root string)
@@ -87,7 +80,7 @@ type warningRow struct {
 // NewDatasetScreen builds the screen for a window; it shows an empty state
 // until Open or OpenAsync gives it a dataset.
 func NewDatasetScreen(win fyne.Window, st *studio.Studio) *DatasetScreen {
-	s := &DatasetScreen{win: win, st: st, index: map[string]int{}, pending: map[string]bool{}}
+	s := &DatasetScreen{win: win, st: st, index: map[string]int{}}
 	// Commands do nothing while a dialog is open (one dialog at a time);
 	// undo/redo first go to a focused text field other than the caption.
 	guard := func(f func()) func() {
@@ -307,10 +300,6 @@ func (s *DatasetScreen) OpenAsync(dir string) {
 func (s *DatasetScreen) SetDataset(d *studio.Dataset) {
 	s.ds = d
 	s.cur, s.saved = "", ""
-	s.pendMu.Lock()
-	s.pending = map[string]bool{}
-	s.pendFor = d
-	s.pendMu.Unlock()
 	s.editor.SetText("")
 	s.pathLabel.SetText(shortPath(d.Root(), 48))
 	s.filter.SetText("") // applies the filter
@@ -347,7 +336,7 @@ func (s *DatasetScreen) applyFilter() {
 	s.visible = s.visible[:0]
 	s.index = make(map[string]int, len(items))
 	for _, it := range items {
-		if s.uncapOnly.Checked && !needsCaption(it) {
+		if s.uncapOnly.Checked && !it.NeedsCaption() {
 			continue
 		}
 		s.index[it.Rel] = len(s.visible)
@@ -387,58 +376,32 @@ func (s *DatasetScreen) updateTile(id widget.GridWrapItemID, o fyne.CanvasObject
 	switch {
 	case it.Err != nil:
 		state = tileBroken
-	case needsCaption(it):
+	case it.NeedsCaption():
 		state = tileUncaptioned
 	}
 	if state == tileBroken {
 		t.show(rel, path.Base(rel), state, nil)
 		return
 	}
-	th := s.st.Thumbnails()
-	img, ok := th.Get(it, thumbSize)
-	t.show(rel, path.Base(rel), state, img)
-	if ok || !s.markPending(rel) {
-		return
-	}
+	// The Thumbnailer keeps what is queued and what failed: a redraw asks
+	// again freely, and is called back once per thumbnail made.
 	ds := s.ds
-	th.Request(it, thumbSize, func(img image.Image, err error) {
-		s.pendMu.Lock()
-		if s.pendFor == ds {
-			s.pending[rel] = false // done: failed ones are not asked for again
-			if err == nil {
-				delete(s.pending, rel)
-			}
-		}
-		s.pendMu.Unlock()
+	img, _, _ := s.st.Thumbnails().Fetch(it, thumbSize, func(img image.Image, err error) {
 		fyne.Do(func() {
-			if s.ds != ds {
-				return
-			}
 			if err != nil {
-				if !errors.Is(err, studio.ErrThumbnailerClosed) {
+				if s.ds == ds && !errors.Is(err, studio.ErrThumbnailerClosed) {
 					s.setStatus(fmt.Sprintf("Thumbnail of %s: %v", rel, err))
 				}
 				return
 			}
-			if t.rel == rel {
+			if s.ds == ds && t.rel == rel {
 				t.setImage(img)
 			} else {
-				s.refreshTile(rel) // the cell moved to another tile: it takes it from the cache
+				s.refreshTile(rel) // the cell moved to another tile (or dataset): it takes it from the cache
 			}
 		})
 	})
-}
-
-// markPending records a thumbnail request for rel; false if one is already
-// in flight or failed before (pending holds false for failures).
-func (s *DatasetScreen) markPending(rel string) bool {
-	s.pendMu.Lock()
-	defer s.pendMu.Unlock()
-	if _, seen := s.pending[rel]; seen {
-		return false
-	}
-	s.pending[rel] = true
-	return true
+	t.show(rel, path.Base(rel), state, img)
 }
 
 // refreshTile redraws the cell of one image (its badge may have changed).
@@ -553,7 +516,11 @@ func (s *DatasetScreen) showFacts(it *studio.Item) {
 	if it.CaptionErr != nil {
 		warns = append(warns, "Caption file: "+it.CaptionErr.Error())
 	}
-	warns = append(warns, it.Warnings...)
+	for _, w := range it.Warnings {
+		if w.Kind != studio.WarnCaptionFile { // said just above
+			warns = append(warns, w.Text)
+		}
+	}
 	s.warnLabel.SetText(strings.Join(warns, "\n"))
 	if len(warns) == 0 {
 		s.warnLabel.Hide()
@@ -581,15 +548,6 @@ func shortPath(p string, max int) string {
 		out = next
 	}
 	return "…/" + out
-}
-
-// needsCaption reports whether an item has no caption file or an empty one
-// (the same rule as the dataset's progress count).
-func needsCaption(it *studio.Item) bool {
-	if !it.HasCaption {
-		return true
-	}
-	return it.CaptionErr == nil && strings.TrimSpace(it.Caption) == ""
 }
 
 // fitImage scales img down so its long side is at most max pixels.
@@ -658,20 +616,21 @@ func (s *DatasetScreen) refreshWarnings() {
 		return
 	}
 	s.warnings = s.warnings[:0]
-	small := map[string]bool{}
-	for _, it := range s.ds.SmallImages(trainingResolution) {
-		small[it.Rel] = true
-		s.warnings = append(s.warnings, warningRow{it.Rel, fmt.Sprintf("%s: %d × %d is smaller than the %d training resolution", it.Rel, it.Width, it.Height, trainingResolution)})
+	items := s.ds.Items()
+	// Small images first, worded for the panel: the most common warning.
+	for _, it := range items {
+		if it.HasWarning(studio.WarnSmall) {
+			s.warnings = append(s.warnings, warningRow{it.Rel, fmt.Sprintf("%s: %d × %d is smaller than the %d training resolution", it.Rel, it.Width, it.Height, studio.DefaultResolution)})
+		}
 	}
-	for _, it := range s.ds.Items() {
+	for _, it := range items {
 		if it.Err != nil {
 			s.warnings = append(s.warnings, warningRow{it.Rel, fmt.Sprintf("%s: unreadable — %v", it.Rel, it.Err)})
 		}
 		for _, w := range it.Warnings { // includes the caption file's problem (Item.CaptionErr)
-			if small[it.Rel] && strings.Contains(w, "small") {
-				continue
+			if w.Kind != studio.WarnSmall {
+				s.warnings = append(s.warnings, warningRow{it.Rel, it.Rel + ": " + w.Text})
 			}
-			s.warnings = append(s.warnings, warningRow{it.Rel, it.Rel + ": " + w})
 		}
 	}
 	for _, o := range s.ds.Others() {
@@ -878,9 +837,6 @@ func (s *DatasetScreen) Rescan() {
 	}
 	cur := s.cur
 	s.cur = ""
-	s.pendMu.Lock()
-	s.pending = map[string]bool{}
-	s.pendMu.Unlock()
 	s.applyFilter()
 	s.refreshPanels()
 	if _, ok := s.ds.Item(cur); ok {

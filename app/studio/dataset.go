@@ -161,20 +161,12 @@ func (d *Dataset) Others() []string {
 	return append([]string(nil), d.others...)
 }
 
-// uncaptioned reports whether an item still needs a caption.
-func uncaptioned(it *Item) bool {
-	if !it.HasCaption {
-		return true
-	}
-	return it.CaptionErr == nil && strings.TrimSpace(it.Caption) == ""
-}
-
 // Progress returns how many images have a non-empty caption, and the total.
 func (d *Dataset) Progress() (captioned, total int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, e := range d.items {
-		if !uncaptioned(e.item) {
+		if !e.item.NeedsCaption() {
 			captioned++
 		}
 	}
@@ -647,7 +639,7 @@ func (d *Dataset) Filter(query string) []*Item {
 
 // Uncaptioned returns the items with no caption or an empty one.
 func (d *Dataset) Uncaptioned() []*Item {
-	return d.selectItems(uncaptioned)
+	return d.selectItems((*Item).NeedsCaption)
 }
 
 // NextUncaptioned returns the first uncaptioned item after afterRel in path
@@ -662,7 +654,7 @@ func (d *Dataset) NextUncaptioned(afterRel string) (*Item, bool) {
 	}
 	for k := 0; k < n; k++ {
 		it := d.items[d.order[(start+k)%n]].item
-		if uncaptioned(it) {
+		if it.NeedsCaption() {
 			return it.clone(), true
 		}
 	}

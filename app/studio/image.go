@@ -57,7 +57,7 @@ func describeDecodeErr(err error) string {
 type imageHeader struct {
 	width, height int
 	format        string
-	warnings      []string
+	warnings      []Warning
 }
 
 // readImageHeader reads an image's header (image.DecodeConfig) plus a cheap
@@ -79,15 +79,15 @@ func readImageHeader(path string) (imageHeader, error) {
 	}
 	switch cfg.ColorModel {
 	case color.CMYKModel:
-		h.warnings = append(h.warnings, "CMYK colour: converted to RGB for training, colours may shift")
+		h.warnings = append(h.warnings, Warning{WarnColour, "CMYK colour: converted to RGB for training, colours may shift"})
 	case color.RGBA64Model, color.NRGBA64Model, color.Gray16Model, color.Alpha16Model:
-		h.warnings = append(h.warnings, "16-bit per channel: reduced to 8-bit for training")
+		h.warnings = append(h.warnings, Warning{WarnColour, "16-bit per channel: reduced to 8-bit for training"})
 	}
 	if min(cfg.Width, cfg.Height) < DefaultResolution {
-		h.warnings = append(h.warnings, fmt.Sprintf("smaller than the %d px training resolution (%dx%d): will be upscaled", DefaultResolution, cfg.Width, cfg.Height))
+		h.warnings = append(h.warnings, Warning{WarnSmall, fmt.Sprintf("smaller than the %d px training resolution (%dx%d): will be upscaled", DefaultResolution, cfg.Width, cfg.Height)})
 	}
 	if cfg.Width%8 != 0 || cfg.Height%8 != 0 {
-		h.warnings = append(h.warnings, fmt.Sprintf("size %dx%d is not divisible by 8: will be cropped", cfg.Width, cfg.Height))
+		h.warnings = append(h.warnings, Warning{WarnSize, fmt.Sprintf("size %dx%d is not divisible by 8: will be cropped", cfg.Width, cfg.Height)})
 	}
 	st, err := f.Stat()
 	if err != nil {
@@ -97,7 +97,7 @@ func readImageHeader(path string) (imageHeader, error) {
 		if fatal {
 			return h, fmt.Errorf("image %s: %s", path, msg)
 		}
-		h.warnings = append(h.warnings, msg)
+		h.warnings = append(h.warnings, Warning{WarnTruncated, msg})
 	}
 	return h, nil
 }

@@ -26,25 +26,25 @@ const (
 
 // Item is one image of a dataset and its caption, as last seen on disk.
 type Item struct {
-	Rel         string   // path of the image relative to the dataset root, forward slashes
-	ImagePath   string   // absolute path of the image
-	CaptionPath string   // absolute path of the caption file (which may not exist yet)
-	Width       int      // pixels, from the image header
-	Height      int      // pixels, from the image header
-	Format      string   // "png", "jpeg" or "webp"
-	Caption     string   // caption text ("" when there is none)
-	HasCaption  bool     // whether the caption file exists
-	Hash        string   // hex sha256 of the image file; filled lazily ("" until known)
-	Repeats     int      // kohya N_name folder repeat count (1 otherwise)
-	Err         error    // why the image cannot be read; nil when it can
-	CaptionErr  error    // why the caption file cannot be used (unreadable, not UTF-8); its bytes are left alone
-	Warnings    []string // problems that do not stop training: CMYK, 16-bit, small, truncated JPEG ...
+	Rel         string    // path of the image relative to the dataset root, forward slashes
+	ImagePath   string    // absolute path of the image
+	CaptionPath string    // absolute path of the caption file (which may not exist yet)
+	Width       int       // pixels, from the image header
+	Height      int       // pixels, from the image header
+	Format      string    // "png", "jpeg" or "webp"
+	Caption     string    // caption text ("" when there is none)
+	HasCaption  bool      // whether the caption file exists
+	Hash        string    // hex sha256 of the image file; filled lazily ("" until known)
+	Repeats     int       // kohya N_name folder repeat count (1 otherwise)
+	Err         error     // why the image cannot be read; nil when it can
+	CaptionErr  error     // why the caption file cannot be used (unreadable, not UTF-8); its bytes are left alone
+	Warnings    []Warning // problems that do not stop training: CMYK, 16-bit, small, truncated JPEG ...
 }
 
 // clone returns a deep copy of the item for handing out of a Dataset.
 func (it *Item) clone() *Item {
 	cp := *it
-	cp.Warnings = append([]string(nil), it.Warnings...)
+	cp.Warnings = append([]Warning(nil), it.Warnings...)
 	return &cp
 }
 
@@ -149,7 +149,7 @@ func scanDataset(root string) (*scanResult, error) {
 			it.Repeats = repeatsOf(rel)
 		}
 		if owner, dup := captionOwner[capRel]; dup {
-			it.Warnings = append(it.Warnings, fmt.Sprintf("shares its caption file %s with %s", capRel, owner))
+			it.Warnings = append(it.Warnings, Warning{WarnSharedCaption, fmt.Sprintf("shares its caption file %s with %s", capRel, owner)})
 		} else {
 			captionOwner[capRel] = rel
 		}
@@ -218,19 +218,15 @@ func applyCaption(it *Item, ds diskState, err error) {
 		it.Caption = ds.data
 	}
 	if it.CaptionErr != nil {
-		it.Warnings = append(it.Warnings, captionWarnPrefix+it.CaptionErr.Error())
+		it.Warnings = append(it.Warnings, Warning{WarnCaptionFile, "caption file: " + it.CaptionErr.Error()})
 	}
 }
 
-// captionWarnPrefix marks warnings that come from the caption file, so they
-// are replaced when the caption is read again.
-const captionWarnPrefix = "caption file: "
-
 // dropCaptionWarnings removes warnings added by applyCaption.
-func dropCaptionWarnings(ws []string) []string {
+func dropCaptionWarnings(ws []Warning) []Warning {
 	out := ws[:0]
 	for _, w := range ws {
-		if !strings.HasPrefix(w, captionWarnPrefix) {
+		if w.Kind != WarnCaptionFile {
 			out = append(out, w)
 		}
 	}

@@ -48,7 +48,7 @@ func TestScanTutorialLayout(t *testing.T) {
 	if b.HasCaption || b.CaptionPath != filepath.Join(root, "captions", "b.txt") || b.Width != 64 || b.Height != 48 || b.Format != "jpeg" {
 		t.Fatalf("b: %+v", b)
 	}
-	if !hasWarning(b, "smaller than the 1024 px") {
+	if !hasWarning(b, "smaller than the 1024 px") || !b.HasWarning(WarnSmall) || a.HasWarning(WarnSmall) {
 		t.Fatalf("b has no small-image warning: %v", b.Warnings)
 	}
 	if c.Format != "webp" || c.Width != 16 || c.Err != nil {
@@ -171,7 +171,7 @@ func TestScanMissingFolder(t *testing.T) {
 // hasWarning reports whether one of the item's warnings contains s.
 func hasWarning(it *Item, s string) bool {
 	for _, w := range it.Warnings {
-		if strings.Contains(w, s) {
+		if strings.Contains(w.Text, s) {
 			return true
 		}
 	}

@@ -38,6 +38,7 @@ type Thumbnailer struct {
 	wg      sync.WaitGroup
 
 	hashes map[hashKey]string // content hash by file identity
+	failed map[failKey]error  // thumbnails that could not be made, for the file as it was
 
 	mem      map[string]*list.Element // LRU by cache key
 	lru      *list.List               // front: most recent
@@ -54,6 +55,27 @@ type hashKey struct {
 	size  int64
 	mtime time.Time
 }
+
+// failKey is a thumbnail that could not be made: the file's identity when
+// it was tried, and the thumbnail size. A file changed since (replaced,
+// repaired, or appeared) has another identity and is tried again.
+type failKey struct {
+	file hashKey
+	size int
+}
+
+// ThumbState is where a thumbnail stands, as Fetch reports it.
+type ThumbState int
+
+const (
+	// ThumbReady: the thumbnail was in memory or on disk and is returned.
+	ThumbReady ThumbState = iota
+	// ThumbQueued: the thumbnail is being made in the background.
+	ThumbQueued
+	// ThumbFailed: making it failed (the error says why) and the file has
+	// not changed since; it is not tried again until it does.
+	ThumbFailed
+)
 
 // thumbJob is one queued thumbnail and everyone waiting for it.
 type thumbJob struct {
@@ -83,6 +105,7 @@ func NewThumbnailer(dir string, workers int) (*Thumbnailer, error) {
 		dir:      dir,
 		pending:  map[string]*thumbJob{},
 		hashes:   map[hashKey]string{},
+		failed:   map[failKey]error{},
 		mem:      map[string]*list.Element{},
 		lru:      list.New(),
 		memLimit: defaultThumbMemory,
@@ -203,18 +226,51 @@ func (t *Thumbnailer) Get(item *Item, size int) (image.Image, bool) {
 			return img, true
 		}
 	}
-	t.enqueue(item, size, nil)
+	t.enqueue(item, size, nil, true)
 	return nil, false
 }
 
 // Request makes the thumbnail in the background and calls done (from a
 // worker goroutine) with it or with an error naming the file.
 func (t *Thumbnailer) Request(item *Item, size int, done func(image.Image, error)) {
-	t.enqueue(item, size, done)
+	t.enqueue(item, size, done, true)
 }
 
-// enqueue adds a job (or joins the one already queued for the same file and size).
-func (t *Thumbnailer) enqueue(item *Item, size int, done func(image.Image, error)) {
+// Fetch is what a screen drawing a thumbnail asks, as often as it redraws.
+// A cached thumbnail is returned at once (ThumbReady). One that failed
+// before, for the file as it is now, is not tried again: ThumbFailed with
+// the error. Otherwise it is queued (ThumbQueued) and done is called once,
+// from a worker goroutine, when it is made or fails — unless a request for
+// the same file and size is already waiting with a callback, which is
+// called instead; so a screen asking on every redraw is called back once,
+// not once per redraw. After Close, done gets ErrThumbnailerClosed.
+func (t *Thumbnailer) Fetch(item *Item, size int, done func(image.Image, error)) (image.Image, ThumbState, error) {
+	if size <= 0 {
+		return nil, ThumbFailed, fmt.Errorf("thumbnail of %s: invalid size %d", item.ImagePath, size)
+	}
+	k, h, ok := t.knownHash(item.ImagePath, item.Hash)
+	if ok {
+		if img, ok := t.fromCache(h, size); ok {
+			return img, ThumbReady, nil
+		}
+	}
+	if k.path == "" {
+		k = hashKey{path: item.ImagePath} // cannot stat it: a missing file
+	}
+	t.mu.Lock()
+	err, failed := t.failed[failKey{k, size}]
+	t.mu.Unlock()
+	if failed {
+		return nil, ThumbFailed, err
+	}
+	t.enqueue(item, size, done, false)
+	return nil, ThumbQueued, nil
+}
+
+// enqueue adds a job, or joins the one already queued for the same file and
+// size; a done given with join false is dropped when that job already has a
+// callback.
+func (t *Thumbnailer) enqueue(item *Item, size int, done func(image.Image, error), join bool) {
 	if size <= 0 {
 		if done != nil {
 			done(nil, fmt.Errorf("thumbnail of %s: invalid size %d", item.ImagePath, size))
@@ -237,7 +293,7 @@ func (t *Thumbnailer) enqueue(item *Item, size int, done func(image.Image, error
 		t.queue = append(t.queue, j)
 		t.cond.Signal()
 	}
-	if done != nil {
+	if done != nil && (join || len(j.dones) == 0) {
 		j.dones = append(j.dones, done)
 	}
 	t.mu.Unlock()
@@ -259,9 +315,16 @@ func (t *Thumbnailer) worker() {
 		t.queue = t.queue[:len(t.queue)-1]
 		t.mu.Unlock()
 
+		file := hashKey{path: j.path}
+		if st, err := os.Stat(j.path); err == nil {
+			file = hashKey{path: j.path, size: st.Size(), mtime: st.ModTime()}
+		}
 		img, err := t.make(j)
 
 		t.mu.Lock()
+		if err != nil {
+			t.failed[failKey{file, j.size}] = err
+		}
 		delete(t.pending, j.path+"|"+strconv.Itoa(j.size))
 		dones := j.dones
 		t.mu.Unlock()
