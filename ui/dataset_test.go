@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -443,31 +444,21 @@ func TestTilesMarkUncaptionedAndBroken(t *testing.T) {
 	// Thumbnails are made in the background (the grid asked for them when it
 	// was laid out) and then come from the cache.
 	tl := newThumbTile()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitFor(t, "the thumbnail of c.png", func() (bool, string) {
 		s.updateTile(s.index["c.png"], tl)
-		if img := tl.img.Image; img != nil {
-			if b := img.Bounds(); b.Dx() != 32 || b.Dy() != 64 {
-				t.Errorf("thumbnail of the 32×64 c.png is %v (a small image is not enlarged)", b)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the thumbnail of c.png was never made")
-		}
-		time.Sleep(20 * time.Millisecond)
+		return tl.img.Image != nil, "a tile with the placeholder"
+	})
+	if b := tl.img.Image.Bounds(); b.Dx() != 32 || b.Dy() != 64 {
+		t.Errorf("thumbnail of the 32×64 c.png is %v (a small image is not enlarged)", b)
 	}
 	// The grid's own tile for c.png got it too.
 	found := false
 	for _, o := range test.LaidOutObjects(s.grid) {
 		if gt, ok := o.(*thumbTile); ok && gt.rel == "c.png" {
 			found = true
-			for gt.img.Image == nil && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-			if gt.img.Image == nil {
-				t.Error("the grid's tile for c.png still shows the placeholder")
-			}
+			waitFor(t, "the grid's tile for c.png to show its thumbnail", func() (bool, string) {
+				return gt.img.Image != nil, "the placeholder"
+			})
 		}
 	}
 	if !found {
@@ -673,18 +664,14 @@ func TestOpenFailureNamesTheFolder(t *testing.T) {
 	m, _ := newTestWindow(t, "")
 	missing := filepath.Join(t.TempDir(), "no-such-folder")
 	m.Dataset.OpenAsync(missing)
-	deadline := time.Now().Add(20 * time.Second)
-	for m.Window.Canvas().Overlays().Top() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("no error dialog after opening a missing folder")
+	waitFor(t, "an error dialog naming "+missing, func() (bool, string) {
+		if m.Window.Canvas().Overlays().Top() == nil {
+			return false, "no dialog"
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
-	if msg := texts(overlay(t, m.Window)); !strings.Contains(msg, missing) {
-		t.Errorf("error dialog does not name %s:\n%s", missing, msg)
-	}
-	if !strings.Contains(m.Dataset.emptyText.Text, missing) {
-		t.Errorf("empty state says %q", m.Dataset.emptyText.Text)
-	}
+		msg := texts(overlay(t, m.Window))
+		return strings.Contains(msg, missing), "a dialog saying:\n" + msg
+	})
+	waitFor(t, "the empty state naming "+missing, func() (bool, string) {
+		return strings.Contains(m.Dataset.emptyText.Text, missing), fmt.Sprintf("%q", m.Dataset.emptyText.Text)
+	})
 }

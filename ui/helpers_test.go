@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/driver/desktop"
@@ -18,7 +19,7 @@ import (
 )
 
 // writePNG writes a w×h PNG with a colour gradient to p.
-func writePNG(t *testing.T, p string, w, h int) {
+func writePNG(t testing.TB, p string, w, h int) {
 	t.Helper()
 	img := image.NewNRGBA(image.Rect(0, 0, w, h))
 	for y := 0; y < h; y++ {
@@ -39,7 +40,7 @@ func writePNG(t *testing.T, p string, w, h int) {
 }
 
 // writeFile writes text to p.
-func writeFile(t *testing.T, p, text string) {
+func writeFile(t testing.TB, p, text string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -47,7 +48,7 @@ func writeFile(t *testing.T, p, text string) {
 }
 
 // readFile returns the text of p, or "<missing>" when it does not exist.
-func readFile(t *testing.T, p string) string {
+func readFile(t testing.TB, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if os.IsNotExist(err) {
@@ -75,9 +76,29 @@ func makeDataset(t *testing.T) string {
 	return dir
 }
 
+// waitFor polls cond until it holds and fails the test, with what cond last
+// saw, if it does not within the deadline. The deadline is not a speed
+// limit: a passing run returns as soon as the background work is done, and
+// the deadline only keeps a defect from hanging the run.
+func waitFor(t *testing.T, what string, cond func() (ok bool, saw string)) {
+	t.Helper()
+	const limit = 30 * time.Second
+	deadline := time.Now().Add(limit)
+	for {
+		ok, saw := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s; last saw: %s", limit, what, saw)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // newTestWindow builds the real main window on a real studio (temp data
 // directory) in Fyne's headless test driver and opens dir in it.
-func newTestWindow(t *testing.T, dir string) (*MainWindow, *studio.Studio) {
+func newTestWindow(t testing.TB, dir string) (*MainWindow, *studio.Studio) {
 	t.Helper()
 	a := test.NewTempApp(t)
 	st, err := studio.Open(t.TempDir())
