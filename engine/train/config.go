@@ -84,6 +84,10 @@ type Config struct {
 	SampleSeed     uint64  `json:"sample_seed"`
 	SampleSize     int     `json:"sample_size"`
 
+	// CacheDir holds the latent and text-embedding caches, shared between
+	// runs (app/studio passes <data>/cache/train); "" is <runDir>/cache.
+	CacheDir string `json:"cache_dir,omitempty"`
+
 	// Output is the final LoRA file (kohya, diffusers) or folder (peft);
 	// "" writes <runDir>/lora.safetensors (or <runDir>/lora for peft).
 	Output string `json:"output"`
@@ -225,7 +229,7 @@ func (c Config) Hash() string {
 
 // hashed is c with the settings Hash leaves out cleared.
 func (c Config) hashed() Config {
-	c.Model, c.Output, c.Format, c.SavePrecision, c.Metadata = "", "", "", "", nil
+	c.Model, c.Output, c.Format, c.SavePrecision, c.Metadata, c.CacheDir = "", "", "", "", nil, ""
 	c.SaveEvery, c.SampleEvery, c.SamplePrompts = 0, 0, nil
 	c.SampleSteps, c.SampleGuidance, c.SampleSeed, c.SampleSize = 0, 0, 0, 0
 	if c.Scheduler == "constant" {

@@ -30,7 +30,7 @@ func pattern(w, h int, salt uint32) *image.NRGBA {
 }
 
 // writePNG writes img as dir/name and returns the path.
-func writePNG(t *testing.T, dir, name string, img image.Image) string {
+func writePNG(t testing.TB, dir, name string, img image.Image) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	f, err := os.Create(p)
@@ -47,7 +47,7 @@ func writePNG(t *testing.T, dir, name string, img image.Image) string {
 }
 
 // writeJPEG writes img as dir/name (quality 95) and returns the path.
-func writeJPEG(t *testing.T, dir, name string, img image.Image) string {
+func writeJPEG(t testing.TB, dir, name string, img image.Image) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	f, err := os.Create(p)
@@ -64,7 +64,7 @@ func writeJPEG(t *testing.T, dir, name string, img image.Image) string {
 }
 
 // truncate cuts the file at path to keep bytes.
-func truncate(t *testing.T, path string, keep int64) {
+func truncate(t testing.TB, path string, keep int64) {
 	t.Helper()
 	if err := os.Truncate(path, keep); err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func smallOptions() Options {
 }
 
 // writeFile writes data to path.
-func writeFile(t *testing.T, path string, data []byte) {
+func writeFile(t testing.TB, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)

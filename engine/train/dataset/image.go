@@ -118,7 +118,10 @@ func decodePixels(data []byte, path string, e Entry, bucket Size) ([]float32, er
 		return nil, fmt.Errorf("image %s: is %dx%d, planned as %dx%d (the file changed since the epoch was planned)", path, b.Dx(), b.Dy(), e.OrigW, e.OrigH)
 	}
 	src = opaque(src)
-	dst := image.NewRGBA64(image.Rect(0, 0, bucket.W, bucket.H))
+	// An 8-bit destination takes x/image/draw's fast paths (RGBA, NRGBA,
+	// YCbCr and Gray sources) and quantises as PIL does: its resize of an
+	// RGB image gives 8-bit values that ToTensor then divides by 255.
+	dst := image.NewRGBA(image.Rect(0, 0, bucket.W, bucket.H))
 	// Scaling onto a rectangle shifted by the crop offset renders only the
 	// pixels inside dst: the same values as resizing whole and cropping.
 	dr := image.Rect(-e.CropLeft, -e.CropTop, e.ResizedW-e.CropLeft, e.ResizedH-e.CropTop)
@@ -132,10 +135,9 @@ func decodePixels(data []byte, path string, e Entry, bucket Size) ([]float32, er
 			if e.Flip {
 				sx = W - 1 - x
 			}
-			p := row[8*sx:]
+			p := row[4*sx:]
 			for c := range 3 {
-				v := uint16(p[2*c])<<8 | uint16(p[2*c+1])
-				out[(c*H+y)*W+x] = float32(v)/65535*2 - 1
+				out[(c*H+y)*W+x] = float32(p[c])/255*2 - 1
 			}
 		}
 	}

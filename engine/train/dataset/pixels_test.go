@@ -199,3 +199,26 @@ func TestLoadPixelsJPEGAndBadFiles(t *testing.T) {
 		t.Errorf("changed file: %v", err)
 	}
 }
+
+func TestLoadPixelsWebPEqualsPNG(t *testing.T) {
+	// testdata/pattern.webp is pattern.png saved as lossless WebP.
+	e := Entry{OrigW: 40, OrigH: 24, ResizedW: 48, ResizedH: 29, CropTop: 2, CropLeft: 5, Flip: true}
+	bucket := Size{32, 24}
+	a, err := LoadPixels("testdata/pattern.png", e, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadPixels("testdata/pattern.webp", e, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("value %d: PNG %v, WebP %v", i, a[i], b[i])
+		}
+	}
+	s, err := ProbeSize("testdata/pattern.webp")
+	if err != nil || s != (Size{40, 24}) {
+		t.Errorf("ProbeSize = %v, %v", s, err)
+	}
+}

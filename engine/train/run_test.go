@@ -1,0 +1,284 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"lorastudio/engine/cpu"
+	"lorastudio/engine/internal/fixtures"
+	"lorastudio/engine/safetensors"
+	"lorastudio/engine/sdxl"
+	"lorastudio/engine/train/dataset"
+)
+
+// writeImages writes n small PNGs with distinct deterministic patterns and
+// returns them as a dataset.
+func writeImages(t *testing.T, dir string, n, w, h int) []dataset.Image {
+	t.Helper()
+	captions := []string{"a red square, simple", "a blue circle, flat", "a green field, calm", "a white wall, plain"}
+	var imgs []dataset.Image
+	for i := range n {
+		img := image.NewNRGBA(image.Rect(0, 0, w, h))
+		for y := range h {
+			for x := range w {
+				img.Set(x, y, color.NRGBA{uint8((x*7 + i*60) % 256), uint8((y*5 + i*90) % 256), uint8((x*y + i*30) % 256), 255})
+			}
+		}
+		p := filepath.Join(dir, "img"+string(rune('a'+i))+".png")
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := png.Encode(f, img); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		imgs = append(imgs, dataset.Image{Path: p, Caption: captions[i%len(captions)], Repeats: 1})
+	}
+	return imgs
+}
+
+// tinyConfig is a run on the tiny fixture model at 64×64 (8×8 latents)
+// exercising every random draw: flips, caption dropout, LoRA dropout,
+// noise offset, min-SNR weighting, a batch of two and gradient accumulation.
+func tinyConfig(cacheDir string, steps int) Config {
+	c := Default()
+	c.Rank, c.Alpha = 4, 8
+	c.Data = dataset.Options{Resolution: 64, BucketStep: 64, MinSide: 64, MaxSide: 128, NoBuckets: true, Flip: true, CaptionDropout: 0.3}
+	c.Batch, c.GradAccum = 2, 2
+	c.LR = 1e-3
+	c.MaxSteps = steps
+	c.Dropout = 0.1
+	c.NoiseOffset = 0.05
+	c.MinSNRGamma = 5
+	c.SaveEvery = 0
+	c.SampleEvery = 0
+	c.CacheDir = cacheDir
+	c.Format = "kohya"
+	c.SavePrecision = "fp32"
+	return c
+}
+
+func openTiny(t *testing.T) *sdxl.Source {
+	t.Helper()
+	src, err := sdxl.OpenSource(filepath.Join(fixtures.Root(t), "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
+}
+
+// losses collects the Step events' losses by step.
+type losses map[int]float64
+
+func (l losses) record(e Event) {
+	if e.Kind == Step {
+		l[e.Step] = e.Loss
+	}
+}
+
+// stateParams reads the LoRA parameters of a state file.
+func stateParams(t *testing.T, path string) map[string][]float32 {
+	t.Helper()
+	f, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string][]float32{}
+	for _, n := range f.Names() {
+		if strings.HasPrefix(n, "param.") {
+			v, err := f.Float32(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[n] = v
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s holds no parameters", path)
+	}
+	return out
+}
+
+// sameParams fails unless a and b are bit for bit equal.
+func sameParams(t *testing.T, what string, a, b map[string][]float32) {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("%s: %d parameters vs %d", what, len(a), len(b))
+	}
+	for n, va := range a {
+		vb := b[n]
+		if len(va) != len(vb) {
+			t.Fatalf("%s: %s has %d values vs %d", what, n, len(va), len(vb))
+		}
+		for i := range va {
+			if math.Float32bits(va[i]) != math.Float32bits(vb[i]) {
+				t.Fatalf("%s: %s[%d] = %g vs %g", what, n, i, va[i], vb[i])
+			}
+		}
+	}
+}
+
+// TestResumeIsBitIdentical runs 2N steps straight and N steps, a stop
+// (context cancelled), then a resume of N more: the per-step losses and the
+// final weights must be the same bit for bit. It also checks that a
+// damaged or missing newest state falls back to the one before it.
+func TestResumeIsBitIdentical(t *testing.T) {
+	const n = 2
+	src := openTiny(t)
+	tmp := t.TempDir()
+	imgs := writeImages(t, t.TempDir(), 3, 64, 64)
+	cache := filepath.Join(tmp, "cache")
+	be := cpu.New()
+
+	straightDir := filepath.Join(tmp, "straight")
+	cfg := tinyConfig(cache, 2*n)
+	cfg.SaveEvery = n
+	straight := losses{}
+	res, err := Run(context.Background(), be, src, imgs, cfg, straightDir, false, straight.record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps != 2*n || len(straight) != 2*n {
+		t.Fatalf("straight run: %d steps, %d losses", res.Steps, len(straight))
+	}
+	if _, err := os.Stat(res.Output); err != nil {
+		t.Fatalf("no output: %v", err)
+	}
+	want := stateParams(t, statePath(straightDir, 2*n))
+
+	// N steps, stop, resume
+	stopDir := filepath.Join(tmp, "stopped")
+	ctx, cancel := context.WithCancel(context.Background())
+	resumed := losses{}
+	_, err = Run(ctx, be, src, imgs, tinyConfig(cache, 2*n), stopDir, false, func(e Event) {
+		resumed.record(e)
+		if e.Kind == Step && e.Step == n {
+			cancel()
+		}
+	})
+	cancel()
+	if !errors.Is(err, ErrStopped) {
+		t.Fatalf("stopped run: %v, want ErrStopped", err)
+	}
+	if _, err := os.Stat(statePath(stopDir, n)); err != nil {
+		t.Fatalf("the stop left no state at step %d: %v", n, err)
+	}
+	if _, err := Run(context.Background(), be, src, imgs, tinyConfig(cache, 2*n), stopDir, false, nil); err == nil {
+		t.Error("a fresh run over a folder with a checkpoint was not refused")
+	}
+	if _, err = Run(context.Background(), be, src, imgs, tinyConfig(cache, 2*n), stopDir, true, resumed.record); err != nil {
+		t.Fatal(err)
+	}
+	for s := 1; s <= 2*n; s++ {
+		if math.Float64bits(straight[s]) != math.Float64bits(resumed[s]) {
+			t.Errorf("step %d: loss %v straight, %v stopped and resumed", s, straight[s], resumed[s])
+		}
+	}
+	sameParams(t, "resumed vs straight", want, stateParams(t, statePath(stopDir, 2*n)))
+
+	// kill safety: the newest state truncated, then missing
+	for _, damage := range []string{"truncated", "missing"} {
+		t.Run(damage, func(t *testing.T) {
+			last := statePath(straightDir, 2*n)
+			if damage == "truncated" {
+				b, err := os.ReadFile(last)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(last, b[:len(b)/2], 0o644); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				os.Remove(last)
+			}
+			var notes []string
+			if _, err := Run(context.Background(), be, src, imgs, cfg, straightDir, true, func(e Event) {
+				if e.Kind == Preparing {
+					notes = append(notes, e.Message)
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if damage == "truncated" && !strings.Contains(strings.Join(notes, "\n"), "damaged") {
+				t.Errorf("the damaged state was not reported: %q", notes)
+			}
+			sameParams(t, "resumed from step "+string(rune('0'+n)), want, stateParams(t, last))
+		})
+	}
+}
+
+// TestResumeRefusesAnotherRun resumes with another rank and another
+// dataset: both refused, naming what differs.
+func TestResumeRefusesAnotherRun(t *testing.T) {
+	src := openTiny(t)
+	tmp := t.TempDir()
+	imgs := writeImages(t, t.TempDir(), 2, 64, 64)
+	be := cpu.New()
+	dir := filepath.Join(tmp, "run")
+	cfg := tinyConfig(filepath.Join(tmp, "cache"), 1)
+	cfg.GradAccum = 1
+	if _, err := Run(context.Background(), be, src, imgs, cfg, dir, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	other := cfg
+	other.Rank = 8
+	if _, err := Run(context.Background(), be, src, imgs, other, dir, true, nil); err == nil || !strings.Contains(err.Error(), "rank") {
+		t.Errorf("another rank: %v", err)
+	}
+	more := append(imgs, writeImages(t, t.TempDir(), 3, 64, 64)[2])
+	if _, err := Run(context.Background(), be, src, more, cfg, dir, true, nil); err == nil || !strings.Contains(err.Error(), "dataset") {
+		t.Errorf("another dataset: %v", err)
+	}
+}
+
+// TestTrainingLearns overfits one image at a fixed timestep and noise: the
+// loss must fall below half of the first step's within a bounded number of
+// steps.
+func TestTrainingLearns(t *testing.T) {
+	const limit = 100
+	src := openTiny(t)
+	tmp := t.TempDir()
+	imgs := writeImages(t, t.TempDir(), 1, 64, 64)
+	cfg := tinyConfig(filepath.Join(tmp, "cache"), limit)
+	cfg.Batch, cfg.GradAccum = 1, 1
+	cfg.Data.Flip, cfg.Data.CaptionDropout = false, 0
+	cfg.Dropout, cfg.NoiseOffset, cfg.MinSNRGamma = 0, 0, 0
+	cfg.LR = 3e-2
+	cfg.Targets = "attn-mlp"
+	cfg.Rank, cfg.Alpha = 8, 8
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var first, last float64
+	reached := 0
+	_, err := run(ctx, cpu.New(), src, imgs, cfg, filepath.Join(tmp, "run"), false, func(e Event) {
+		if e.Kind != Step {
+			return
+		}
+		if e.Step == 1 {
+			first = e.Loss
+		}
+		last = e.Loss
+		if e.Loss < first/2 && reached == 0 {
+			reached = e.Step
+			cancel()
+		}
+	}, true)
+	if err != nil && !errors.Is(err, ErrStopped) {
+		t.Fatal(err)
+	}
+	if reached == 0 {
+		t.Fatalf("after %d steps the loss is %g, first %g: not below half", limit, last, first)
+	}
+	t.Logf("loss %g → %g (below half) at step %d", first, last, reached)
+}
