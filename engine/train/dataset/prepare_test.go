@@ -333,3 +333,55 @@ func TestPrepareCancelAndBadInput(t *testing.T) {
 		t.Errorf("undecodable image: %v", err)
 	}
 }
+
+func TestPrepareTilesBeyondTheTensorLimit(t *testing.T) {
+	be, src, imgs := prepareFixture(t)
+	o := tinyOptions()
+	plans := plansFor(t, imgs[2:], o, 1) // the 64x64 square
+	cfg := src.Config().VAE
+	// A limit the whole 64² image exceeds but a half-size tile fits.
+	limit := (vae.LargestActivation(cfg, 64) + vae.LargestActivation(cfg, 32)) / 2
+	tiling, err := vae.TilingWithin(cfg, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Prepare(context.Background(), be, src, &Cache{Dir: t.TempDir()}, imgs[2:], o, plans, PrepareOptions{ModelHash: "m", MaxTensorBytes: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := plans[0][0]
+	e := b.Entries[0]
+	got, err := p.Latents(e, b.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := vae.FromSource(be, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	px, err := LoadPixels(imgs[2].Path, e, b.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := be.Upload(px, tensor.Shape{1, 3, b.Bucket.H, b.Bucket.W}, tensor.F32)
+	defer x.Free()
+	tiled, err := m.EncodeTiled(x, tiling)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := m.Encode(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := true
+	for i := range tiled.Mean {
+		if got.Mean[i] != tiled.Mean[i] || got.Std[i] != tiled.Std[i] {
+			t.Fatalf("latent %d: cached %v, tiled encode %v", i, got.Mean[i], tiled.Mean[i])
+		}
+		same = same && tiled.Mean[i] == whole.Mean[i]
+	}
+	if same {
+		t.Error("the tiled and whole encodes agree exactly: the test does not tell them apart")
+	}
+}
