@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -222,9 +223,9 @@ func TestGenerateLoRAGoldensCLI(t *testing.T) {
 	}
 }
 
-// TestGenerateCLICacheAndHistory repeats a request (answered from the cache,
-// identical bytes, fast), forces one with --no-cache, and finds all three in
-// the history; the parameters chunk reads back as the request.
+// TestGenerateCLICacheAndHistory repeats a request (answered from the cache:
+// identical bytes, no sampling steps), forces one with --no-cache, and finds
+// all three in the history; the parameters chunk reads back as the request.
 func TestGenerateCLICacheAndHistory(t *testing.T) {
 	root := fixtureRoot(t)
 	model := filepath.Join(root, "model")
@@ -245,8 +246,8 @@ func TestGenerateCLICacheAndHistory(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "from cache") {
 		t.Fatalf("second run: exit %d %q %s", code, stdout, stderr)
 	}
-	if took > 3*time.Second {
-		t.Errorf("the cache hit took %v", took)
+	if strings.Contains(stderr, "step ") {
+		t.Errorf("the cache hit ran sampling steps: %q", stderr)
 	}
 	t.Logf("cache hit through the CLI: %v", took)
 	a, _ := os.ReadFile(outs[0])
@@ -360,6 +361,18 @@ func TestGenerateLoRAFlag(t *testing.T) {
 	}
 }
 
+// lastStep returns the highest k of the progress lines "step k/n" in
+// stderr, or 0 when there are none.
+func lastStep(stderr string) int {
+	last := 0
+	for _, m := range regexp.MustCompile(`step (\d+)/\d+`).FindAllStringSubmatch(stderr, -1) {
+		if k, err := strconv.Atoi(m[1]); err == nil {
+			last = max(last, k)
+		}
+	}
+	return last
+}
+
 // lockedBuffer is a stderr that sends the process SIGINT on the first step,
 // as Ctrl-C in a terminal would.
 type lockedBuffer struct {
@@ -378,8 +391,10 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
-// TestGenerateCLIInterrupt sends SIGINT during a generation: it stops, writes
-// no image and no history row, and the process exits 130.
+// TestGenerateCLIInterrupt sends SIGINT during a generation: it stops
+// before its last step, writes no image and no history row, and the process
+// exits 130. How many steps ran before the stop is logged: the signal
+// arrives asynchronously, and on a loaded machine a few more steps may run.
 func TestGenerateCLIInterrupt(t *testing.T) {
 	codes := []int{}
 	exitProcess = func(code int) { codes = append(codes, code) }
@@ -388,15 +403,18 @@ func TestGenerateCLIInterrupt(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "x.png")
 	var stdout bytes.Buffer
 	stderr := &lockedBuffer{}
+	const steps = 200
 	t0 := time.Now()
-	generateCommand([]string{"--model", filepath.Join(fixtureRoot(t), "model"), "--prompt", "p", "--steps", "200",
+	generateCommand([]string{"--model", filepath.Join(fixtureRoot(t), "model"), "--prompt", "p", "--steps", strconv.Itoa(steps),
 		"--size", "64x64", "--device", "cpu", "--seed", "1", "--out", out, "--data-dir", dataDir}, &stdout, stderr)
 	if len(codes) != 1 || codes[0] != exitInterrupted {
 		t.Fatalf("exit codes %v, want [%d]; stderr %s", codes, exitInterrupted, stderr.buf.String())
 	}
-	if time.Since(t0) > 20*time.Second {
-		t.Errorf("interrupt took %v to stop 200 steps", time.Since(t0))
+	last := lastStep(stderr.buf.String())
+	if last < 1 || last >= steps {
+		t.Errorf("the last step reported was %d of %d: the interrupt at step 1 did not stop the run; stderr %q", last, steps, stderr.buf.String())
 	}
+	t.Logf("interrupted at step 1, stopped after step %d of %d, %v", last, steps, time.Since(t0))
 	if !strings.Contains(stderr.buf.String(), "interrupted") {
 		t.Errorf("stderr %q", stderr.buf.String())
 	}

@@ -86,7 +86,8 @@ func TestGenerateCacheAndHistory(t *testing.T) {
 		t.Fatalf("parameters %+v from %q", p, m[ParametersKey])
 	}
 
-	// The same request again: from the cache, identical bytes, fast.
+	// The same request again: from the cache, identical bytes, no steps run
+	// (the time is logged, not bounded: a loaded machine is no defect).
 	req2 := req
 	req2.Out = filepath.Join(dir, "b.png")
 	t0 := time.Now()
@@ -94,9 +95,10 @@ func TestGenerateCacheAndHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res2.FromCache || res2.CacheKey != res.CacheKey || time.Since(t0) > 2*time.Second {
-		t.Fatalf("second run %+v in %v", res2, time.Since(t0))
+	if !res2.FromCache || res2.CacheKey != res.CacheKey {
+		t.Fatalf("second run %+v, want a cache hit with key %s", res2, res.CacheKey)
 	}
+	t.Logf("cache hit in %v", time.Since(t0))
 	if b, _ := os.ReadFile(req2.Out); !bytes.Equal(b, first) {
 		t.Fatal("the cached copy differs")
 	}
