@@ -1,0 +1,72 @@
+package train
+
+import (
+	"path/filepath"
+	"testing"
+
+	"lorastudio/engine/cpu"
+	"lorastudio/engine/lora"
+	"lorastudio/engine/sdxl"
+	"lorastudio/engine/unet"
+)
+
+// TestPreflightCountsTheNetwork compares Preflight's LoRA size with the
+// network NewNetwork really builds on the tiny model, and checks the
+// estimate's parts: weights from the configs, checkpointing saving memory,
+// the run's steps from the dataset.
+func TestPreflightCountsTheNetwork(t *testing.T) {
+	src := openTiny(t)
+	imgs := writeImages(t, t.TempDir(), 3, 64, 64)
+	for _, preset := range []string{"attn", "attn-mlp"} {
+		cfg := tinyConfig(filepath.Join(t.TempDir(), "cache"), 0)
+		cfg.Targets = preset
+		cfg.MaxSteps, cfg.Epochs = 0, 3
+		r, err := Preflight(cfg, imgs, src.Config())
+		if err != nil {
+			t.Fatal(err)
+		}
+		be := cpu.New()
+		m, err := unet.FromSource(be, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := cfg.Network()
+		if err != nil {
+			t.Fatal(err)
+		}
+		net, err := lora.NewNetwork(be, m.Linears(), nc, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(net.NumParams()) != r.LoRAParams {
+			t.Errorf("%s: Preflight counts %d LoRA parameters, the network has %d", preset, r.LoRAParams, net.NumParams())
+		}
+		net.Free()
+		m.Free()
+		// 3 images, batch 2 → 2 batches an epoch, 2 accumulated a step
+		if r.Dataset.Images != 3 || r.StepsPerEpoch != 1 || r.Steps != 3 || r.Epochs != 3 {
+			t.Errorf("%s: %d images, %d steps an epoch, %d steps, %d epochs; want 3, 1, 3, 3", preset, r.Dataset.Images, r.StepsPerEpoch, r.Steps, r.Epochs)
+		}
+	}
+	cfg := Default()
+	r, err := Preflight(cfg, imgs, sdxl.SDXLBase())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := r.Memory
+	ps, _ := sdxl.UNetParams(sdxl.SDXLBase().UNet)
+	var n int64
+	for _, p := range ps {
+		n += p.NumElements()
+	}
+	if m.Weights != 2*n {
+		t.Errorf("weights %d bytes, want 2 × %d", m.Weights, n)
+	}
+	if !(m.ActivationsCheckpoint < m.ActivationsNoCheckpoint) || m.Activations != m.ActivationsCheckpoint {
+		t.Errorf("activations: %d with checkpointing, %d without, %d used", m.ActivationsCheckpoint, m.ActivationsNoCheckpoint, m.Activations)
+	}
+	if m.Device != m.Weights+m.LoRA+m.Activations {
+		t.Errorf("device %d ≠ %d + %d + %d", m.Device, m.Weights, m.LoRA, m.Activations)
+	}
+	t.Logf("SDXL 1024², batch 1, r 8 attn:\n%s(without checkpointing: activations %s)", r, gib(m.ActivationsNoCheckpoint))
+}
