@@ -22,6 +22,11 @@ Usage:
   lorastudio caption SUBCOMMAND ...            caption a dataset from the terminal
   lorastudio generate --prompt TEXT --out F.png [--model PATH] [--lora F[:W]]...
                                                generate an image (see 'generate --help')
+  lorastudio train --dataset DIR [--model PATH] [--out F.safetensors] [...]
+                                               train a LoRA (see 'train --help')
+  lorastudio runs list|show ID [--json]        the training runs
+  lorastudio lora merge --lora F[:W]... --out PATH [--model PATH] [--format single|diffusers]
+                                               bake LoRAs into a new checkpoint (see 'lora --help')
   lorastudio info --device [auto|cpu|gl] [--json]
                                                which compute backend that device gives
   lorastudio info [MODEL] [--json]             what an SDXL model holds (default: the demo model)
@@ -57,6 +62,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = captionCommand(rest, stdout, stderr)
 	case "generate":
 		err = generateCommand(rest, stdout, stderr)
+	case "train":
+		err = trainCommand(rest, stdout, stderr)
+	case "runs":
+		err = runsCommand(rest, stdout, stderr)
+	case "lora":
+		err = loraCommand(rest, stdout, stderr)
 	case "info":
 		err = infoCommand(rest, stdout, stderr)
 	case "bench":
