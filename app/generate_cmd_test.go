@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,11 +190,22 @@ func TestGenerateLoRAGoldensCLI(t *testing.T) {
 	readGolden(t, filepath.Join(root, "goldens", "pipeline_lora.json"), &top)
 	lora := filepath.Join(root, "lora", "kohya_sgm_names.safetensors")
 	dataDir := t.TempDir()
-	for _, w := range []string{"1.0", "0.5"} {
-		raw, ok := top["scale"+w]
-		if !ok {
-			t.Fatalf("pipeline_lora.json has no run scale%s", w)
+	// every run the file holds, keyed scale<weight> (1.0 and 0.5 in the
+	// public set)
+	var weights []string
+	for key := range top {
+		if w, ok := strings.CutPrefix(key, "scale"); ok {
+			if _, err := strconv.ParseFloat(w, 64); err == nil {
+				weights = append(weights, w)
+			}
 		}
+	}
+	if len(weights) == 0 {
+		t.Fatal("pipeline_lora.json has no scale<weight> runs")
+	}
+	slices.Sort(weights)
+	for _, w := range weights {
+		raw := top["scale"+w]
 		var g pipelineGolden
 		if err := json.Unmarshal(raw, &g); err != nil {
 			t.Fatal(err)

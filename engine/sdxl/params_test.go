@@ -134,19 +134,36 @@ func TestDefaultConfigIsSDXLBase(t *testing.T) {
 	}
 }
 
+// TestLoadConfigTiny loads the fixture model's configs: each field checked
+// here is the value its config.json holds.
 func TestLoadConfigTiny(t *testing.T) {
-	cfg, err := LoadConfig(filepath.Join(fixtures.Root(t), "model"))
+	dir := filepath.Join(fixtures.Root(t), "model")
+	cfg, err := LoadConfig(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.UNet.LayersPerBlock <= 0 || len(cfg.UNet.BlockOutChannels) == 0 || cfg.VAE.ScalingFactor != 0.13025 {
-		t.Errorf("unet %+v vae %+v", cfg.UNet, cfg.VAE)
+	var vae struct {
+		ScalingFactor float64 `json:"scaling_factor"`
 	}
-	if cfg.TextEncoder.HiddenAct != "quick_gelu" || cfg.TextEncoder2.HiddenAct != "gelu" || !cfg.TextEncoder2.WithProjection() || cfg.TextEncoder.WithProjection() {
-		t.Errorf("text encoders %+v %+v", cfg.TextEncoder, cfg.TextEncoder2)
+	var te1, te2 struct {
+		HiddenAct string `json:"hidden_act"`
 	}
-	if cfg.Scheduler.Raw["timestep_spacing"] != "leading" || cfg.Scheduler.NumTrainTimesteps != 1000 {
-		t.Errorf("scheduler %+v", cfg.Scheduler)
+	var sched struct {
+		TimestepSpacing   string `json:"timestep_spacing"`
+		NumTrainTimesteps int    `json:"num_train_timesteps"`
+	}
+	readJSON(t, filepath.Join(dir, "vae", "config.json"), &vae)
+	readJSON(t, filepath.Join(dir, "text_encoder", "config.json"), &te1)
+	readJSON(t, filepath.Join(dir, "text_encoder_2", "config.json"), &te2)
+	readJSON(t, filepath.Join(dir, "scheduler", "scheduler_config.json"), &sched)
+	if cfg.UNet.LayersPerBlock <= 0 || len(cfg.UNet.BlockOutChannels) == 0 || vae.ScalingFactor == 0 || cfg.VAE.ScalingFactor != vae.ScalingFactor {
+		t.Errorf("unet %+v vae %+v (vae/config.json scaling_factor %v)", cfg.UNet, cfg.VAE, vae.ScalingFactor)
+	}
+	if cfg.TextEncoder.HiddenAct != te1.HiddenAct || cfg.TextEncoder2.HiddenAct != te2.HiddenAct || !cfg.TextEncoder2.WithProjection() || cfg.TextEncoder.WithProjection() {
+		t.Errorf("text encoders %+v %+v (hidden_act %q, %q)", cfg.TextEncoder, cfg.TextEncoder2, te1.HiddenAct, te2.HiddenAct)
+	}
+	if sched.TimestepSpacing == "" || cfg.Scheduler.Raw["timestep_spacing"] != sched.TimestepSpacing || cfg.Scheduler.NumTrainTimesteps != sched.NumTrainTimesteps {
+		t.Errorf("scheduler %+v (scheduler_config.json %+v)", cfg.Scheduler, sched)
 	}
 }
 
