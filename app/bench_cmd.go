@@ -20,6 +20,7 @@ const benchUsage = `Benchmark the engine's ops.
 Usage:
   lorastudio bench ops [--device auto|cpu|gl] [--json] [--only REGEXP] [--min-time DURATION]
   lorastudio bench sdxl|generate ...   full-size SDXL (see 'lorastudio bench sdxl --help')
+  lorastudio bench train ...           a LoRA training step at SDXL's shapes (see 'lorastudio bench train --help')
 
 Times the SDXL-sized ops (matmul 4096x1280x1280 and 1024x640x2560, conv2d 3x3
 on 1x320x128x128, attention 4096 tokens self and 4096x77 cross with 10 heads
@@ -38,17 +39,19 @@ with each matmul's ratio to cblas_sgemm.
 // benchCommand runs `lorastudio bench`.
 func benchCommand(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError("bench: which benchmark? use 'lorastudio bench ops|sdxl|generate'\n\n%s", benchUsage)
+		return usageError("bench: which benchmark? use 'lorastudio bench ops|sdxl|generate|train'\n\n%s", benchUsage)
 	}
 	switch args[0] {
 	case "ops":
 	case "sdxl", "generate":
 		return benchSDXLCommand(args[0], args[1:], stdout)
+	case "train":
+		return benchTrainCommand(args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, benchUsage)
 		return nil
 	default:
-		return usageError("bench: unknown benchmark %q; use 'lorastudio bench ops|sdxl|generate'", args[0])
+		return usageError("bench: unknown benchmark %q; use 'lorastudio bench ops|sdxl|generate|train'", args[0])
 	}
 	kind, asJSON, only := "", false, (*regexp.Regexp)(nil)
 	opts := bench.Options{}
