@@ -231,4 +231,3 @@ func BenchmarkLossChartRaster(b *testing.B) {
 }
 
 func fmtInt(n int) string { return strconv.Itoa(n) }
-
