@@ -3,6 +3,7 @@ package studio
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -37,9 +38,16 @@ func (k BulkKind) String() string {
 
 // BulkOp is one bulk edit over all captions of a dataset. Prepend and append
 // touch only images that have a caption file.
+//
+// The text to prepend or append is a list of comma-separated tags, the way
+// kohya users write a trigger ("mytrigger, "): each tag is trimmed, empty
+// tags are dropped, and a tag the caption already holds (ignoring case) is
+// not added twice. The tags meet the caption with one ", " whatever
+// separators and spaces stood at the joint, so no edit makes an empty tag
+// or a doubled comma.
 type BulkOp struct {
 	Kind BulkKind
-	Text string // for prepend and append
+	Text string // for prepend and append: one tag or several, comma-separated
 	Old  string // for replace
 	New  string // for replace; "" removes Old (and the empty tag it leaves)
 }
@@ -49,6 +57,34 @@ type BulkChange struct {
 	Rel    string // the image
 	Before string // caption now
 	After  string // caption after the edit
+}
+
+// BulkPreview is what a bulk edit would do.
+type BulkPreview struct {
+	Changes []BulkChange // the captions that change, in path order
+	// Already counts the captions a prepend or append leaves as they are
+	// because they hold every tag to add already.
+	Already int
+	// Tags are the tags a prepend or append adds: trimmed, without empty
+	// or repeated ones.
+	Tags []string
+}
+
+// Note says what a prepend or append leaves alone, for the preview's count:
+// "" when nothing, else for example `1 caption already holds "mytrigger"
+// and is left as it is`.
+func (p BulkPreview) Note() string {
+	if p.Already == 0 {
+		return ""
+	}
+	what := strconv.Quote(strings.Join(p.Tags, ", "))
+	if len(p.Tags) > 1 {
+		what = "every tag of " + what
+	}
+	if p.Already == 1 {
+		return fmt.Sprintf("1 caption already holds %s and is left as it is", what)
+	}
+	return fmt.Sprintf("%d captions already hold %s and are left as they are", p.Already, what)
 }
 
 // BulkResult is what ApplyBulk did.
@@ -63,7 +99,7 @@ func (op BulkOp) describe() string {
 	if op.Kind == BulkReplace {
 		return fmt.Sprintf("replace %q with %q", op.Old, op.New)
 	}
-	return fmt.Sprintf("%s %q", op.Kind, op.Text)
+	return fmt.Sprintf("%s %q", op.Kind, strings.Join(op.tags(), ", "))
 }
 
 // validate checks an op before it runs.
@@ -78,6 +114,9 @@ func (op BulkOp) validate() error {
 		if strings.TrimSpace(op.Text) == "" {
 			return fmt.Errorf("bulk %s: the text to add is empty", op.Kind)
 		}
+		if len(op.tags()) == 0 {
+			return fmt.Errorf("bulk %s: %q holds no tag, only separators", op.Kind, op.Text)
+		}
 	case BulkReplace:
 		if op.Old == "" {
 			return errors.New("bulk replace: the text to replace is empty")
@@ -88,48 +127,78 @@ func (op BulkOp) validate() error {
 	return nil
 }
 
-// hasTag reports whether caption already contains tag (or each tag of a
-// comma-separated list) as a whole tag, ignoring case.
-func hasTag(caption, text string) bool {
+// tags are the tags a prepend or append adds: Text split at commas, each
+// trimmed, without empty tags or repeats (ignoring case), in order.
+func (op BulkOp) tags() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range splitTags(op.Text) {
+		if k := strings.ToLower(t); !seen[k] {
+			seen[k] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// missingTags returns the tags of add that caption does not hold as whole
+// tags, ignoring case.
+func missingTags(caption string, add []string) []string {
 	have := map[string]bool{}
 	for _, t := range splitTags(caption) {
 		have[strings.ToLower(t)] = true
 	}
-	want := splitTags(text)
-	for _, t := range want {
+	var out []string
+	for _, t := range add {
 		if !have[strings.ToLower(t)] {
-			return false
+			out = append(out, t)
 		}
 	}
-	return len(want) > 0
+	return out
+}
+
+// isSeparator reports whether r may stand between tags: a comma or white space.
+func isSeparator(r rune) bool { return r == ',' || unicode.IsSpace(r) }
+
+// lineEnd splits a caption's final line ending ("\r\n" or "\n") from the rest.
+func lineEnd(caption string) (body, eol string) {
+	for _, e := range []string{"\r\n", "\n"} {
+		if strings.HasSuffix(caption, e) {
+			return caption[:len(caption)-len(e)], e
+		}
+	}
+	return caption, ""
 }
 
 // apply returns the caption after the op.
 func (op BulkOp) apply(caption string) string {
-	// Keep a trailing newline (or other trailing space) where it was.
-	core := strings.TrimRightFunc(caption, unicode.IsSpace)
-	tail := caption[len(core):]
-	core = strings.TrimLeftFunc(core, unicode.IsSpace)
-	text := strings.TrimSpace(op.Text)
 	switch op.Kind {
 	case BulkPrepend, BulkAppend:
-		if hasTag(core, text) {
+		add := missingTags(caption, op.tags())
+		if len(add) == 0 {
 			return caption
 		}
-		if core == "" {
-			return text + tail
+		text := strings.Join(add, ", ")
+		// The caption keeps its line ending; its own separators and spaces
+		// at the joint give way to one ", ".
+		body, eol := lineEnd(caption)
+		switch {
+		case strings.TrimFunc(body, isSeparator) == "":
+			return text + eol
+		case op.Kind == BulkPrepend:
+			return text + ", " + strings.TrimLeftFunc(body, isSeparator) + eol
+		default:
+			return strings.TrimRightFunc(body, isSeparator) + ", " + text + eol
 		}
-		if op.Kind == BulkPrepend {
-			return text + ", " + strings.TrimLeft(core, ", ") + tail
-		}
-		return strings.TrimRight(core, ", ") + ", " + text + tail
 	case BulkReplace:
 		if !strings.Contains(caption, op.Old) {
 			return caption
 		}
 		out := strings.ReplaceAll(caption, op.Old, op.New)
 		if op.New == "" && strings.Contains(caption, ",") {
-			// Removing a tag: drop the empty tags it leaves behind.
+			// Removing a tag: drop the empty tags it leaves behind, keeping
+			// the trailing newline (or other trailing space) where it was.
+			tail := caption[len(strings.TrimRightFunc(caption, unicode.IsSpace)):]
 			out = strings.Join(splitTags(out), ", ") + tail
 		}
 		return out
@@ -137,12 +206,15 @@ func (op BulkOp) apply(caption string) string {
 	return caption
 }
 
-// preview computes the changes of op; the caller holds d.mu.
-func (d *Dataset) preview(op BulkOp) ([]BulkChange, error) {
+// preview computes what op would do; the caller holds d.mu.
+func (d *Dataset) preview(op BulkOp) (BulkPreview, error) {
 	if err := op.validate(); err != nil {
-		return nil, err
+		return BulkPreview{}, err
 	}
-	var out []BulkChange
+	var p BulkPreview
+	if op.Kind != BulkReplace {
+		p.Tags = op.tags()
+	}
 	for _, rel := range d.order {
 		it := d.items[rel].item
 		if it.CaptionErr != nil {
@@ -151,15 +223,27 @@ func (d *Dataset) preview(op BulkOp) ([]BulkChange, error) {
 		if op.Kind != BulkReplace && !it.HasCaption {
 			continue
 		}
-		if after := op.apply(it.Caption); after != it.Caption {
-			out = append(out, BulkChange{Rel: rel, Before: it.Caption, After: after})
+		after := op.apply(it.Caption)
+		switch {
+		case after != it.Caption:
+			p.Changes = append(p.Changes, BulkChange{Rel: rel, Before: it.Caption, After: after})
+		case op.Kind != BulkReplace:
+			p.Already++
 		}
 	}
-	return out, nil
+	return p, nil
 }
 
-// PreviewBulk lists what op would change (only captions that change), in path order.
+// PreviewBulk lists what op would change (only captions that change), in
+// path order: the very captions ApplyBulk writes.
 func (d *Dataset) PreviewBulk(op BulkOp) ([]BulkChange, error) {
+	p, err := d.PlanBulk(op)
+	return p.Changes, err
+}
+
+// PlanBulk is PreviewBulk with what the edit leaves alone: how many captions
+// hold the tags to add already (see BulkPreview.Note).
+func (d *Dataset) PlanBulk(op BulkOp) (BulkPreview, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.preview(op)
@@ -172,8 +256,8 @@ func (d *Dataset) ApplyBulk(op BulkOp) (BulkResult, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var res BulkResult
-	changes, err := d.preview(op)
-	if err != nil || len(changes) == 0 {
+	plan, err := d.preview(op)
+	if err != nil || len(plan.Changes) == 0 {
 		return res, err
 	}
 	if err := d.checkRoot(); err != nil {
@@ -184,7 +268,7 @@ func (d *Dataset) ApplyBulk(op BulkOp) (BulkResult, error) {
 		return res, err
 	}
 	res.BatchID = batch.ID
-	for _, c := range changes {
+	for _, c := range plan.Changes {
 		e := d.items[c.Rel]
 		id, _, err := d.prepare(e, true)
 		if err == nil {
