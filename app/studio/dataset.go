@@ -534,13 +534,13 @@ func (d *Dataset) historyOp(rel string, op func(id int64, write func(string) err
 }
 
 // Undo goes back one caption revision of rel and returns the caption now on
-// disk ("" means the image has no caption file). storage.ErrNothingToUndo
+// disk ("" means the image has no caption file). ErrNothingToUndo
 // (wrapped) when there is nothing to undo.
 func (d *Dataset) Undo(rel string) (string, error) {
 	return d.historyOp(rel, func(id int64, w func(string) error) (storage.Revision, error) { return d.db.Undo(id, w) })
 }
 
-// Redo re-applies the caption revision last undone. storage.ErrNothingToRedo
+// Redo re-applies the caption revision last undone. ErrNothingToRedo
 // (wrapped) when there is nothing to redo.
 func (d *Dataset) Redo(rel string) (string, error) {
 	return d.historyOp(rel, func(id int64, w func(string) error) (storage.Revision, error) { return d.db.Redo(id, w) })
