@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -313,4 +314,114 @@ func TestRunOnGL(t *testing.T) {
 		}
 	}
 	t.Logf("losses cpu %v, gl %v", got["cpu"], got["gl"])
+}
+
+// TestNaNStopsAndKeepsTheLastCheckpoint drives the weights to overflow with
+// an absurd learning rate: the run stops at the first non-finite loss, says
+// at which step, and leaves the previous step's checkpoint as it was.
+func TestNaNStopsAndKeepsTheLastCheckpoint(t *testing.T) {
+	src := openTiny(t)
+	tmp := t.TempDir()
+	imgs := writeImages(t, t.TempDir(), 1, 64, 64)
+	cfg := tinyConfig(filepath.Join(tmp, "cache"), 5)
+	cfg.Batch, cfg.GradAccum, cfg.MaxGradNorm = 1, 1, 0
+	cfg.LR = 1e30
+	cfg.SaveEvery = 1
+	dir := filepath.Join(tmp, "run")
+	var failed []string
+	_, err := Run(context.Background(), cpu.New(), src, imgs, cfg, dir, false, func(e Event) {
+		if e.Kind == Failed {
+			failed = append(failed, e.Message)
+		}
+	})
+	if err == nil {
+		t.Fatal("the run finished with a learning rate of 1e30")
+	}
+	steps, serr := stateFiles(dir)
+	if serr != nil || len(steps) == 0 {
+		t.Fatalf("no checkpoint left: %v", serr)
+	}
+	for _, want := range []string{fmt.Sprintf("step %d:", steps[0]+1), "last good checkpoint", statePath(dir, steps[0])} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	t.Log(err)
+	if len(failed) != 1 || failed[0] != err.Error() {
+		t.Errorf("Failed events %q, want the error once", failed)
+	}
+	if _, err := readState(statePath(dir, steps[0]), stateNames(t, statePath(dir, steps[0]))); err != nil {
+		t.Errorf("the last good state cannot be read: %v", err)
+	}
+}
+
+// stateNames lists the parameter names a state file holds, in its order.
+func stateNames(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var names []string
+	for _, n := range f.Names() {
+		if p, ok := strings.CutPrefix(n, "param."); ok {
+			names = append(names, p)
+		}
+	}
+	return names
+}
+
+// TestCheckpointWriteFailureKeepsThePrevious makes the second checkpoint's
+// LoRA file impossible to write (a folder stands under its name, as a full
+// disk would fail the write): the run stops, the error names the previous
+// checkpoint as kept, and that checkpoint still resumes.
+func TestCheckpointWriteFailureKeepsThePrevious(t *testing.T) {
+	src := openTiny(t)
+	tmp := t.TempDir()
+	imgs := writeImages(t, t.TempDir(), 1, 64, 64)
+	cfg := tinyConfig(filepath.Join(tmp, "cache"), 4)
+	cfg.Batch, cfg.GradAccum = 1, 1
+	cfg.SaveEvery = 1
+	dir := filepath.Join(tmp, "run")
+	if err := os.MkdirAll(filepath.Join(dir, checkpointDir, "lora-000002.safetensors", "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), cpu.New(), src, imgs, cfg, dir, false, nil)
+	if err == nil || !strings.Contains(err.Error(), "step 2") || !strings.Contains(err.Error(), "previous checkpoint") || !strings.Contains(err.Error(), "is kept") {
+		t.Fatalf("error %v: want the failed step and the kept checkpoint named", err)
+	}
+	t.Log(err)
+	steps, _ := stateFiles(dir)
+	if len(steps) != 1 || steps[0] != 1 {
+		t.Fatalf("states %v, want only step 1", steps)
+	}
+	os.RemoveAll(filepath.Join(dir, checkpointDir, "lora-000002.safetensors"))
+	res, err := Run(context.Background(), cpu.New(), src, imgs, cfg, dir, true, nil)
+	if err != nil || res.Steps != 4 {
+		t.Fatalf("resume after the failure: %v (%d steps)", err, res.Steps)
+	}
+}
+
+// TestOutputFolderMustBeWritable refuses an output whose folder cannot be
+// made, before loading anything.
+func TestOutputFolderMustBeWritable(t *testing.T) {
+	src := openTiny(t)
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "a-file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyConfig(filepath.Join(tmp, "cache"), 1)
+	cfg.Output = filepath.Join(file, "sub", "lora.safetensors")
+	var prepared bool
+	_, err := Run(context.Background(), cpu.New(), src, writeImages(t, t.TempDir(), 1, 64, 64), cfg, filepath.Join(tmp, "run"), false, func(e Event) {
+		prepared = prepared || e.Kind == Preparing
+	})
+	if err == nil || !strings.Contains(err.Error(), cfg.Output) {
+		t.Fatalf("error %v: want the output named", err)
+	}
+	if prepared {
+		t.Error("the run started preparing before refusing the output")
+	}
 }
