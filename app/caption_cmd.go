@@ -343,22 +343,26 @@ func captionSet(d *studio.Dataset, image, text string, force bool, w io.Writer) 
 
 // captionBulk previews and (unless dry-run) applies a bulk edit.
 func captionBulk(d *studio.Dataset, op studio.BulkOp, dryRun bool, stdout, stderr io.Writer) error {
-	changes, err := d.PreviewBulk(op)
+	plan, err := d.PlanBulk(op)
 	if err != nil {
 		return usageError("%v", err)
 	}
-	for _, c := range changes {
+	for _, c := range plan.Changes {
 		fmt.Fprintf(stdout, "%s: %s → %s\n", c.Rel, strconv.Quote(c.Before), strconv.Quote(c.After))
 	}
+	note := plan.Note() // captions that hold the tags already
+	if note != "" {
+		note = "; " + note
+	}
 	if dryRun {
-		fmt.Fprintf(stdout, "dry run: %d caption(s) would change, nothing written\n", len(changes))
+		fmt.Fprintf(stdout, "dry run: %d caption(s) would change%s; nothing written\n", len(plan.Changes), note)
 		return nil
 	}
 	res, err := d.ApplyBulk(op)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "changed %d caption(s)", res.Changed)
+	fmt.Fprintf(stdout, "changed %d caption(s)%s", res.Changed, note)
 	if res.BatchID != 0 {
 		fmt.Fprintf(stdout, " (undo with 'lorastudio caption undo-bulk %s')", d.Root())
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"os"
@@ -220,6 +221,53 @@ func TestCaptionCLIBulkKohya(t *testing.T) {
 	mustRun(t, "caption", "bulk", dir, "--append", "best quality", "--data-dir", data)
 	if fileText(t, two) != "mychar, standing, best quality" {
 		t.Fatalf("append: %q", fileText(t, two))
+	}
+}
+
+// TestCaptionCLIBulkTriggerAsKohyaWritesIt: `--prepend "mytrigger, "` adds
+// the tag once, with one ", " (not "mytrigger,, a diagram"); the dry run
+// shows exactly what is then written and says how many captions hold the
+// trigger already.
+func TestCaptionCLIBulkTriggerAsKohyaWritesIt(t *testing.T) {
+	data := t.TempDir()
+	dir := t.TempDir()
+	for name, caption := range map[string]string{"a": "a diagram", "b": ", a chart,", "c": "mytrigger, a table", "d": ""} {
+		writeTestPNG(t, filepath.Join(dir, name+".png"), 8, 8)
+		if err := os.WriteFile(filepath.Join(dir, name+".txt"), []byte(caption), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{"a": "mytrigger, a diagram", "b": "mytrigger, a chart,", "c": "mytrigger, a table", "d": "mytrigger"}
+	out := mustRun(t, "caption", "bulk", dir, "--prepend", "mytrigger, ", "--dry-run", "--data-dir", data)
+	for _, name := range []string{"a", "b", "d"} {
+		before := fileText(t, filepath.Join(dir, name+".txt"))
+		line := fmt.Sprintf("%s.png: %q → %q", name, before, want[name])
+		if !strings.Contains(out, line) {
+			t.Errorf("dry run lacks %s\n%s", line, out)
+		}
+	}
+	if strings.Contains(out, "c.png") || strings.Contains(out, ",,") ||
+		!strings.Contains(out, `3 caption(s) would change; 1 caption already holds "mytrigger" and is left as it is; nothing written`) {
+		t.Errorf("dry run output:\n%s", out)
+	}
+	if got := fileText(t, filepath.Join(dir, "a.txt")); got != "a diagram" {
+		t.Fatalf("the dry run wrote %q", got)
+	}
+	out = mustRun(t, "caption", "bulk", dir, "--prepend", "mytrigger, ", "--data-dir", data)
+	if !strings.Contains(out, "changed 3 caption(s); 1 caption already holds") {
+		t.Errorf("apply output:\n%s", out)
+	}
+	for name, w := range want {
+		if got := fileText(t, filepath.Join(dir, name+".txt")); got != w {
+			t.Errorf("%s.txt: %q, want %q", name, got, w)
+		}
+	}
+	out = mustRun(t, "caption", "bulk", dir, "--append", ", best quality,", "--dry-run", "--data-dir", data)
+	if !strings.Contains(out, `b.png: "mytrigger, a chart," → "mytrigger, a chart, best quality"`) || !strings.Contains(out, "4 caption(s) would change; nothing written") {
+		t.Errorf("append dry run:\n%s", out)
+	}
+	if code, _, errs := captionRun(t, "caption", "bulk", dir, "--prepend", " , ", "--data-dir", data); code != exitUsage || !strings.Contains(errs, "holds no tag") {
+		t.Errorf("prepend of separators only: exit %d, %s", code, errs)
 	}
 }
 
