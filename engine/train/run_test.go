@@ -16,6 +16,7 @@ import (
 	"lorastudio/engine/cpu"
 	"lorastudio/engine/internal/fixtures"
 	"lorastudio/engine/internal/gltest"
+	"lorastudio/engine/lora"
 	"lorastudio/engine/safetensors"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
@@ -423,5 +424,138 @@ func TestOutputFolderMustBeWritable(t *testing.T) {
 	}
 	if prepared {
 		t.Error("the run started preparing before refusing the output")
+	}
+}
+
+// TestSamplesAndOutputs trains with samples every step and writes each
+// output format: the samples are PNGs of the configured size that change as
+// the LoRA learns (the live adapters, not the base model), and every output
+// file loads back through lora.Open with the final state's weights.
+func TestSamplesAndOutputs(t *testing.T) {
+	src := openTiny(t)
+	tmp := t.TempDir()
+	imgs := writeImages(t, t.TempDir(), 2, 64, 64)
+	for _, format := range []string{"kohya", "peft", "diffusers"} {
+		t.Run(format, func(t *testing.T) {
+			cfg := tinyConfig(filepath.Join(tmp, "cache"), 2)
+			cfg.GradAccum = 1
+			cfg.Format = format
+			cfg.LR = 1e-2
+			if format == "kohya" {
+				cfg.SampleEvery, cfg.SampleSteps, cfg.SampleGuidance, cfg.SampleSize = 1, 3, 2, 64
+				cfg.SavePrecision = "fp16"
+			}
+			dir := filepath.Join(tmp, format)
+			var samples []Event
+			res, err := Run(context.Background(), cpu.New(), src, imgs, cfg, dir, false, func(e Event) {
+				if e.Kind == Sample {
+					samples = append(samples, e)
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if format == "kohya" {
+				checkSamples(t, samples, imgs)
+			}
+			l, err := lora.Open(res.Output, src.Config())
+			if err != nil {
+				t.Fatal(err)
+			}
+			params := stateParams(t, statePath(dir, 2))
+			if len(l.Layers) != len(params)/2 {
+				t.Fatalf("%s holds %d layers, the state %d", res.Output, len(l.Layers), len(params)/2)
+			}
+			tol, abs := 0.0, 1e-12
+			if cfg.SavePrecision == "fp16" {
+				tol, abs = 1e-3, 0x1p-24 // fp16's relative step; its subnormal spacing
+			}
+			for _, layer := range l.Layers {
+				down, up := params["param."+layer.Module+".lora_down"], params["param."+layer.Module+".lora_up"]
+				if format == "diffusers" { // the file carries no alpha: the scale is baked into up
+					s := cfg.Alpha / float32(cfg.Rank)
+					scaled := make([]float32, len(up))
+					for i, v := range up {
+						scaled[i] = v * s
+					}
+					up = scaled
+				}
+				for name, pair := range map[string][2][]float32{"down": {down, layer.Down}, "up": {up, layer.Up}} {
+					want, got := pair[0], pair[1]
+					if len(want) != len(got) {
+						t.Fatalf("%s %s: %d values, the state %d", layer.Module, name, len(got), len(want))
+					}
+					for i := range want {
+						if d := math.Abs(float64(got[i] - want[i])); d > tol*math.Abs(float64(want[i]))+abs {
+							t.Fatalf("%s %s[%d] = %g, the state's %g", layer.Module, name, i, got[i], want[i])
+						}
+					}
+				}
+				if s := layer.Scale(); format != "diffusers" && math.Abs(float64(s-cfg.Alpha/float32(cfg.Rank))) > 1e-6 {
+					t.Errorf("%s: scale %g, want alpha/rank %g", layer.Module, s, cfg.Alpha/float32(cfg.Rank))
+				}
+			}
+			if format == "kohya" {
+				f, err := safetensors.Open(res.Output)
+				if err != nil {
+					t.Fatal(err)
+				}
+				meta := f.Metadata()
+				f.Close()
+				for k, want := range map[string]string{"ss_network_dim": "4", "ss_network_alpha": "8", "ss_steps": "2",
+					"ss_base_model_version": "sdxl_base_v1-0", "modelspec.architecture": "stable-diffusion-xl-v1-base/lora", "ss_resolution": "(64, 64)"} {
+					if meta[k] != want {
+						t.Errorf("metadata %s = %q, want %q", k, meta[k], want)
+					}
+				}
+				for _, k := range []string{"ss_training_started_at", "ss_training_finished_at", "modelspec.date", "ss_seed", "ss_learning_rate"} {
+					if meta[k] == "" {
+						t.Errorf("metadata %s is missing", k)
+					}
+				}
+			}
+		})
+	}
+}
+
+// checkSamples checks the sample events and files: one per prompt per step,
+// PNGs of 64×64, and the later step's image differs from the earlier one
+// (the LoRA in use is the live, trained one).
+func checkSamples(t *testing.T, samples []Event, imgs []dataset.Image) {
+	t.Helper()
+	if len(samples) != 4 { // two dataset captions × steps 1 and 2
+		t.Fatalf("%d sample events, want 4: %+v", len(samples), samples)
+	}
+	read := func(p string) string {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		img, err := png.Decode(f)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if b := img.Bounds(); b.Dx() != 64 || b.Dy() != 64 {
+			t.Fatalf("%s is %v, want 64×64", p, b)
+		}
+		var px []byte
+		for y := range 64 {
+			for x := range 64 {
+				r, g, b, _ := img.At(x, y).RGBA()
+				px = append(px, byte(r>>8), byte(g>>8), byte(b>>8))
+			}
+		}
+		return string(px)
+	}
+	for i, s := range samples {
+		if s.Prompt != imgs[i%2].Caption || s.Step != 1+i/2 {
+			t.Errorf("sample %d: step %d prompt %q", i, s.Step, s.Prompt)
+		}
+		read(s.Path)
+	}
+	a, b := read(samples[0].Path), read(samples[2].Path)
+	if a == b {
+		t.Error("the sample of step 2 equals step 1's: the samples do not use the trained LoRA")
 	}
 }
