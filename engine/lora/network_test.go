@@ -667,3 +667,35 @@ func fakeLinearsOf(linears map[string]*nn.Linear) map[string]*nn.Linear {
 	}
 	return out
 }
+
+// TestAdapterKeepsOnlyWhatBackwardNeeds: a training forward keeps a view of
+// its input (no new memory) and the (rows, rank) hidden, with or without
+// dropout, and FreeCache gives it back.
+func TestAdapterKeepsOnlyWhatBackwardNeeds(t *testing.T) {
+	be := cpu.New()
+	const rows, in, out, rank = 50, 40, 30, 4
+	for _, p := range []float32{0, 0.5} {
+		n, err := NewNetwork(be, fakeLinears(map[string][2]int{"m.l": {in, out}}), NetworkConfig{Rank: rank, Alpha: 4, Targets: []string{"l"}, Dropout: p}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Train(true)
+		x, _ := be.Upload(make([]float32, rows*in), tensor.Shape{rows, in}, tensor.F32)
+		before := be.Memory().InUse
+		y, err := n.Adapters[0].Forward(x, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := be.Memory().InUse - before - y.Bytes()
+		if want := int64(rows * rank * 4); kept != want {
+			t.Errorf("dropout %g: a training forward keeps %d bytes beyond its output, want the (rows, rank) hidden's %d", p, kept, want)
+		}
+		y.Free()
+		n.Adapters[0].FreeCache()
+		if got := be.Memory().InUse; got != before {
+			t.Errorf("dropout %g: %d bytes in use after FreeCache, %d before the forward", p, got, before)
+		}
+		x.Free()
+		n.Free()
+	}
+}
