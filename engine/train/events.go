@@ -59,9 +59,10 @@ type Event struct {
 	Kind        EventKind
 	Step, Total int
 	Epoch       int // 0-based epoch the step belongs to
-	// Loss is the step's mean loss (over its accumulated micro-batches);
-	// SmoothLoss an exponential moving average of it (factor 0.9, restarted
-	// with the run), LR the learning rate the step used.
+	// Loss is the step's loss (summed over its accumulated micro-batches,
+	// each weighted 1/GradAccum); SmoothLoss an exponential moving average
+	// of it (factor 0.9, carried across resumes by the state), LR the
+	// learning rate the step used.
 	Loss, SmoothLoss, LR float64
 	ItPerSec             float64       // optimizer steps per second, averaged over this session
 	ETA                  time.Duration // remaining steps at ItPerSec

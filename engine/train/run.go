@@ -140,14 +140,15 @@ func (r *runner) run(resume bool) (Result, error) {
 	r.preparing("encoding the dataset (latents and captions)")
 	if r.feed, err = newFeeder(r.ctx, r.be, r.src, r.imgs, cfg, r.dir, r.id, plans, r.preparing); err != nil {
 		if r.ctx.Err() != nil {
+			r.emit(Event{Kind: Stopped, Total: r.total, Message: "stopped while preparing the caches"})
 			return Result{}, ErrStopped
 		}
 		return Result{}, err
 	}
 
 	r.preparing("loading the UNet")
-	if r.model, err = unet.FromSource(r.be, r.src); err != nil {
-		return Result{}, fmt.Errorf("train: %w", err)
+	if r.model, err = unet.Load(r.be, r.src.Config().UNet, fp16Weights{r.src.Weights(sdxl.UNet)}); err != nil {
+		return Result{}, fmt.Errorf("train: %s: %w", r.src.Path(), err)
 	}
 	r.model.Checkpoint = cfg.GradientCheckpointing
 	if r.net, err = lora.NewNetwork(r.be, r.model.Linears(), netCfg, cfg.Seed); err != nil {

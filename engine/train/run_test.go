@@ -25,7 +25,7 @@ import (
 
 // writeImages writes n small PNGs with distinct deterministic patterns and
 // returns them as a dataset.
-func writeImages(t *testing.T, dir string, n, w, h int) []dataset.Image {
+func writeImages(t testing.TB, dir string, n, w, h int) []dataset.Image {
 	t.Helper()
 	captions := []string{"a red square, simple", "a blue circle, flat", "a green field, calm", "a white wall, plain"}
 	var imgs []dataset.Image
@@ -71,7 +71,7 @@ func tinyConfig(cacheDir string, steps int) Config {
 	return c
 }
 
-func openTiny(t *testing.T) *sdxl.Source {
+func openTiny(t testing.TB) *sdxl.Source {
 	t.Helper()
 	src, err := sdxl.OpenSource(filepath.Join(fixtures.Root(t), "model"))
 	if err != nil {
