@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -73,6 +74,7 @@ type fileJSON struct {
 	Path    string    `json:"path"`
 	Step    int       `json:"step"`
 	Created time.Time `json:"created"`
+	Exists  bool      `json:"exists"` // false once removed (a run keeps only its two newest states)
 }
 
 // optTime is t, or nil for the zero time ("not yet").
@@ -214,7 +216,8 @@ func runsShow(st *studio.Studio, id int64, asJSON bool, w io.Writer) error {
 		j.Samples = append(j.Samples, sampleJSON{Step: s.Step, Prompt: s.Prompt, Seed: s.Seed, Path: s.ImagePath})
 	}
 	for _, f := range d.Files {
-		j.Files = append(j.Files, fileJSON{Kind: string(f.Kind), Path: f.Path, Step: f.Step, Created: f.CreatedAt})
+		_, err := os.Stat(f.Path)
+		j.Files = append(j.Files, fileJSON{Kind: string(f.Kind), Path: f.Path, Step: f.Step, Created: f.CreatedAt, Exists: err == nil})
 	}
 	if asJSON {
 		return writeJSON(w, j)
@@ -242,7 +245,11 @@ func runsShow(st *studio.Studio, id int64, asJSON bool, w io.Writer) error {
 	if len(j.Files) > 0 {
 		fmt.Fprintln(w, "files:")
 		for _, f := range j.Files {
-			fmt.Fprintf(w, "  %-10s step %-6d %s\n", f.Kind, f.Step, f.Path)
+			gone := ""
+			if !f.Exists {
+				gone = " (removed)"
+			}
+			fmt.Fprintf(w, "  %-10s step %-6d %s%s\n", f.Kind, f.Step, f.Path, gone)
 		}
 	}
 	if len(j.Samples) > 0 {

@@ -200,6 +200,12 @@ func parseTrainArgs(args []string, stderr io.Writer) (trainArgs, error) {
 		return a, usageError("train: --dataset DIR is required (see 'lorastudio train --help')")
 	}
 	c.GradientCheckpointing = !noCheckpointing
+	// Buckets span 256..2048 px at 1024²; a smaller or larger --resolution
+	// widens the range to include it rather than being refused.
+	if r := c.Data.Resolution; r > 0 {
+		c.Data.MinSide = min(c.Data.MinSide, r)
+		c.Data.MaxSide = max(c.Data.MaxSide, r)
+	}
 	c.SamplePrompts = prompts
 	if err := c.Validate(); err != nil {
 		return a, usageError("train: %v", strings.TrimPrefix(err.Error(), "train: "))

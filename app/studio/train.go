@@ -187,8 +187,10 @@ func (s *Studio) readTrainDataset(p *TrainPlan) error {
 			p.Skipped = append(p.Skipped, SkippedImage{Path: it.ImagePath, Reason: it.Err.Error()})
 			continue
 		}
-		caption := it.Caption
-		if it.CaptionErr != nil || !it.HasCaption || strings.TrimSpace(caption) == "" {
+		// Trained as sd-scripts reads a caption file: without the surrounding
+		// white space (the final newline editors add).
+		caption := strings.TrimSpace(it.Caption)
+		if it.CaptionErr != nil || !it.HasCaption || caption == "" {
 			uncaptioned = append(uncaptioned, it.ImagePath)
 			caption = ""
 		}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"lorastudio/engine/lora"
 	"lorastudio/engine/safetensors"
@@ -352,4 +353,69 @@ func TestTrainStopAndResume(t *testing.T) {
 	if id, err := s.FindRun(filepath.Join(res.RunDir, "checkpoints")); err != nil || id != res.RunID {
 		t.Errorf("FindRun(run folder) = %d, %v", id, err)
 	}
+}
+
+// drain reads a job's events until the channel closes, with a deadline.
+func drain(t *testing.T, j *TrainJob, onEvent func(TrainEvent)) []TrainEvent {
+	t.Helper()
+	var got []TrainEvent
+	deadline := time.After(5 * time.Minute)
+	for {
+		select {
+		case e, ok := <-j.Events():
+			if !ok {
+				return got
+			}
+			got = append(got, e)
+			if onEvent != nil {
+				onEvent(e)
+			}
+		case <-deadline:
+			j.Stop()
+			t.Fatalf("the job's events did not end; got %d", len(got))
+		}
+	}
+}
+
+// TestTrainJob runs the background job as the Train screen does: Stop on
+// the first step event gives a stopped run with a checkpoint, StartResume
+// finishes it, and each job's events end with its final kind.
+func TestTrainJob(t *testing.T) {
+	s := newStudio(t)
+	p, err := s.PlanTrain(TrainRequest{Dataset: trainDataset(t), Model: filepath.Join(fixtureDir(t), "model"), Device: "cpu", Config: tinyTrainConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.StartTrain(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Run(j.RunID()); err != nil || r.RunDir == "" {
+		t.Fatalf("the job's run %+v, %v", r.Run, err)
+	}
+	evs := drain(t, j, func(e TrainEvent) {
+		if e.Kind == TrainStep {
+			j.Stop()
+		}
+	})
+	res, err := j.Wait()
+	if err == nil || res.Status != RunStopped || res.Steps < 1 || res.Steps >= 4 {
+		t.Fatalf("stopped job: %+v, %v", res, err)
+	}
+	if last := evs[len(evs)-1]; last.Kind != TrainStopped || last.RunID != j.RunID() {
+		t.Errorf("last event %+v, want stopped", last)
+	}
+	if e, ok := j.Latest(); !ok || e.Kind != TrainStopped {
+		t.Errorf("Latest = %+v %v", e, ok)
+	}
+	j2, err := s.StartResume(ResumeRequest{RunID: j.RunID(), Device: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs = drain(t, j2, nil)
+	res, err = j2.Wait()
+	if err != nil || res.Status != RunDone || res.Steps != 4 || evs[len(evs)-1].Kind != TrainDone {
+		t.Fatalf("resumed job: %+v, %v, last event %+v", res, err, evs[len(evs)-1])
+	}
+	<-j2.Done()
 }
