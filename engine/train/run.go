@@ -278,7 +278,14 @@ func (r *runner) allPlans() ([][]dataset.Batch, error) {
 }
 
 // restore loads runDir's newest state into the network and the optimizer.
+// A run stopped before its first step has no state: it starts over.
 func (r *runner) restore() error {
+	if steps, err := stateFiles(r.dir); err != nil {
+		return err
+	} else if len(steps) == 0 {
+		r.preparing("no checkpoint yet in " + r.dir + ": starting at step 0")
+		return nil
+	}
 	s, path, err := latestState(r.dir, r.names, func(p string, err error) {
 		r.preparing(fmt.Sprintf("skipping the damaged checkpoint %s: %v", p, err))
 	})

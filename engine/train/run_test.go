@@ -240,6 +240,11 @@ func TestResumeRefusesAnotherRun(t *testing.T) {
 	if _, err := Run(context.Background(), be, src, imgs, other, dir, true, nil); err == nil || !strings.Contains(err.Error(), "rank") {
 		t.Errorf("another rank: %v", err)
 	}
+	// a run stopped before its first step has nothing to resume: it starts over
+	fresh := filepath.Join(tmp, "fresh")
+	if res, err := Run(context.Background(), be, src, imgs, cfg, fresh, true, nil); err != nil || res.Steps != 1 {
+		t.Errorf("resuming a run with no checkpoint: %v (%d steps)", err, res.Steps)
+	}
 	more := append(imgs, writeImages(t, t.TempDir(), 3, 64, 64)[2])
 	if _, err := Run(context.Background(), be, src, more, cfg, dir, true, nil); err == nil || !strings.Contains(err.Error(), "dataset") {
 		t.Errorf("another dataset: %v", err)
