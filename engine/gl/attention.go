@@ -1,9 +1,8 @@
 package gl
 
 import (
-	"strconv"
-
 	"lorastudio/engine/tensor"
+	"lorastudio/shaders"
 )
 
 // attnDims validates q (B, H, Nq, D), k and v (B, H, Nk, D) and returns
@@ -148,15 +147,11 @@ func (b *Backend) AttentionBackward(dout, q, k, v, out, lse *tensor.Tensor, scal
 }
 
 // attnTile is how many rows of a head of size d the attention kernels stage
-// per tile: 16, or fewer when two tiles of 16 rows would not fit in shared
-// memory (the SDXL VAE's single 512-wide head gets 7 on 32 KiB).
-func attnTile(d, sharedBytes int) int {
-	return min(16, (sharedBytes-512)/(2*4*d))
-}
+// per tile (shaders.AttentionTile: the Metal kernels are generated with it).
+func attnTile(d, sharedBytes int) int { return shaders.AttentionTile(d, sharedBytes) }
 
 // attnDefines are the attention kernels' defines: the head size D and the
 // tile sizes TK (keys) and TQ (queries).
 func (d *Device) attnDefines(headSize int) map[string]string {
-	t := strconv.Itoa(attnTile(headSize, d.limits.MaxSharedBytes))
-	return map[string]string{"D": strconv.Itoa(headSize), "TK": t, "TQ": t}
+	return shaders.AttentionDefines(headSize, d.limits.MaxSharedBytes)
 }

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/go-gl/gl/v4.3-core/gl"
+
+	"lorastudio/shaders"
 )
 
 // Limits are the device limits the backend respects, queried at start.
@@ -159,20 +161,14 @@ func chooseGemmReg(renderer, env string) bool {
 // over batch, and its tile size (see common/gemm.glsl). allowReg is false
 // for the convolutions, which always stage their gathered operand.
 func (d *Device) gemmConfig(defs map[string]string, m, n, batch int, allowReg bool) (map[string]string, int) {
-	if defs == nil {
-		defs = map[string]string{}
-	}
-	defs["GEMM_REG"], defs["GEMM_TM"], defs["GEMM_BK"] = "0", "4", "16"
 	switch {
 	case allowReg && d.gemmReg:
 		// 8x8 blocks: 9 GFLOP/s on llvmpipe (2 cores) for 1024x640x640,
 		// twice the 4x4 blocks' 4.6 measured in the same minute.
-		defs["GEMM_REG"], defs["GEMM_TM"] = "1", "8"
-		return defs, 128
+		return shaders.GemmDefines(defs, shaders.GemmReg)
 	case d.gemm128 || (!d.gemmReg && ((m+127)/128)*((n+127)/128)*batch >= 64):
 		// Enough 128x128 tiles to fill a GPU: 8x8 register blocks.
-		defs["GEMM_TM"], defs["GEMM_BK"] = "8", "8"
-		return defs, 128
+		return shaders.GemmDefines(defs, shaders.Gemm128)
 	}
-	return defs, 64
+	return shaders.GemmDefines(defs, shaders.Gemm64)
 }

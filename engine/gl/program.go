@@ -2,8 +2,6 @@ package gl
 
 import (
 	"fmt"
-	"io/fs"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -25,22 +23,14 @@ type program struct {
 type programCache struct {
 	progs  map[string]*program
 	source func(name string) (string, error) // kernel source lookup (tests replace it)
+	// variant, when set, returns a variant's complete GLSL in place of
+	// shaders.GLSource (tests: the kernels round-tripped through SPIR-V).
+	variant func(name string, defines map[string]string) (string, error)
 }
 
 func newProgramCache() *programCache {
-	return &programCache{progs: map[string]*program{}, source: embeddedSource}
+	return &programCache{progs: map[string]*program{}, source: shaders.KernelBody}
 }
-
-// embeddedSource reads shaders/gl/NAME.comp.
-func embeddedSource(name string) (string, error) {
-	b, err := fs.ReadFile(shaders.GL, "gl/"+name+".comp")
-	if err != nil {
-		return "", fmt.Errorf("gl: kernel %s: no shaders/gl/%s.comp", name, name)
-	}
-	return string(b), nil
-}
-
-var includeRE = regexp.MustCompile(`(?m)^#include "([^"]+)"\s*$`)
 
 // key is the cache key: the kernel name and its sorted defines.
 func key(name string, defines map[string]string) string {
@@ -59,39 +49,19 @@ func (c *programCache) get(name string, defines map[string]string) (*program, er
 	if p := c.progs[k]; p != nil {
 		return p, nil
 	}
-	body, err := c.source(name)
+	var text string
+	var err error
+	if c.variant != nil {
+		text, err = c.variant(name, defines)
+	} else {
+		text, err = shaders.GLSource(name, defines, c.source)
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("gl: %w", err)
 	}
-	body = includeRE.ReplaceAllStringFunc(body, func(m string) string {
-		inc := includeRE.FindStringSubmatch(m)[1]
-		b, ierr := fs.ReadFile(shaders.GL, "gl/"+inc)
-		if ierr != nil {
-			err = fmt.Errorf("gl: kernel %s: include %q not found", name, inc)
-			return ""
-		}
-		return string(b)
-	})
-	if err != nil {
-		return nil, err
-	}
-	var src strings.Builder
-	src.WriteString("#version 430\n")
-	ks := make([]string, 0, len(defines))
-	for k := range defines {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	for _, k := range ks {
-		fmt.Fprintf(&src, "#define %s %s\n", k, defines[k])
-	}
-	hdr, _ := fs.ReadFile(shaders.GL, "gl/common/header.glsl")
-	src.Write(hdr)
-	src.WriteString("\n#line 1\n")
-	src.WriteString(body)
 
 	sh := gl.CreateShader(gl.COMPUTE_SHADER)
-	csrc, free := gl.Strs(src.String() + "\x00")
+	csrc, free := gl.Strs(text + "\x00")
 	gl.ShaderSource(sh, 1, csrc, nil)
 	free()
 	gl.CompileShader(sh)
