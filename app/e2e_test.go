@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"image"
 	"image/png"
@@ -45,32 +43,12 @@ func TestE2EStudioWindowScreenshot(t *testing.T) {
 
 	display := startXvfb(t, 1440, 900)
 	dataDir := filepath.Join(tmp, "data")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	app := exec.CommandContext(ctx, bin, "--data-dir", dataDir)
-	app.Env = append(os.Environ(), "DISPLAY="+display, "LANG=en_US.UTF-8", "LC_ALL=en_US.UTF-8")
-	var logs bytes.Buffer
-	app.Stdout, app.Stderr = &logs, &logs
-	if err := app.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- app.Wait() }()
-	defer func() {
-		cancel()
-		<-exited
-		t.Logf("lorastudio output:\n%s", logs.String())
-	}()
-	x := func(args ...string) (string, error) {
-		c := exec.Command(args[0], args[1:]...)
-		c.Env = append(os.Environ(), "DISPLAY="+display)
-		out, err := c.CombinedOutput()
-		return strings.TrimSpace(string(out)), err
-	}
+	app := startStudio(t, bin, display, dataDir)
+	x := xClient(display)
 
 	// The window appears.
 	var wid string
-	waitFor(t, 60*time.Second, exited, "the LoRA Studio window", func() bool {
+	mustWait(t, app, 60*time.Second, "the LoRA Studio window", func() bool {
 		out, err := x("xdotool", "search", "--name", "LoRA Studio")
 		if err != nil || out == "" {
 			return false
@@ -80,24 +58,15 @@ func TestE2EStudioWindowScreenshot(t *testing.T) {
 	})
 	// The sample dataset is written and its thumbnails are made.
 	sample := filepath.Join(dataDir, "sample-dataset")
-	waitFor(t, 60*time.Second, exited, "the sample dataset and its thumbnails", func() bool {
+	mustWait(t, app, 60*time.Second, "the sample dataset and its thumbnails", func() bool {
 		caps, _ := filepath.Glob(filepath.Join(sample, "captions", "*.txt"))
 		imgs, _ := filepath.Glob(filepath.Join(sample, "images", "*.png"))
 		thumbs, _ := filepath.Glob(filepath.Join(dataDir, "thumbnails", "*.png"))
 		return len(caps) > 0 && len(imgs) > 0 && len(thumbs) >= len(imgs)
 	})
-	time.Sleep(2 * time.Second) // the last thumbnails reach the screen
-
+	// The last thumbnails reach the screen: it settles on a picture that is not blank.
 	shot := filepath.Join(tmp, "screenshot.png")
-	var img image.Image
-	waitFor(t, 30*time.Second, exited, "a screenshot that is not blank", func() bool {
-		if _, err := x("import", "-window", "root", shot); err != nil {
-			return false
-		}
-		var err error
-		img, err = readPNG(shot)
-		return err == nil && lumaStdDev(img) > 20
-	})
+	img := waitSettled(t, app, x, shot, "a screen that settles on a picture that is not blank")
 	b := img.Bounds()
 	t.Logf("screenshot %dx%d, luma std-dev %.1f, title %q", b.Dx(), b.Dy(), lumaStdDev(img), windowName(x, wid))
 	if out := os.Getenv("LORASTUDIO_SCREENSHOT_OUT"); out != "" {
@@ -120,16 +89,16 @@ func TestE2EStudioWindowScreenshot(t *testing.T) {
 	if _, err := x("xdotool", "key", "--window", wid, "ctrl+j"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(700 * time.Millisecond)
+	waitSettled(t, app, x, filepath.Join(tmp, "jumped.png"), "the screen after Ctrl+J")
 	if out, err := x("xdotool", "type", "--delay", "20", typed); err != nil {
 		t.Fatalf("xdotool type: %v %s", err, out)
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitSettled(t, app, x, filepath.Join(tmp, "typed.png"), "the screen after typing")
 	if _, err := x("xdotool", "key", "ctrl+s"); err != nil {
 		t.Fatal(err)
 	}
 	var saved string
-	waitFor(t, 15*time.Second, exited, "a caption file holding the typed text", func() bool {
+	mustWait(t, app, 15*time.Second, "a caption file holding the typed text", func() bool {
 		caps, _ := filepath.Glob(filepath.Join(sample, "captions", "*.txt"))
 		for _, c := range caps {
 			if data, err := os.ReadFile(c); err == nil && string(data) == typed {
@@ -143,71 +112,75 @@ func TestE2EStudioWindowScreenshot(t *testing.T) {
 	if len(after) != len(before)+1 {
 		t.Errorf("caption files %d before, %d after saving an uncaptioned image (%s)", len(before), len(after), saved)
 	}
-	if strings.Contains(logs.String(), "panic:") {
-		t.Fatalf("lorastudio panicked:\n%s", logs.String())
+	if strings.Contains(app.out.String(), "panic:") {
+		t.Fatalf("lorastudio panicked; %s", app.report())
 	}
 }
 
-// startXvfb starts Xvfb on a free display and stops it when the test ends.
-func startXvfb(t *testing.T, w, h int) string {
+// startStudio runs the studio binary on display with dataDir, as on a
+// first start: an empty data directory and empty HOME and XDG directories
+// (Fyne's preferences, Mesa's shader cache and the font caches start
+// empty), so every test run is the fresh machine's first start. The studio is
+// stopped when the test ends, and its output is logged (with the failure).
+func startStudio(t *testing.T, bin, display, dataDir string) *process {
 	t.Helper()
-	for n := 87; n < 120; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-			continue
-		}
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
-			continue
-		}
-		display := fmt.Sprintf(":%d", n)
-		cmd := exec.Command("Xvfb", display, "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-nolisten", "tcp")
-		var logs bytes.Buffer
-		cmd.Stderr = &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("Xvfb: %v", err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			<-done
-		})
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case err := <-done:
-				t.Fatalf("Xvfb %s exited: %v\n%s", display, err, logs.String())
-			default:
-			}
-			if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-				return display
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("Xvfb %s did not start in 15 s:\n%s", display, logs.String())
+	home := filepath.Join(t.TempDir(), "home")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free X display number in :87–:119")
-	return ""
+	cmd := exec.Command(bin, "--data-dir", dataDir)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display, "LANG=en_US.UTF-8", "LC_ALL=en_US.UTF-8",
+		"HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
+		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"), "XDG_DATA_HOME="+filepath.Join(home, ".local", "share"))
+	app, err := startProcess("lorastudio", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := app.stop(30 * time.Second); err != nil {
+			t.Error(err)
+		}
+		t.Log(app.report())
+	})
+	return app
 }
 
-// waitFor polls cond every 250 ms until it holds; it fails the test at the
-// deadline or when the application exits first.
-func waitFor(t *testing.T, limit time.Duration, exited <-chan error, what string, cond func() bool) {
+// waitSettled takes screenshots of the X screen into shot until two in a row
+// show the same picture and it is not blank: the studio has drawn what the
+// last input or background work asked for. It returns the picture.
+func waitSettled(t *testing.T, app *process, x func(...string) (string, error), shot, what string) image.Image {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		if cond() {
-			return
+	var prev, img image.Image
+	mustWait(t, app, 60*time.Second, what, func() bool {
+		if _, err := x("import", "-window", "root", shot); err != nil {
+			return false
 		}
-		select {
-		case err := <-exited:
-			t.Fatalf("lorastudio exited (%v) while waiting for %s", err, what)
-		default:
+		cur, err := readPNG(shot)
+		if err != nil || lumaStdDev(cur) <= 20 {
+			prev = nil
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %v", what, limit)
-		}
-		time.Sleep(250 * time.Millisecond)
+		same := prev != nil && samePixels(prev, cur)
+		prev, img = cur, cur
+		return same
+	})
+	return img
+}
+
+// samePixels reports whether two pictures have the same size and pixels.
+func samePixels(a, b image.Image) bool {
+	if a.Bounds() != b.Bounds() {
+		return false
 	}
+	r := a.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			if a.At(x, y) != b.At(x, y) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // windowName returns an X window's title.
