@@ -52,10 +52,10 @@ type Memory struct {
 	ActivationsNoCheckpoint, ActivationsCheckpoint int64
 }
 
-// DefaultFLOPS is the sustained throughput (FLOP/s) Report.Seconds
-// assumes: what engine/cpu reaches on a recent 8-core desktop. A device's
-// own figure (lorastudio bench train) gives a better estimate through
-// Duration.
+// DefaultFLOPS is the nominal sustained throughput (FLOP/s) Report.Seconds
+// assumes when the device's own is unknown. `lorastudio bench train` prints
+// the throughput a device really sustains in a training step (StepFLOPs over
+// its seconds per step); Duration takes that figure.
 const DefaultFLOPS = 2e11
 
 // Duration returns the run's estimated time at flops FLOP/s.
@@ -169,13 +169,23 @@ func Preflight(cfg Config, imgs []dataset.Image, modelCfg sdxl.Config) (Report, 
 	}
 	m.Prepare += 6 * 4 * int64(widest) * int64(area)
 
-	fwd := w.flops
-	r.StepFLOPs = float64(cfg.Batch*cfg.GradAccum) * fwd * 2 // forward + backward of the activations
-	if cfg.GradientCheckpointing {
-		r.StepFLOPs += float64(cfg.Batch*cfg.GradAccum) * fwd
-	}
+	r.StepFLOPs = float64(cfg.GradAccum) * StepFLOPs(modelCfg.UNet, cfg.Batch, largest.H/f, largest.W/f, cfg.GradientCheckpointing)
 	r.Seconds = r.Duration(DefaultFLOPS).Seconds()
 	return r, nil
+}
+
+// StepFLOPs estimates the floating-point work of one training micro-batch
+// of batch samples at latent size h×w through the UNet of c: the forward
+// (convolutions, linears, attention's two matmuls; 2 FLOPs a multiply-add),
+// the backward of the activations (about as much again: frozen weights get
+// no weight gradient, the LoRA's are negligible) and, with checkpointing,
+// the forward run again block by block.
+func StepFLOPs(c sdxl.UNetConfig, batch, h, w int, checkpointing bool) float64 {
+	fwd := float64(batch) * walkUNet(c, 1, h, w).flops
+	if checkpointing {
+		return 3 * fwd
+	}
+	return 2 * fwd
 }
 
 // unetWalk is the activation and work estimate of one UNet forward.

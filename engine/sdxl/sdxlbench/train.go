@@ -11,6 +11,7 @@ import (
 	"lorastudio/engine/rng"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
+	"lorastudio/engine/train"
 	"lorastudio/engine/train/optim"
 	"lorastudio/engine/unet"
 )
@@ -51,6 +52,8 @@ type TrainTiming struct {
 	// AdamW on the host and uploading the new weights.
 	Seconds float64 `json:"seconds"`
 	Runs    int     `json:"runs"`
+	// GFLOPS is the sustained throughput: train.StepFLOPs over Seconds.
+	GFLOPS float64 `json:"gflops"`
 	// DevicePeakBytes is the backend's peak during the steps (weights
 	// included); HostPeakBytes the Go heap's sampled peak, MaxRSSBytes the
 	// process's peak resident size so far.
@@ -253,9 +256,10 @@ func Train(b tensor.Backend, opts TrainOptions, w io.Writer) (TrainReport, error
 		t := TrainTiming{Checkpointing: ck, Size: opts.Size, Batch: n, Rank: opts.Rank, Runs: opts.Runs,
 			Seconds: time.Since(start).Seconds() / float64(opts.Runs), DevicePeakBytes: b.Memory().Peak, MaxRSSBytes: maxRSS()}
 		_, t.HostPeakBytes = hp.stop()
+		t.GFLOPS = train.StepFLOPs(cfg.UNet, n, side, side, ck) / t.Seconds / 1e9
 		rep.Timings = append(rep.Timings, t)
-		fmt.Fprintf(w, "train step, checkpointing %-5t %8.2f s  device peak %s, host heap peak %s, max RSS %s\n",
-			ck, t.Seconds, mib(t.DevicePeakBytes), mib(t.HostPeakBytes), mib(t.MaxRSSBytes))
+		fmt.Fprintf(w, "train step, checkpointing %-5t %8.2f s (%.0f GFLOP/s)  device peak %s, host heap peak %s, max RSS %s\n",
+			ck, t.Seconds, t.GFLOPS, mib(t.DevicePeakBytes), mib(t.HostPeakBytes), mib(t.MaxRSSBytes))
 	}
 	rep.WriteTable(w)
 	return rep, nil
@@ -265,9 +269,9 @@ func Train(b tensor.Backend, opts TrainOptions, w io.Writer) (TrainReport, error
 func (rep TrainReport) WriteTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "\n%s (%s), LoRA %d values\n", rep.Backend, rep.Device, rep.LoRAParams)
-	fmt.Fprintln(tw, "checkpointing\tsize\tbatch\trank\ts/step\tdevice peak\thost heap peak\tmax RSS")
+	fmt.Fprintln(tw, "checkpointing\tsize\tbatch\trank\ts/step\tGFLOP/s\tdevice peak\thost heap peak\tmax RSS")
 	for _, t := range rep.Timings {
-		fmt.Fprintf(tw, "%t\t%d²\t%d\t%d\t%.2f\t%s\t%s\t%s\n", t.Checkpointing, t.Size, t.Batch, t.Rank, t.Seconds,
+		fmt.Fprintf(tw, "%t\t%d²\t%d\t%d\t%.2f\t%.0f\t%s\t%s\t%s\n", t.Checkpointing, t.Size, t.Batch, t.Rank, t.Seconds, t.GFLOPS,
 			mib(t.DevicePeakBytes), mib(t.HostPeakBytes), mib(t.MaxRSSBytes))
 	}
 	tw.Flush()

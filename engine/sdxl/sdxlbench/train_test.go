@@ -26,7 +26,7 @@ func TestTrainTiny(t *testing.T) {
 		t.Fatalf("timings %+v: want checkpointing on, then off", rep.Timings)
 	}
 	for _, tm := range rep.Timings {
-		if tm.Seconds <= 0 || tm.DevicePeakBytes <= rep.Load.DeviceInUseBytes || tm.HostPeakBytes <= 0 || tm.Size != 64 || tm.Rank != 4 {
+		if tm.Seconds <= 0 || tm.GFLOPS <= 0 || tm.DevicePeakBytes <= rep.Load.DeviceInUseBytes || tm.HostPeakBytes <= 0 || tm.Size != 64 || tm.Rank != 4 {
 			t.Errorf("timing %+v: want positive time and a peak above the weights (%d bytes)", tm, rep.Load.DeviceInUseBytes)
 		}
 	}
