@@ -121,6 +121,11 @@ func (r *runner) run(resume bool) (Result, error) {
 	if r.id, err = newIdentity(cfg, r.src, r.imgs); err != nil {
 		return Result{}, err
 	}
+	if resume {
+		if err := r.checkResume(); err != nil {
+			return Result{}, err
+		}
+	}
 	if r.obj, err = newObjective(schedulerConfig(r.src.Config()), cfg.MinSNRGamma, cfg.NoiseOffset); err != nil {
 		return Result{}, fmt.Errorf("%s: %w", r.src.Path(), err)
 	}
@@ -275,6 +280,27 @@ func (r *runner) allPlans() ([][]dataset.Batch, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// checkResume refuses, before anything is encoded or loaded, to resume a
+// state of another run (the newest state whose metadata can be read).
+func (r *runner) checkResume() error {
+	steps, err := stateFiles(r.dir)
+	if err != nil {
+		return err
+	}
+	for _, step := range steps {
+		p := statePath(r.dir, step)
+		s, err := readStateMeta(p)
+		if err != nil {
+			continue // restore reports it and falls back
+		}
+		if d := s.mismatch(r.cfg, r.id); d != "" {
+			return fmt.Errorf("train: cannot resume %s: it is another run (%s)", p, d)
+		}
+		return nil
+	}
+	return nil
 }
 
 // restore loads runDir's newest state into the network and the optimizer.

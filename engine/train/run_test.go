@@ -246,9 +246,19 @@ func TestResumeRefusesAnotherRun(t *testing.T) {
 		t.Errorf("resuming a run with no checkpoint: %v (%d steps)", err, res.Steps)
 	}
 	more := append(imgs, writeImages(t, t.TempDir(), 3, 64, 64)[2])
-	if _, err := Run(context.Background(), be, src, more, cfg, dir, true, nil); err == nil || !strings.Contains(err.Error(), "dataset") {
+	var prepared []string
+	_, err := Run(context.Background(), be, src, more, cfg, dir, true, func(e Event) {
+		if e.Kind == Preparing {
+			prepared = append(prepared, e.Message)
+		}
+	})
+	if err == nil || !strings.Contains(err.Error(), "dataset") || !strings.Contains(err.Error(), more[2].Path) {
 		t.Errorf("another dataset: %v", err)
 	}
+	if len(prepared) > 0 {
+		t.Errorf("the refused resume prepared first: %q", prepared)
+	}
+	t.Log(err)
 }
 
 // TestTrainingLearns overfits one image at a fixed timestep and noise: the

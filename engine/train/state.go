@@ -135,19 +135,15 @@ func (s *state) write(path string) error {
 // readState loads a state written by write; names are the network's
 // parameters, which the state must hold exactly.
 func readState(path string, names []string) (*state, error) {
+	s, err := readStateMeta(path)
+	if err != nil {
+		return nil, err
+	}
 	f, err := safetensors.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	meta := f.Metadata()
-	if meta["format"] != stateFormat {
-		return nil, fmt.Errorf("%s: not a training state (format %q)", path, meta["format"])
-	}
-	s := &state{}
-	if err := json.Unmarshal([]byte(meta["state"]), s); err != nil {
-		return nil, fmt.Errorf("%s: state metadata: %w", path, err)
-	}
 	if len(f.Names()) != len(names)+1 {
 		return nil, fmt.Errorf("%s: %d tensors, the network has %d parameters", path, len(f.Names())-1, len(names))
 	}
@@ -164,6 +160,24 @@ func readState(path string, names []string) (*state, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	s.optim = slices.Clone(b)
+	return s, nil
+}
+
+// readStateMeta reads a state's metadata (everything but the tensors).
+func readStateMeta(path string) (*state, error) {
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	meta := f.Metadata()
+	if meta["format"] != stateFormat {
+		return nil, fmt.Errorf("%s: not a training state (format %q)", path, meta["format"])
+	}
+	s := &state{}
+	if err := json.Unmarshal([]byte(meta["state"]), s); err != nil {
+		return nil, fmt.Errorf("%s: state metadata: %w", path, err)
+	}
 	return s, nil
 }
 
