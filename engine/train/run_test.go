@@ -240,6 +240,11 @@ func TestResumeRefusesAnotherRun(t *testing.T) {
 	if _, err := Run(context.Background(), be, src, imgs, other, dir, true, nil); err == nil || !strings.Contains(err.Error(), "rank") {
 		t.Errorf("another rank: %v", err)
 	}
+	hashed := cfg
+	hashed.Metadata = map[string]string{"sshs_model_hash": "0123abcd"}
+	if _, err := Run(context.Background(), be, src, imgs, hashed, dir, true, nil); err == nil || !strings.Contains(err.Error(), "model") || !strings.Contains(err.Error(), "0123abcd") {
+		t.Errorf("another model: %v", err)
+	}
 	// a run stopped before its first step has nothing to resume: it starts over
 	fresh := filepath.Join(tmp, "fresh")
 	if res, err := Run(context.Background(), be, src, imgs, cfg, fresh, true, nil); err != nil || res.Steps != 1 {
