@@ -74,7 +74,8 @@ type runner struct {
 	params   [][]float32 // host master copy of the LoRA weights (network order)
 	names    []string
 
-	perEpoch    int // micro-batches in one epoch
+	sizes       []dataset.Size // the images' sizes (zero: unreadable, skipped)
+	perEpoch    int            // micro-batches in one epoch
 	plans       map[int][]dataset.Batch
 	step, total int
 	loss        float64
@@ -251,7 +252,10 @@ func (r *runner) plan(e int) ([]dataset.Batch, error) {
 	if p, ok := r.plans[e]; ok {
 		return p, nil
 	}
-	p, err := dataset.Plan(r.imgs, r.cfg.Data, r.cfg.Batch, r.cfg.Seed, e)
+	if r.sizes == nil {
+		r.sizes = dataset.ProbeSizes(r.imgs) // once: every epoch's plan needs them
+	}
+	p, err := dataset.PlanSizes(r.imgs, r.sizes, r.cfg.Data, r.cfg.Batch, r.cfg.Seed, e)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
