@@ -65,7 +65,8 @@ type LossChart struct {
 	dragTo       float32
 	dragging     bool
 	lastRefresh  time.Time
-	refreshTimer *time.Timer
+	refreshTimer *time.Timer // a redraw is scheduled or running
+	dirty        bool        // points changed since the last redraw began
 }
 
 // NewLossChart returns an empty chart with a smoothing of 0.9.
@@ -174,12 +175,14 @@ func (c *LossChart) ResetZoom() {
 }
 
 // scheduleRefresh redraws now if the last redraw is older than
-// chartRefreshInterval, else once when it is; further calls in between add
-// nothing. Safe from any goroutine: the redraw goes through fyne.Do.
+// chartRefreshInterval, else once when it is; further calls in between only
+// mark the chart dirty, and a change made during the redraw schedules the
+// next. Safe from any goroutine: the redraw goes through fyne.Do.
 func (c *LossChart) scheduleRefresh() {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dirty = true
 	if c.refreshTimer != nil {
-		c.mu.Unlock()
 		return
 	}
 	wait := chartRefreshInterval - time.Since(c.lastRefresh)
@@ -187,13 +190,21 @@ func (c *LossChart) scheduleRefresh() {
 		wait = 0
 	}
 	c.refreshTimer = time.AfterFunc(wait, func() {
-		c.mu.Lock()
-		c.refreshTimer = nil
-		c.lastRefresh = time.Now()
-		c.mu.Unlock()
-		fyne.Do(c.Refresh)
+		fyne.Do(func() {
+			c.mu.Lock()
+			c.dirty = false
+			c.lastRefresh = time.Now()
+			c.mu.Unlock()
+			c.Refresh()
+			c.mu.Lock()
+			c.refreshTimer = nil
+			again := c.dirty
+			c.mu.Unlock()
+			if again {
+				c.scheduleRefresh()
+			}
+		})
 	})
-	c.mu.Unlock()
 }
 
 // MinSize is enough for the plot, its labels and the LR strip.

@@ -102,6 +102,7 @@ func TestLossChartGolden(t *testing.T) {
 		loss2[i] *= 1.3
 	}
 	c.SetSeries(1, "b", steps2, loss2, lr2)
+	waitChartIdle(t, c)
 	w := test.NewTempWindow(t, c)
 	w.SetPadded(false)
 	w.Resize(fyne.NewSize(480, 300))
@@ -119,6 +120,18 @@ func TestLossChartGolden(t *testing.T) {
 	if !sameImage(img, w.Canvas().Capture()) {
 		t.Fatal("back at linear scale, unzoomed, the chart differs from the first drawing")
 	}
+}
+
+// waitChartIdle waits until the chart's throttled redraw has run: the test
+// driver runs fyne.Do on the timer's goroutine, which must not lay out the
+// labels while the test resizes the window.
+func waitChartIdle(t *testing.T, c *LossChart) {
+	t.Helper()
+	waitFor(t, "the chart's pending redraw", func() (bool, string) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.refreshTimer == nil, "a redraw is pending"
+	})
 }
 
 // sameImage reports whether a and b have the same pixels.

@@ -25,6 +25,11 @@ type MainWindow struct {
 	Window fyne.Window
 	// Dataset is the captioning screen in the first tab.
 	Dataset *DatasetScreen
+	// Train is the training screen in the second tab.
+	Train *TrainScreen
+	// PlaygroundLoRA, when set (by the Playground screen), takes a LoRA
+	// and its weight that the Train tab's "Try in Playground" hands over.
+	PlaygroundLoRA func(path string, weight float64)
 
 	st       *studio.Studio
 	tabs     *container.AppTabs
@@ -37,13 +42,17 @@ func NewMainWindow(a fyne.App, st *studio.Studio, version string) *MainWindow {
 	m := &MainWindow{Window: w, st: st}
 	m.Dataset = NewDatasetScreen(w, st)
 	m.settings = newSettingsTab(st, version)
+	m.Train = NewTrainScreen(w, st)
+	m.Train.OnOpenImage = m.openInDataset
+	m.Train.OnTryInPlayground = m.tryInPlayground
 	m.Dataset.OnDatasetChanged = func(root string) {
 		m.settings.setDataset(root)
+		m.Train.SetDataset(root)
 		w.SetTitle(Title + " — " + filepath.Base(root))
 	}
 	m.tabs = container.NewAppTabs(
 		container.NewTabItemWithIcon("Dataset", theme.FolderIcon(), m.Dataset.Content()),
-		container.NewTabItemWithIcon("Train", theme.MediaPlayIcon(), trainTab()),
+		container.NewTabItemWithIcon("Train", theme.MediaPlayIcon(), m.Train.Content()),
 		container.NewTabItemWithIcon("Playground", theme.MediaPhotoIcon(), playgroundTab()),
 		container.NewTabItemWithIcon("Settings", theme.SettingsIcon(), m.settings.content),
 	)
@@ -56,10 +65,11 @@ func NewMainWindow(a fyne.App, st *studio.Studio, version string) *MainWindow {
 }
 
 // RequestClose is what closing the window does: unsaved typing is saved
-// first, and a failed save (a conflict to resolve) keeps the window open.
+// first, and a failed save (a conflict to resolve) keeps the window open;
+// a run in training asks whether to stop and save it or stay open.
 func (m *MainWindow) RequestClose() {
 	if m.Dataset.autosave() {
-		m.Window.Close()
+		m.Train.ConfirmClose(m.Window.Close)
 	}
 }
 
@@ -165,13 +175,6 @@ func pageText(title, body string) fyne.CanvasObject {
 	b := widget.NewLabelWithStyle(body, fyne.TextAlignCenter, fyne.TextStyle{})
 	b.Wrapping = fyne.TextWrapWord
 	return container.NewCenter(container.NewGridWrap(fyne.NewSize(560, 180), container.NewVBox(t, b)))
-}
-
-// trainTab describes the training screen to come.
-func trainTab() fyne.CanvasObject {
-	return pageText("Train a LoRA on this dataset",
-		"This tab arrives with the training engine: pick a base SDXL model, press Train, and watch the loss, speed, ETA and sample images as it learns. "+
-			"Until then, caption your images in the Dataset tab — the captions are plain .txt files that other tools read too.")
 }
 
 // playgroundTab describes the generation screen to come.

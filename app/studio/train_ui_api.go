@@ -15,6 +15,24 @@ import (
 
 	"lorastudio/engine/device"
 	"lorastudio/engine/train"
+	"lorastudio/storage"
+)
+
+// Metric is one recorded training step (step, loss, lr, seconds), as a
+// run's detail lists it for the screens.
+type Metric = storage.Metric
+
+// RunSample is one recorded sample image of a run.
+type RunSample = storage.Sample
+
+// RunFile is one file a run wrote (checkpoint, state, output).
+type RunFile = storage.RunFile
+
+// The kinds of RunFile.
+const (
+	FileCheckpoint = storage.FileCheckpoint
+	FileState      = storage.FileState
+	FileOutput     = storage.FileOutput
 )
 
 // What the Train screen asks of the studio beyond the Train job itself: a
