@@ -268,7 +268,7 @@ func trainRun(ctx context.Context, args []string, stdout, stderr io.Writer) (stu
 		plan = p
 		fmt.Fprintf(stderr, "resuming run %d (%s) at step %d of %d\n", r.ID, r.Name, r.StepsDone, r.StepsTotal)
 		run = func() (studio.TrainResult, error) {
-			return st.ResumePlanned(ctx, p, r, trainProgress(stderr, a.logEvery))
+			return st.ResumePlanned(ctx, p, r, trainProgress(stderr, isTerminal(stderr), a.logEvery))
 		}
 	} else {
 		p, err := st.PlanTrain(a.req)
@@ -276,7 +276,9 @@ func trainRun(ctx context.Context, args []string, stdout, stderr io.Writer) (stu
 			return studio.TrainResult{}, trainError(err)
 		}
 		plan = p
-		run = func() (studio.TrainResult, error) { return st.Train(ctx, p, trainProgress(stderr, a.logEvery)) }
+		run = func() (studio.TrainResult, error) {
+			return st.Train(ctx, p, trainProgress(stderr, isTerminal(stderr), a.logEvery))
+		}
 	}
 	if plan.IsDemo {
 		fmt.Fprintln(stderr, "using the demo model (random weights): pass --model PATH to train a real LoRA")
@@ -307,8 +309,7 @@ func trainError(err error) error {
 // line redrawn in place (step/total, smoothed loss, learning rate, it/s,
 // ETA); on a pipe one line every logEvery steps (0: about 50 lines a run),
 // and a line for each sample, checkpoint and stage.
-func trainProgress(w io.Writer, logEvery int) func(studio.TrainEvent) {
-	tty := isTerminal(w)
+func trainProgress(w io.Writer, tty bool, logEvery int) func(studio.TrainEvent) {
 	drawn := false // a progress line is on screen, unterminated
 	endLine := func() {
 		if drawn {

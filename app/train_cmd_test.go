@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"lorastudio/app/studio"
 	"lorastudio/engine/lora"
 	"lorastudio/engine/sdxl"
 )
@@ -261,5 +262,44 @@ func TestTrainCLIInterruptBinary(t *testing.T) {
 		if m.Step != i+1 {
 			t.Fatalf("metric %d is step %d", i, m.Step)
 		}
+	}
+}
+
+// TestTrainProgress checks both progress forms: on a terminal one line
+// redrawn with \r (ended once at the last step, broken by a checkpoint
+// line); on a pipe one line every logEvery steps plus the first and last.
+func TestTrainProgress(t *testing.T) {
+	events := []studio.TrainEvent{{Kind: studio.TrainPreparing, Message: "loading the UNet"}}
+	for s := 1; s <= 6; s++ {
+		events = append(events, studio.TrainEvent{Kind: studio.TrainStep, Step: s, Total: 6, SmoothLoss: 0.5, LR: 1e-4, ItPerSec: 2, ETA: time.Duration(6-s) * 500 * time.Millisecond})
+		if s == 3 {
+			events = append(events, studio.TrainEvent{Kind: studio.TrainCheckpoint, Step: 3, Path: "/r/lora-000003.safetensors"})
+		}
+	}
+	var tty strings.Builder
+	p := trainProgress(&tty, true, 0)
+	for _, e := range events {
+		p(e)
+	}
+	want := "loading the UNet\n" +
+		"\r[####....................] step 1/6  loss 0.5000  lr 0.0001  2.00 it/s  ETA 0:03 " +
+		"\r[########................] step 2/6  loss 0.5000  lr 0.0001  2.00 it/s  ETA 0:02 " +
+		"\r[############............] step 3/6  loss 0.5000  lr 0.0001  2.00 it/s  ETA 0:02 \n" +
+		"checkpoint at step 3: /r/lora-000003.safetensors\n" +
+		"\r[################........] step 4/6  loss 0.5000  lr 0.0001  2.00 it/s  ETA 0:01 " +
+		"\r[####################....] step 5/6  loss 0.5000  lr 0.0001  2.00 it/s  ETA 0:01 " +
+		"\r[########################] step 6/6  loss 0.5000  lr 0.0001  2.00 it/s  ETA - \n"
+	if tty.String() != want {
+		t.Errorf("terminal progress:\n%q\nwant\n%q", tty.String(), want)
+	}
+	var pipe strings.Builder
+	p = trainProgress(&pipe, false, 4)
+	for _, e := range events {
+		p(e)
+	}
+	lines := strings.Split(strings.TrimSpace(pipe.String()), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[1], "step 1/6") || !strings.HasPrefix(lines[2], "checkpoint") ||
+		!strings.HasPrefix(lines[3], "step 4/6") || !strings.HasPrefix(lines[4], "step 6/6") || strings.Contains(pipe.String(), "\r") {
+		t.Errorf("pipe progress:\n%s", pipe.String())
 	}
 }

@@ -419,3 +419,34 @@ func TestTrainJob(t *testing.T) {
 	}
 	<-j2.Done()
 }
+
+// TestTrainFailureRecorded removes an image between the plan and the run:
+// the run fails, and the database says so with the reason naming the file.
+func TestTrainFailureRecorded(t *testing.T) {
+	s := newStudio(t)
+	ds := trainDataset(t)
+	p, err := s.PlanTrain(TrainRequest{Dataset: ds, Model: filepath.Join(fixtureDir(t), "model"), Device: "cpu", Config: tinyTrainConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := filepath.Join(ds, "1_dogs", "c.png")
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	var failed []TrainEvent
+	res, err := s.Train(context.Background(), p, func(e TrainEvent) {
+		if e.Kind == TrainFailed {
+			failed = append(failed, e)
+		}
+	})
+	if err == nil || res.Status != RunFailed || !strings.Contains(err.Error(), "c.png") {
+		t.Fatalf("run with a vanished image: %+v, %v", res, err)
+	}
+	r, err := s.Run(res.RunID)
+	if err != nil || r.Status != RunFailed || !strings.Contains(r.Error, "c.png") || r.FinishedAt.IsZero() {
+		t.Fatalf("failed run row %+v, %v", r.Run, err)
+	}
+	if len(failed) != 1 {
+		t.Errorf("failed events %+v", failed)
+	}
+}
