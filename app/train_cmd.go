@@ -218,6 +218,9 @@ func parseTrainArgs(args []string, stderr io.Writer) (trainArgs, error) {
 // one kills the process at once (every file is written atomically, so the
 // last checkpoint stays whole).
 func trainCommand(args []string, stdout, stderr io.Writer) error {
+	if sub, rest, ok := trainSubcommand(args); ok { // train export | import: train_export_cmd.go
+		return sub(rest, stdout, stderr)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	go func() {
