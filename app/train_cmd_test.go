@@ -123,7 +123,7 @@ func TestTrainCLICheck(t *testing.T) {
 	dataDir := t.TempDir()
 	out := filepath.Join(t.TempDir(), "x.safetensors")
 	code, stdout, stderr := runCLI(append(tinyTrainArgs(t, trainTestDataset(t), dataDir, 4), "--out", out, "--check")...)
-	if code != 0 || !strings.Contains(stdout, "pre-flight") || !strings.Contains(stdout, "4 in total") || !strings.Contains(stdout, "2_cats") {
+	if code != 0 || !strings.Contains(stdout, "pre-flight") || !strings.Contains(stdout, "steps: 4 (") || !strings.Contains(stdout, "device memory:") || !strings.Contains(stdout, "2_cats") {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
 	if strings.Contains(stderr, "step ") {

@@ -79,7 +79,8 @@ type TrainPlan struct {
 	Uncaptioned  []string // trained with an empty caption (AllowUncaptioned)
 	Dirs         map[string]DirStats
 	TagFrequency map[string]map[string]int // folder → tag → images with it (ss_tag_frequency)
-	Report       *dataset.Report           // engine/train/dataset's pre-flight: buckets, long captions, small images, steps per epoch
+	Preflight    train.Report              // engine/train's pre-flight: steps, LoRA size, memory and time estimates
+	Report       *dataset.Report           // its dataset part: buckets, long captions, small images, corrupt images
 	TotalSteps   int                       // optimizer steps the run makes
 
 	s         *Studio
@@ -304,14 +305,10 @@ func (s *Studio) PlanTrain(req TrainRequest) (*TrainPlan, error) {
 			}
 		}
 	}
-	if p.Report, err = dataset.Inspect(p.imgs, cfg.Data, cfg.Batch, nil); err != nil {
-		return nil, invalidTrain("dataset %s: %v", p.root, strings.TrimPrefix(err.Error(), "dataset: "))
+	if p.Preflight, err = train.Preflight(*cfg, p.imgs, p.src.Config()); err != nil {
+		return nil, invalidTrain("dataset %s: %v", p.root, strings.TrimPrefix(strings.TrimPrefix(err.Error(), "train: "), "dataset: "))
 	}
-	p.TotalSteps = cfg.MaxSteps
-	if p.TotalSteps == 0 {
-		// engine/train's count: Epochs epochs of micro-batches, GradAccum a step.
-		p.TotalSteps = (cfg.Epochs*p.Report.StepsPerEpoch + cfg.GradAccum - 1) / cfg.GradAccum
-	}
+	p.Report, p.TotalSteps = p.Preflight.Dataset, p.Preflight.Steps
 	ok = true
 	return p, nil
 }
@@ -822,11 +819,13 @@ func (p *TrainPlan) Describe() string {
 		fmt.Fprintf(&b, "    %-11s %d images, %d samples\n", bc.Bucket, bc.Images, bc.Samples)
 	}
 	cfg := p.Request.Config
-	fmt.Fprintf(&b, "  steps:    %d per epoch at batch %d", r.StepsPerEpoch, r.Batch)
+	fmt.Fprintf(&b, "  LoRA:     rank %d, alpha %g, targets %s, lr %g (%s), batch %d", cfg.Rank, cfg.Alpha, cfg.Targets, cfg.LR, cfg.Scheduler, r.Batch)
 	if cfg.GradAccum > 1 {
-		fmt.Fprintf(&b, " (%d micro-batches a step)", cfg.GradAccum)
+		fmt.Fprintf(&b, " × %d accumulated", cfg.GradAccum)
 	}
-	fmt.Fprintf(&b, "; %d in total\n", p.TotalSteps)
-	fmt.Fprintf(&b, "  LoRA:     rank %d, alpha %g, targets %s, lr %g (%s)\n", cfg.Rank, cfg.Alpha, cfg.Targets, cfg.LR, cfg.Scheduler)
+	b.WriteString("\n")
+	for _, line := range strings.Split(strings.TrimRight(p.Preflight.String(), "\n"), "\n") {
+		fmt.Fprintf(&b, "  %s\n", line)
+	}
 	return b.String()
 }
