@@ -464,10 +464,18 @@ func buildView(to string, groups []*exportGroup, res *ExportResult) (err error) 
 	return nil
 }
 
+// hardLink is os.Link; a test makes it fail to exercise the copy.
+var hardLink = os.Link
+
 // linkOrCopy makes dst the content of src: a hard link when the file system
 // allows one, else a copy written atomically. It reports whether it linked.
+// A symbolic link is followed first: Linux would link the link itself, and
+// a relative one would dangle from dst's folder.
 func linkOrCopy(src, dst string) (bool, error) {
-	if err := os.Link(src, dst); err == nil {
+	if r, err := filepath.EvalSymlinks(src); err == nil {
+		src = r
+	}
+	if err := hardLink(src, dst); err == nil {
 		return true, nil
 	}
 	in, err := os.Open(src)

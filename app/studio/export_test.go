@@ -437,3 +437,61 @@ func TestEncodeTOMLStrings(t *testing.T) {
 		t.Error("invalid UTF-8 was written")
 	}
 }
+
+// TestExportCopiesOrFollowsLinks checks the view of a dataset whose image is
+// a relative symbolic link: linked, the view holds the target's file (not a
+// dangling link); when hard links fail (another file system), the view
+// holds copies of the same bytes.
+func TestExportCopiesOrFollowsLinks(t *testing.T) {
+	s := newStudio(t)
+	ds := trainDataset(t)
+	elsewhere := filepath.Join(t.TempDir(), "e.png")
+	writePNG(t, elsewhere, 64, 64, 7)
+	rel, err := filepath.Rel(filepath.Join(ds, "1_dogs"), elsewhere)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(rel, filepath.Join(ds, "1_dogs", "e.png")); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	os.WriteFile(filepath.Join(ds, "1_dogs", "e.txt"), []byte("linked"), 0o644)
+
+	to := t.TempDir()
+	res, err := s.Export(ExportRequest{Dataset: ds, Model: "m", Config: DefaultTrainConfig(), To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := filepath.Join(to, ExportViewDir, "1_dogs", "e.png")
+	st, err := os.Lstat(view)
+	if err != nil || st.Mode()&os.ModeSymlink != 0 {
+		t.Fatalf("view of a linked image: %v, mode %v", err, st.Mode())
+	}
+	target, _ := os.Stat(elsewhere)
+	if !os.SameFile(st, target) || res.Linked != 4 {
+		t.Errorf("the view's image is not the link's target (%d linked)", res.Linked)
+	}
+
+	hardLink = func(string, string) error { return &os.LinkError{Op: "link", Err: errors.New("cross-device link")} }
+	defer func() { hardLink = os.Link }()
+	to2 := t.TempDir()
+	res, err = s.Export(ExportRequest{Dataset: ds, Model: "m", Config: DefaultTrainConfig(), To: to2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Copied != 4 || res.Linked != 0 {
+		t.Errorf("%d copied, %d linked; want 4 copies", res.Copied, res.Linked)
+	}
+	for _, p := range []string{filepath.Join("1_dogs", "e.png"), filepath.Join("2_cats", "a.png")} {
+		got, err := os.ReadFile(filepath.Join(to2, ExportViewDir, p))
+		src := elsewhere
+		if !strings.HasSuffix(p, "e.png") {
+			src = filepath.Join(ds, p)
+		}
+		orig, _ := os.ReadFile(src)
+		a, _ := os.Stat(filepath.Join(to2, ExportViewDir, p))
+		b, _ := os.Stat(src)
+		if err != nil || !bytes.Equal(got, orig) || os.SameFile(a, b) {
+			t.Errorf("copy %s: %v, same bytes %v, same file %v", p, err, bytes.Equal(got, orig), os.SameFile(a, b))
+		}
+	}
+}

@@ -491,11 +491,11 @@ func (s *Studio) importGroup(g *importGroup, req ImportRequest) (ImportedRun, er
 	}
 	// The run's output_name: the metadata's, and the file's own name (a
 	// file renamed after training, or written by another trainer).
-	names := map[string]bool{strings.TrimSuffix(filepath.Base(outFile.path), filepath.Ext(outFile.path)): true}
+	outNames := map[string]bool{strings.TrimSuffix(filepath.Base(outFile.path), filepath.Ext(outFile.path)): true}
 	if n := m["ss_output_name"]; n != "" && n != "None" {
-		names[n] = true
+		outNames[n] = true
 	}
-	samples, err := findSamples(g.src.sampleDirs, names)
+	samples, err := findSamples(g.src.sampleDirs, outNames)
 	if err != nil {
 		return ImportedRun{}, err
 	}
@@ -515,8 +515,19 @@ func (s *Studio) importGroup(g *importGroup, req ImportRequest) (ImportedRun, er
 			os.RemoveAll(tmp)
 		}
 	}()
-	for _, f := range g.files {
-		if _, err := linkOrCopy(f.path, filepath.Join(tmp, filepath.Base(f.path))); err != nil {
+	// Each file's name in the run folder: its own, numbered when two
+	// folders of the import hold files of one name.
+	names := map[string]bool{}
+	inRun := make([]string, len(g.files))
+	for i, f := range g.files {
+		base := filepath.Base(f.path)
+		stem, ext := strings.TrimSuffix(base, filepath.Ext(base)), filepath.Ext(base)
+		for n := 2; names[base]; n++ {
+			base = fmt.Sprintf("%s_%d%s", stem, n, ext)
+		}
+		names[base] = true
+		inRun[i] = base
+		if _, err := linkOrCopy(f.path, filepath.Join(tmp, base)); err != nil {
 			return ImportedRun{}, err
 		}
 	}
@@ -565,7 +576,7 @@ func (s *Studio) importGroup(g *importGroup, req ImportRequest) (ImportedRun, er
 		return res, err
 	}
 	for i, f := range g.files {
-		p := filepath.Join(dir, filepath.Base(f.path))
+		p := filepath.Join(dir, inRun[i])
 		kind := storage.FileCheckpoint
 		if i == oi {
 			kind = storage.FileOutput
