@@ -256,3 +256,46 @@ func (db *DB) strings(what, query string, args ...any) ([]string, error) {
 	}
 	return out, nil
 }
+
+// AddGenerations records many generations in one transaction (an import, a restored
+// backup); a zero CreatedAt is now. It returns the new ids in order.
+func (db *DB) AddGenerations(gs []Generation) ([]int64, error) {
+	ids := make([]int64, 0, len(gs))
+	err := db.writeTx(func(tx *sql.Tx) error {
+		st, err := tx.Prepare(`INSERT INTO generations (model, loras_json, prompt, negative, sampler, steps, cfg,
+			width, height, seed, device, output_path, duration_ms, cache_key, from_cache, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, g := range gs {
+			if g.LorasJSON == "" {
+				g.LorasJSON = "[]"
+			}
+			var neg sql.NullString
+			if g.Negative != nil {
+				neg = sql.NullString{String: *g.Negative, Valid: true}
+			}
+			t := now()
+			if !g.CreatedAt.IsZero() {
+				t = g.CreatedAt.UnixNano()
+			}
+			res, err := st.Exec(g.Model, g.LorasJSON, g.Prompt, neg, g.Sampler, g.Steps, g.CFG, g.Width, g.Height, g.Seed,
+				g.Device, g.OutputPath, g.DurationMS, g.CacheKey, g.FromCache, t)
+			if err != nil {
+				return fmt.Errorf("generation %s: %w", g.OutputPath, err)
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, db.errf(err, "recording %d generations", len(gs))
+	}
+	return ids, nil
+}

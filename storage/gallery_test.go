@@ -175,3 +175,27 @@ func TestGallerySearch(t *testing.T) {
 		t.Errorf("GalleryCount(red) = %d, %v", n, err)
 	}
 }
+
+func TestAddGenerations(t *testing.T) {
+	db := openTest(t)
+	neg := ""
+	gs := []Generation{
+		{Model: "/m", Prompt: "old", Sampler: "euler", Steps: 1, CFG: 1, Width: 8, Height: 8, OutputPath: "/o/1.png", CreatedAt: time.Unix(50, 0)},
+		{Model: "/m", Prompt: "new", Negative: &neg, Sampler: "euler", Steps: 1, CFG: 1, Width: 8, Height: 8, OutputPath: "/o/2.png",
+			LorasJSON: `[{"path":"/l/a.safetensors","weight":1}]`},
+	}
+	got, err := db.AddGenerations(gs)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("AddGenerations = %v, %v", got, err)
+	}
+	items, err := db.GalleryPage(GalleryQuery{}, 0, 0)
+	if err != nil || len(items) != 2 || items[0].Prompt != "new" || items[1].CreatedAt.Unix() != 50 || items[0].Negative == nil {
+		t.Fatalf("items = %+v, %v", items, err)
+	}
+	if _, err := db.AddGenerations([]Generation{{Model: "/m", Prompt: "x", LorasJSON: "{bad", OutputPath: "/o/3.png"}}); err == nil {
+		t.Error("bad LoRA JSON accepted")
+	}
+	if n, _ := db.GalleryCount(GalleryQuery{}); n != 2 {
+		t.Errorf("a failed batch left rows: %d", n)
+	}
+}

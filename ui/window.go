@@ -25,6 +25,9 @@ type MainWindow struct {
 	Window fyne.Window
 	// Dataset is the captioning screen in the first tab.
 	Dataset *DatasetScreen
+	// Playground is the generation screen and Gallery its history, in the Playground tab.
+	Playground *PlaygroundScreen
+	Gallery    *GalleryScreen
 	// Train is the training screen in the second tab.
 	Train *TrainScreen
 	// PlaygroundLoRA, when set (by the Playground screen), takes a LoRA
@@ -53,7 +56,7 @@ func NewMainWindow(a fyne.App, st *studio.Studio, version string) *MainWindow {
 	m.tabs = container.NewAppTabs(
 		container.NewTabItemWithIcon("Dataset", theme.FolderIcon(), m.Dataset.Content()),
 		container.NewTabItemWithIcon("Train", theme.MediaPlayIcon(), m.Train.Content()),
-		container.NewTabItemWithIcon("Playground", theme.MediaPhotoIcon(), playgroundTab()),
+		container.NewTabItemWithIcon("Playground", theme.MediaPhotoIcon(), m.playgroundTab()),
 		container.NewTabItemWithIcon("Settings", theme.SettingsIcon(), m.settings.content),
 	)
 	w.SetContent(m.tabs)
@@ -78,7 +81,7 @@ func (m *MainWindow) RequestClose() {
 // without a main menu), and adds a Help menu listing every shortcut.
 func (m *MainWindow) installShortcuts() {
 	menus := map[string][]*fyne.MenuItem{}
-	for _, a := range m.Dataset.Actions() {
+	for _, a := range m.actions() {
 		it := fyne.NewMenuItem(a.Label, a.Run)
 		if len(a.Shortcuts) > 0 {
 			it.Shortcut = a.Shortcuts[0]
@@ -99,13 +102,16 @@ func (m *MainWindow) installShortcuts() {
 		case fyne.KeyPageUp:
 			m.Dataset.Previous()
 		case fyne.KeyEscape:
-			m.Dataset.CloseDialog()
+			if !m.escapePlayground() {
+				m.Dataset.CloseDialog()
+			}
 		}
 	})
 	m.Window.SetMainMenu(fyne.NewMainMenu(
 		fyne.NewMenu("File", menus["File"]...),
 		fyne.NewMenu("Caption", menus["Caption"]...),
 		fyne.NewMenu("Go", menus["Go"]...),
+		fyne.NewMenu("Generate", menus["Generate"]...),
 		fyne.NewMenu("Help", fyne.NewMenuItem("Keyboard shortcuts", m.showShortcuts)),
 	))
 }
@@ -113,7 +119,7 @@ func (m *MainWindow) installShortcuts() {
 // showShortcuts lists every command and all of its shortcuts.
 func (m *MainWindow) showShortcuts() {
 	grid := container.NewGridWithColumns(2)
-	for _, a := range m.Dataset.Actions() {
+	for _, a := range m.actions() {
 		keys := ""
 		for i, s := range a.Shortcuts {
 			if i > 0 {
@@ -175,13 +181,6 @@ func pageText(title, body string) fyne.CanvasObject {
 	b := widget.NewLabelWithStyle(body, fyne.TextAlignCenter, fyne.TextStyle{})
 	b.Wrapping = fyne.TextWrapWord
 	return container.NewCenter(container.NewGridWrap(fyne.NewSize(560, 180), container.NewVBox(t, b)))
-}
-
-// playgroundTab describes the generation screen to come.
-func playgroundTab() fyne.CanvasObject {
-	return pageText("Try prompts with your LoRA",
-		"This tab arrives with the SDXL pipeline: prompt, negative prompt, sampler, steps, CFG, seed and LoRA weights, "+
-			"with every image kept in a gallery with its parameters.")
 }
 
 // settingsTab shows where the studio keeps its files.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"math"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -279,4 +280,32 @@ func (s *Studio) GalleryThumbnail(it GalleryItem, size int) (image.Image, bool) 
 // done, from that worker, with it or an error naming the file.
 func (s *Studio) RequestGalleryThumbnail(it GalleryItem, size int, done func(image.Image, error)) {
 	s.thumbs.Request(&Item{ImagePath: it.File}, size, done)
+}
+
+// ImportGenerations records images made elsewhere (or restored from a backup) in the
+// history in one transaction, with the parameters each item gives; a zero Time is now. It
+// returns the new ids in order.
+func (s *Studio) ImportGenerations(items []GalleryItem) ([]int64, error) {
+	gs := make([]storage.Generation, len(items))
+	for i, it := range items {
+		type rec struct {
+			Path   string  `json:"path"`
+			Weight float32 `json:"weight"`
+		}
+		loras := []rec{}
+		for _, l := range it.LoRAs {
+			loras = append(loras, rec{l.Path, l.Weight})
+		}
+		lj, err := json.Marshal(loras)
+		if err != nil {
+			return nil, fmt.Errorf("importing %s: %w", it.File, err)
+		}
+		if it.Seed > math.MaxInt64 {
+			return nil, fmt.Errorf("importing %s: seed %d is larger than %d", it.File, it.Seed, int64(math.MaxInt64))
+		}
+		gs[i] = storage.Generation{Model: it.Model, LorasJSON: string(lj), Prompt: it.Prompt, Negative: it.Negative,
+			Sampler: it.Sampler, Steps: it.Steps, CFG: it.CFG, Width: it.Width, Height: it.Height, Seed: int64(it.Seed),
+			Device: it.Device, OutputPath: it.File, DurationMS: it.Duration.Milliseconds(), FromCache: it.Cached, CreatedAt: it.Time}
+	}
+	return s.db.AddGenerations(gs)
 }

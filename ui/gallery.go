@@ -1,0 +1,461 @@
+package ui
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"lorastudio/app/studio"
+)
+
+// galleryPageSize is how many rows the gallery reads from the history at a time: the grid
+// asks for the cells on screen and the page holding each is read once.
+const galleryPageSize = 200
+
+// galleryThumbSize is the longest side of a gallery thumbnail in pixels.
+const galleryThumbSize = 160
+
+// Date filter choices.
+const (
+	anyTime   = "Any time"
+	today     = "Today"
+	lastWeek  = "Last 7 days"
+	lastMonth = "Last 30 days"
+)
+
+// anyModel and anyLoRA are the filter menus' "no filter" entries.
+const (
+	anyModel = "Any model"
+	anyLoRA  = "Any LoRA"
+)
+
+// GalleryScreen shows the generation history newest first in a virtualized grid: search by
+// prompt, filters, and for the selected image its parameters and what can be done with it.
+// Rows come page by page from app/studio; thumbnails are made off the UI goroutine into the
+// studio's bounded cache and a placeholder shows until one is ready.
+type GalleryScreen struct {
+	win fyne.Window
+	st  *studio.Studio
+
+	filter studio.GalleryFilter
+	count  int
+	pages  map[int][]studio.GalleryItem // page number → its rows
+	cellMu sync.Mutex                   // guards cells: thumbnail callbacks run off the UI goroutine in Fyne's test driver
+	cells  map[*canvas.Image]int64      // the id each grid cell shows, so a late thumbnail lands only where it belongs
+
+	search    *widget.Entry
+	model     *widget.Select
+	modelPath map[string]string
+	lora      *widget.Select
+	date      *widget.Select
+	favs      *widget.Check
+	grid      *widget.GridWrap
+	countText *widget.Label
+
+	selected  *studio.GalleryItem
+	detail    *widget.Label
+	favButton *widget.Button
+	actions   *fyne.Container
+	status    *widget.Label
+	undo      *widget.Button
+	undoID    int64
+	listErr   bool // the status line shows why the list failed (cleared when it works again)
+
+	content fyne.CanvasObject
+
+	// OnReuse, when set, takes an image's request and which of its parameters to reuse.
+	OnReuse func(studio.GenerateRequest, Reuse)
+	// now is the clock of the date filter (tests fix it).
+	now func() time.Time
+}
+
+// NewGalleryScreen builds the gallery; call Refresh to fill it.
+func NewGalleryScreen(win fyne.Window, st *studio.Studio) *GalleryScreen {
+	g := &GalleryScreen{win: win, st: st, pages: map[int][]studio.GalleryItem{}, cells: map[*canvas.Image]int64{},
+		modelPath: map[string]string{}, now: time.Now}
+	g.build()
+	return g
+}
+
+// Content is the screen's root object.
+func (g *GalleryScreen) Content() fyne.CanvasObject { return g.content }
+
+func (g *GalleryScreen) build() {
+	g.search = widget.NewEntry()
+	g.search.SetPlaceHolder("Search prompts …")
+	g.search.OnChanged = func(s string) {
+		g.filter.Search = s
+		g.Refresh()
+	}
+	g.model = widget.NewSelect([]string{anyModel}, func(s string) {
+		g.filter.Model = g.modelPath[s]
+		g.Refresh()
+	})
+	g.lora = widget.NewSelect([]string{anyLoRA}, func(s string) {
+		if s == anyLoRA {
+			s = ""
+		}
+		g.filter.LoRA = s
+		g.Refresh()
+	})
+	g.date = widget.NewSelect([]string{anyTime, today, lastWeek, lastMonth}, func(s string) {
+		g.filter.Since = g.since(s)
+		g.Refresh()
+	})
+	g.favs = widget.NewCheck("Favourites", func(on bool) {
+		g.filter.Favourites = on
+		g.Refresh()
+	})
+	g.countText = widget.NewLabel("")
+	g.grid = widget.NewGridWrap(func() int { return g.count }, g.newCell, g.updateCell)
+	g.grid.OnSelected = g.selectCell
+
+	g.detail = widget.NewLabel("Select an image to see its parameters.")
+	g.detail.Wrapping = fyne.TextWrapWord
+	g.detail.Selectable = true
+	g.favButton = widget.NewButtonWithIcon("Favourite", theme.ConfirmIcon(), g.toggleFavourite)
+	reuse := func(what Reuse) func() {
+		return func() {
+			if g.selected != nil && g.OnReuse != nil {
+				g.OnReuse(g.selected.Request(), what)
+			}
+		}
+	}
+	g.actions = container.NewGridWithColumns(2,
+		widget.NewButtonWithIcon("Reuse all", theme.ContentRedoIcon(), reuse(ReuseAll)),
+		widget.NewButton("Reuse seed", reuse(ReuseSeed)),
+		widget.NewButton("Reuse prompt", reuse(ReusePrompt)),
+		widget.NewButtonWithIcon("Copy seed", theme.ContentCopyIcon(), g.CopySeed),
+		widget.NewButtonWithIcon("Open folder", theme.FolderOpenIcon(), g.openFolder),
+		g.favButton,
+		widget.NewButtonWithIcon("Delete", theme.DeleteIcon(), g.DeleteSelected),
+	)
+	g.actions.Hide()
+	g.status = widget.NewLabel("")
+	g.status.Wrapping = fyne.TextWrapWord
+	g.undo = widget.NewButtonWithIcon("Undo delete", theme.ContentUndoIcon(), g.UndoDelete)
+	g.undo.Hide()
+
+	bar := container.NewBorder(nil, nil, nil, container.NewHBox(g.model, g.lora, g.date, g.favs, g.countText), g.search)
+	side := container.NewVScroll(container.NewVBox(g.detail, g.actions, g.status, g.undo))
+	side.SetMinSize(fyne.NewSize(280, 0))
+	g.content = container.NewBorder(bar, nil, nil, side, g.grid)
+}
+
+// since is the lower time bound of a date filter choice.
+func (g *GalleryScreen) since(choice string) time.Time {
+	now := g.now()
+	switch choice {
+	case today:
+		y, m, d := now.Date()
+		return time.Date(y, m, d, 0, 0, 0, 0, now.Location())
+	case lastWeek:
+		return now.AddDate(0, 0, -7)
+	case lastMonth:
+		return now.AddDate(0, 0, -30)
+	}
+	return time.Time{}
+}
+
+// SetFilter replaces the whole filter (the search box and menus follow) and refreshes.
+func (g *GalleryScreen) SetFilter(f studio.GalleryFilter) {
+	g.filter = f
+	g.search.OnChanged = nil
+	g.search.SetText(f.Search)
+	g.search.OnChanged = func(s string) {
+		g.filter.Search = s
+		g.Refresh()
+	}
+	g.Refresh()
+}
+
+// Filter is the filter in force.
+func (g *GalleryScreen) Filter() studio.GalleryFilter { return g.filter }
+
+// Refresh re-reads the count and drops the cached pages; the grid reads what it shows again.
+func (g *GalleryScreen) Refresh() {
+	n, err := g.st.GalleryCount(g.filter)
+	switch {
+	case err != nil:
+		g.count = 0
+		g.setStatus(err.Error())
+		g.listErr = true
+	case g.listErr:
+		g.count = n
+		g.setStatus("")
+		g.listErr = false
+	default:
+		g.count = n
+	}
+	g.pages = map[int][]studio.GalleryItem{}
+	g.countText.SetText(fmt.Sprintf("%d images", g.count))
+	g.refreshMenus()
+	g.grid.UnselectAll()
+	g.grid.Refresh()
+}
+
+// refreshMenus fills the model and LoRA filter menus from the history.
+func (g *GalleryScreen) refreshMenus() {
+	models, _ := g.st.GalleryModels() // a failing list leaves the menu short; the grid reports errors
+	g.modelPath = map[string]string{anyModel: ""}
+	opts := []string{anyModel}
+	for _, m := range models {
+		label := studio.ModelLabel(m)
+		if _, dup := g.modelPath[label]; dup {
+			label += "  (" + filepath.Dir(m) + ")"
+		}
+		g.modelPath[label] = m
+		opts = append(opts, label)
+	}
+	g.model.Options = opts
+	loras, _ := g.st.GalleryLoRAs()
+	g.lora.Options = append([]string{anyLoRA}, loras...)
+}
+
+// Count is how many images match the filter.
+func (g *GalleryScreen) Count() int { return g.count }
+
+// Item returns the i-th image of the filtered gallery (newest first), reading its page
+// from the history when it is not loaded.
+func (g *GalleryScreen) Item(i int) (studio.GalleryItem, bool) {
+	if i < 0 || i >= g.count {
+		return studio.GalleryItem{}, false
+	}
+	pg := i / galleryPageSize
+	rows, ok := g.pages[pg]
+	if !ok {
+		var err error
+		rows, err = g.st.Gallery(g.filter, pg*galleryPageSize, galleryPageSize)
+		if err != nil {
+			g.setStatus(err.Error())
+			return studio.GalleryItem{}, false
+		}
+		g.pages[pg] = rows
+	}
+	k := i - pg*galleryPageSize
+	if k >= len(rows) {
+		return studio.GalleryItem{}, false // the history shrank since the count
+	}
+	return rows[k], true
+}
+
+// LoadedPages is how many pages of rows are held (the grid reads only what it shows).
+func (g *GalleryScreen) LoadedPages() int { return len(g.pages) }
+
+// galleryCell is a grid cell: a placeholder under the thumbnail, a star for favourites.
+func (g *GalleryScreen) newCell() fyne.CanvasObject {
+	bg := canvas.NewRectangle(color.NRGBA{R: 0x80, G: 0x80, B: 0x80, A: 0x30})
+	img := canvas.NewImageFromImage(nil)
+	img.FillMode = canvas.ImageFillContain
+	img.ScaleMode = canvas.ImageScaleFastest
+	star := widget.NewLabel("")
+	cell := container.NewStack(bg, container.NewCenter(widget.NewIcon(theme.MediaPhotoIcon())), img,
+		container.NewVBox(container.NewHBox(star)))
+	return container.NewGridWrap(fyne.NewSize(galleryThumbSize, galleryThumbSize), cell)
+}
+
+// cellParts returns a cell's image, placeholder icon and star label.
+func cellParts(o fyne.CanvasObject) (*canvas.Image, *fyne.Container, *widget.Label) {
+	cell := o.(*fyne.Container).Objects[0].(*fyne.Container)
+	star := cell.Objects[3].(*fyne.Container).Objects[0].(*fyne.Container).Objects[0].(*widget.Label)
+	return cell.Objects[2].(*canvas.Image), cell.Objects[1].(*fyne.Container), star
+}
+
+// updateCell shows image i: its thumbnail at once when cached, else the placeholder until
+// a worker has made it.
+func (g *GalleryScreen) updateCell(i widget.GridWrapItemID, o fyne.CanvasObject) {
+	img, placeholder, star := cellParts(o)
+	it, ok := g.Item(i)
+	if !ok {
+		g.setCell(img, 0)
+		img.Image = nil
+		img.Refresh()
+		return
+	}
+	if it.Favourite {
+		star.SetText("★")
+	} else {
+		star.SetText("")
+	}
+	g.setCell(img, it.ID)
+	if th, ok := g.st.GalleryThumbnail(it, galleryThumbSize); ok {
+		g.setThumb(img, placeholder, th)
+		return
+	}
+	g.setThumb(img, placeholder, nil)
+	id := it.ID
+	g.st.RequestGalleryThumbnail(it, galleryThumbSize, func(th image.Image, err error) {
+		fyne.Do(func() {
+			g.cellMu.Lock()
+			defer g.cellMu.Unlock()
+			if g.cells[img] != id {
+				return // the cell shows another image by now
+			}
+			if err != nil {
+				placeholder.Objects[0] = widget.NewIcon(theme.BrokenImageIcon())
+				placeholder.Refresh()
+				return
+			}
+			g.setThumb(img, placeholder, th)
+		})
+	})
+}
+
+// setCell records which image a cell shows.
+func (g *GalleryScreen) setCell(img *canvas.Image, id int64) {
+	g.cellMu.Lock()
+	g.cells[img] = id
+	g.cellMu.Unlock()
+}
+
+// setThumb shows a thumbnail, or the placeholder for nil.
+func (g *GalleryScreen) setThumb(img *canvas.Image, placeholder *fyne.Container, th image.Image) {
+	img.Image = th
+	img.Refresh()
+	if th == nil {
+		placeholder.Show()
+	} else {
+		placeholder.Hide()
+	}
+}
+
+// ShownThumbnails counts the grid cells showing a thumbnail (not the placeholder).
+func (g *GalleryScreen) ShownThumbnails() int {
+	g.cellMu.Lock()
+	defer g.cellMu.Unlock()
+	n := 0
+	for img, id := range g.cells {
+		if id != 0 && img.Image != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// selectCell shows the selected image's parameters and actions.
+func (g *GalleryScreen) selectCell(i widget.GridWrapItemID) {
+	it, ok := g.Item(i)
+	if !ok {
+		return
+	}
+	g.Select(it)
+}
+
+// Select makes it the image the actions work on.
+func (g *GalleryScreen) Select(it studio.GalleryItem) {
+	g.selected = &it
+	var b strings.Builder
+	fmt.Fprintf(&b, "#%d  %s\n\n%s\n", it.ID, it.Time.Local().Format("2006-01-02 15:04:05"), it.Prompt)
+	if it.Negative != nil {
+		fmt.Fprintf(&b, "\nNegative: %s\n", *it.Negative)
+	}
+	fmt.Fprintf(&b, "\nModel: %s\n", studio.ModelLabel(it.Model))
+	for _, l := range it.LoRAs {
+		fmt.Fprintf(&b, "LoRA: %s at %s\n", filepath.Base(l.Path), strconv.FormatFloat(float64(l.Weight), 'g', -1, 32))
+	}
+	fmt.Fprintf(&b, "Seed: %d\nSteps: %d  CFG: %s  Sampler: %s\nSize: %d × %d\n", it.Seed, it.Steps,
+		strconv.FormatFloat(it.CFG, 'f', -1, 64), it.Sampler, it.Width, it.Height)
+	if it.Cached {
+		b.WriteString("From the cache\n")
+	}
+	fmt.Fprintf(&b, "\n%s", it.File)
+	g.detail.SetText(b.String())
+	if it.Favourite {
+		g.favButton.SetText("Unfavourite")
+	} else {
+		g.favButton.SetText("Favourite")
+	}
+	g.actions.Show()
+}
+
+// Selected is the image the actions work on, if any.
+func (g *GalleryScreen) Selected() (studio.GalleryItem, bool) {
+	if g.selected == nil {
+		return studio.GalleryItem{}, false
+	}
+	return *g.selected, true
+}
+
+// CopySeed puts the selected image's seed on the clipboard.
+func (g *GalleryScreen) CopySeed() {
+	if g.selected == nil {
+		return
+	}
+	fyne.CurrentApp().Clipboard().SetContent(strconv.FormatUint(g.selected.Seed, 10))
+	g.setStatus(fmt.Sprintf("Copied seed %d.", g.selected.Seed))
+}
+
+// openFolder shows the selected image's folder in the system's file manager.
+func (g *GalleryScreen) openFolder() {
+	if g.selected == nil {
+		return
+	}
+	dir := filepath.Dir(g.selected.File)
+	if err := fyne.CurrentApp().OpenURL(&url.URL{Scheme: "file", Path: filepath.ToSlash(dir)}); err != nil {
+		g.setStatus(fmt.Sprintf("Opening %s: %v", dir, err))
+	}
+}
+
+// toggleFavourite marks or unmarks the selected image.
+func (g *GalleryScreen) toggleFavourite() {
+	if g.selected == nil {
+		return
+	}
+	it := *g.selected
+	if err := g.st.SetFavourite(it.ID, !it.Favourite); err != nil {
+		g.setStatus(err.Error())
+		return
+	}
+	it.Favourite = !it.Favourite
+	g.Refresh()
+	g.Select(it)
+}
+
+// DeleteSelected moves the selected image to the trash; Undo delete brings it back.
+func (g *GalleryScreen) DeleteSelected() {
+	if g.selected == nil {
+		return
+	}
+	id := g.selected.ID
+	if err := g.st.DeleteGeneration(id); err != nil {
+		g.setStatus(err.Error())
+		return
+	}
+	g.selected = nil
+	g.actions.Hide()
+	g.detail.SetText("Select an image to see its parameters.")
+	g.undoID = id
+	g.undo.Show()
+	g.setStatus(fmt.Sprintf("Deleted #%d (moved to the trash in the data folder).", id))
+	g.Refresh()
+}
+
+// UndoDelete restores the last deleted image.
+func (g *GalleryScreen) UndoDelete() {
+	if g.undoID == 0 {
+		return
+	}
+	if err := g.st.RestoreGeneration(g.undoID); err != nil {
+		g.setStatus(err.Error())
+		return
+	}
+	g.setStatus(fmt.Sprintf("Restored #%d.", g.undoID))
+	g.undoID = 0
+	g.undo.Hide()
+	g.Refresh()
+}
+
+// setStatus shows a line under the actions.
+func (g *GalleryScreen) setStatus(s string) { g.status.SetText(s) }
