@@ -105,7 +105,9 @@ func TestGalleryPaging10000(t *testing.T) {
 		t.Errorf("model filter: %d, want %d", g.Count(), want)
 	}
 	g.model.SetSelected(anyModel)
-	g.now = func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add((galleryRows - 1) * time.Minute) }
+	g.now = func() time.Time {
+		return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add((galleryRows - 1) * time.Minute)
+	}
 	g.date.SetSelected(today)
 	if want := (galleryRows-1)%(24*60) + 1; g.Count() != want {
 		t.Errorf("today: %d images", g.Count())
