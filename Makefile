@@ -15,12 +15,14 @@ export LANG := en_US.UTF-8
 
 # System packages a fresh machine needs: GLFW's X11 headers (Fyne's window),
 # EGL + Mesa (the engine's headless GL 4.3 compute context, llvmpipe without a GPU),
-# OpenBLAS (CPU accelerator), Xvfb + ImageMagick + xdotool (the end-to-end window test).
+# OpenBLAS (CPU accelerator), Xvfb + ImageMagick + xdotool (the end-to-end window test),
+# glslang + SPIRV-Tools + SPIRV-Cross (go generate ./shaders/: the Metal kernels, checked by a test).
 APT_PACKAGES := gcc pkg-config libgl1-mesa-dev libegl-dev libx11-dev libxcursor-dev \
 	libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libgl1-mesa-dri libegl1 \
-	libegl-mesa0 libopenblas-dev xvfb xauth imagemagick xdotool
+	libegl-mesa0 libopenblas-dev xvfb xauth imagemagick xdotool \
+	glslang-tools spirv-tools spirv-cross
 
-.PHONY: all setup build run test test-cpu-paths vet bench clean
+.PHONY: all setup build run test test-cpu-paths test-darwin vet bench clean
 
 all: build
 
@@ -56,6 +58,13 @@ vet: setup
 test: vet
 	$(GO) test -tags '$(TAGS)' -timeout 20m ./...
 	$(MAKE) --no-print-directory test-cpu-paths
+	$(MAKE) --no-print-directory test-darwin
+
+# The Metal backend (engine/metal, darwin only, no cgo) is vetted and its test binary
+# built for Apple Silicon from here; scripts/metal-check.sh runs it on a Mac.
+test-darwin:
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) vet ./engine/metal/ ./engine/device/
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) test -c -o /dev/null ./engine/metal/
 
 # The CPU backend's other matmul paths stay tested too: without BLAS (Go with
 # its AVX2 assembly kernel, the default of a plain `go build`) and the portable

@@ -180,6 +180,11 @@ func deviceInfo(kind string, asJSON bool, stdout io.Writer) error {
 		fmt.Fprintf(tw, "shared memory:\t%d KiB\n", inf.MaxShared>>10)
 		fmt.Fprintf(tw, "max work groups:\t%d x %d x %d\n", inf.MaxWorkGroups[0], inf.MaxWorkGroups[1], inf.MaxWorkGroups[2])
 	}
+	if inf.Backend == "metal" {
+		fmt.Fprintf(tw, "working set:\t%d MiB recommended\n", inf.WorkingSet>>20)
+		fmt.Fprintf(tw, "unified memory:\t%v\n", inf.UnifiedMemory)
+		fmt.Fprintf(tw, "max buffer binding:\t%d MiB\n", inf.MaxSSBOBinding>>20)
+	}
 	if inf.Fallback != "" {
 		fmt.Fprintf(tw, "why not gl:\t%s\n", inf.Fallback)
 	}

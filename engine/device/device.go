@@ -1,6 +1,9 @@
-// Package device picks the compute backend: the OpenGL compute backend when
-// a headless OpenGL 4.3 context with compute shaders can be made on a GPU,
-// else the pure-Go CPU reference.
+// Package device picks the compute backend: on Linux and Windows the OpenGL
+// compute backend when a headless OpenGL 4.3 context with compute shaders
+// can be made on a GPU, on macOS the Metal backend (macOS has no OpenGL
+// compute), else the pure-Go CPU reference. The GPU backend of each OS is
+// in its own file (gl.go, metal_darwin.go), so the package builds on every
+// OS.
 package device
 
 import (
@@ -9,19 +12,20 @@ import (
 	"strings"
 
 	"lorastudio/engine/cpu"
-	"lorastudio/engine/gl"
 	"lorastudio/engine/tensor"
 )
 
-// Kinds are the accepted values of Open's kind.
-var Kinds = []string{"auto", "cpu", "gl"}
+// Kinds are the accepted values of Open's kind: auto, cpu and this OS's
+// GPU backend (gl, or metal on macOS).
+var Kinds = []string{"auto", "cpu", gpuKind}
 
 // EnvVar names the environment variable that Open reads when kind is "".
 const EnvVar = "LORASTUDIO_DEVICE"
 
 // Open returns the backend for kind: "cpu", "gl" (an error saying why when
-// no GL 4.3 context can be made) or "auto" (GL when a GPU gives it, else
-// CPU). An empty kind reads $LORASTUDIO_DEVICE, defaulting to "auto".
+// no GL 4.3 context can be made), "metal" on macOS, or "auto" (the GPU
+// backend when a GPU gives it, else CPU). An empty kind reads
+// $LORASTUDIO_DEVICE, defaulting to "auto".
 //
 // auto passes over a software GL renderer (Mesa's llvmpipe and the like):
 // it runs the kernels correctly but tens of times slower than the CPU
@@ -57,22 +61,14 @@ func open(kind string) (tensor.Backend, string, error) {
 	switch k {
 	case "cpu":
 		return cpu.New(), "", nil
-	case "gl":
-		b, err := gl.New()
+	case gpuKind:
+		b, err := openGPU()
 		if err != nil {
-			return nil, "", fmt.Errorf("device gl: %w", err)
+			return nil, "", fmt.Errorf("device %s: %w", k, err)
 		}
 		return b, "", nil
 	}
-	b, err := gl.New()
-	if err != nil {
-		return cpu.New(), err.Error(), nil
-	}
-	if r := b.Dev().Limits().Renderer; IsSoftwareRenderer(r) {
-		b.Close()
-		return cpu.New(), fmt.Sprintf("GL renderer %q is a software renderer, slower than the CPU backend (--device gl forces it)", r), nil
-	}
-	return b, "", nil
+	return openAuto()
 }
 
 // IsSoftwareRenderer reports whether a GL_RENDERER string names a renderer
@@ -87,10 +83,11 @@ func IsSoftwareRenderer(renderer string) bool {
 	return false
 }
 
-// Info describes a backend and, for GL, the context's limits.
+// Info describes a backend and, for GL, the context's limits, for Metal
+// the GPU's memory.
 type Info struct {
-	Backend        string `json:"backend"`                    // "gl" or "cpu"
-	Renderer       string `json:"renderer"`                   // the GL renderer, or the CPU description
+	Backend        string `json:"backend"`                    // "gl", "metal" or "cpu"
+	Renderer       string `json:"renderer"`                   // the GL renderer, the Metal GPU, or the CPU description
 	Version        string `json:"version,omitempty"`          // GL_VERSION
 	GLSL           string `json:"glsl,omitempty"`             // GL_SHADING_LANGUAGE_VERSION
 	Vendor         string `json:"vendor,omitempty"`           // GL_VENDOR
@@ -98,7 +95,12 @@ type Info struct {
 	MaxSSBOBinding int    `json:"max_ssbo_binding,omitempty"` // bytes one shader storage binding may address
 	MaxShared      int    `json:"max_shared_memory,omitempty"`
 	MaxWorkGroups  [3]int `json:"max_work_groups,omitempty"`
-	Fallback       string `json:"fallback,omitempty"` // why auto did not take GL
+	Fallback       string `json:"fallback,omitempty"` // why auto did not take the GPU backend
+	// WorkingSet is Metal's recommendedMaxWorkingSetSize: the bytes the GPU
+	// can hold without paging (on Apple Silicon, a share of the unified memory).
+	WorkingSet int64 `json:"recommended_working_set,omitempty"`
+	// UnifiedMemory is whether the Metal GPU shares the CPU's memory.
+	UnifiedMemory bool `json:"unified_memory,omitempty"`
 }
 
 // Describe opens the backend kind would give (see Open), describes it and
@@ -115,16 +117,6 @@ func Describe(kind string) (Info, error) {
 // describe fills Info from an open backend.
 func describe(b tensor.Backend, why string) Info {
 	inf := Info{Backend: b.Name(), Renderer: b.Device(), Fallback: why}
-	if g, ok := b.(*gl.Backend); ok {
-		l := g.Dev().Limits()
-		inf.Renderer = l.Renderer
-		inf.Version = l.Version
-		inf.GLSL = l.GLSL
-		inf.Vendor = l.Vendor
-		inf.Platform = l.Platform
-		inf.MaxSSBOBinding = l.MaxSSBOSize
-		inf.MaxShared = l.MaxSharedBytes
-		inf.MaxWorkGroups = l.MaxGroups
-	}
+	describeGPU(b, &inf)
 	return inf
 }
