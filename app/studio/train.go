@@ -313,7 +313,7 @@ func (s *Studio) PlanTrain(req TrainRequest) (*TrainPlan, error) {
 	return p, nil
 }
 
-// modelIdentity hashes the plan's model (remembered in the database, so a
+// prepareMetadata hashes the plan's model (remembered in the database, so a
 // large checkpoint is read once) and builds the kohya metadata of the run.
 func (p *TrainPlan) prepareMetadata() error {
 	h, err := p.s.HashPath(p.Request.Model)
