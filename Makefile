@@ -61,9 +61,11 @@ test: vet
 	$(MAKE) --no-print-directory test-darwin
 
 # The Metal backend (engine/metal, darwin only, no cgo) is vetted and its test binary
-# built for Apple Silicon from here; scripts/metal-check.sh runs it on a Mac.
+# built for Apple Silicon from here; scripts/metal-check.sh runs it on a Mac. The whole
+# engine vets for darwin too, but engine/gl (macOS has no OpenGL compute).
 test-darwin:
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) vet ./engine/metal/ ./engine/device/
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) vet $$($(GO) list ./engine/... | grep -v '/engine/gl$$')
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) test -c -o /dev/null ./engine/metal/
 
 # The CPU backend's other matmul paths stay tested too: without BLAS (Go with
