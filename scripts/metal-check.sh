@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# metal-check.sh: run on a Mac with Apple Silicon (macOS 13+, Go 1.26, Xcode command line
+# metal-check.sh: run on a Mac with Apple Silicon (macOS 11+, Go 1.26, Xcode command line
 # tools) to check the Metal backend, which has not yet run on Apple hardware by us:
 #   1. the engine's parity table on Metal against the CPU reference (go test ./engine/metal/),
 #   2. lorastudio info --device, which must say "backend: metal",
