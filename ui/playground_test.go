@@ -241,3 +241,43 @@ func TestPlaygroundQueueSeedsAndCancel(t *testing.T) {
 
 // queueText is the queue list's text.
 func (p *PlaygroundScreen) queueText() string { return texts(p.queueBox) }
+
+// TestTryInPlayground hands a LoRA over as the Train tab's "Try in Playground" does: it
+// lands in the LoRA list at its weight, switched on, and the Playground comes to the front.
+func TestTryInPlayground(t *testing.T) {
+	m, _ := newTestWindow(t, "")
+	m.tryInPlayground("/runs/cats/cats.safetensors", 0.8)
+	p := m.Playground
+	if !m.playgroundShown() || len(p.loras) != 1 {
+		t.Fatalf("shown %v, %d LoRAs", m.playgroundShown(), len(p.loras))
+	}
+	m.tryInPlayground("/runs/cats/cats.safetensors", 1.25) // the same LoRA again: its weight changes
+	p.loras[0].on.SetChecked(true)
+	r, _, err := p.Request()
+	if err != nil || len(r.LoRAs) != 1 || r.LoRAs[0].Path != "/runs/cats/cats.safetensors" || r.LoRAs[0].Weight != 1.25 {
+		t.Fatalf("request LoRAs %+v, %v", r.LoRAs, err)
+	}
+	p.loras[0].on.SetChecked(false)
+	if r, _, _ := p.Request(); len(r.LoRAs) != 0 {
+		t.Errorf("a switched-off LoRA is still applied: %+v", r.LoRAs)
+	}
+	p.loras[0].weight.SetValue(5)
+	if p.loras[0].weight.Value != loraWeightMax {
+		t.Errorf("weight slider went to %v, past %v", p.loras[0].weight.Value, loraWeightMax)
+	}
+}
+
+// TestGenerateShortcutInWindow presses Ctrl+Enter in the real window: the main menu's
+// Generate reads the form (here a bad batch count, so nothing runs) and says what is wrong.
+func TestGenerateShortcutInWindow(t *testing.T) {
+	m, _ := newTestWindow(t, "")
+	m.showPlayground()
+	m.Playground.batch.SetText("0")
+	press(m.Window, key(fyne.KeyReturn, ctrl))
+	if !strings.Contains(m.Playground.status.Text, "batch count") {
+		t.Errorf("status after Ctrl+Enter: %q", m.Playground.status.Text)
+	}
+	if len(m.Playground.queue.Jobs()) != 0 {
+		t.Error("a job was queued")
+	}
+}

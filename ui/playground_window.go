@@ -25,6 +25,7 @@ func (m *MainWindow) playgroundTab() fyne.CanvasObject {
 		m.showPlayground()
 	}
 	m.Gallery.Refresh()
+	m.PlaygroundLoRA = m.Playground.AddLoRA // the Train tab's "Try in Playground"
 	m.Window.SetOnDropped(func(_ fyne.Position, uris []fyne.URI) { m.DropFiles(uris) })
 	m.Window.SetOnClosed(m.Playground.Close)
 	split := container.NewVSplit(m.Playground.Content(), m.Gallery.Content())
