@@ -230,9 +230,13 @@ func trainCommand(args []string, stdout, stderr io.Writer) error {
 	res, err := trainRun(ctx, args, stdout, stderr)
 	if err != nil && errors.Is(err, errInterrupted) {
 		stop()
-		fmt.Fprintf(stderr, "lorastudio: train: interrupted at step %d; checkpoint saved", res.Steps)
-		if res.Checkpoint != "" {
-			fmt.Fprintf(stderr, " (%s)", res.Checkpoint)
+		if res.Steps == 0 {
+			fmt.Fprintf(stderr, "lorastudio: train: interrupted before the first step")
+		} else {
+			fmt.Fprintf(stderr, "lorastudio: train: interrupted at step %d; checkpoint saved", res.Steps)
+			if res.Checkpoint != "" {
+				fmt.Fprintf(stderr, " (%s)", res.Checkpoint)
+			}
 		}
 		fmt.Fprintf(stderr, "\nresume with: lorastudio train --resume %d\n", res.RunID)
 		exitProcess(exitInterrupted)

@@ -556,6 +556,12 @@ func stateFile(runDir string, step int) string {
 	return p
 }
 
+// hasState reports whether runDir holds a resumable state of engine/train.
+func hasState(runDir string) bool {
+	m, _ := filepath.Glob(filepath.Join(runDir, "checkpoints", "state-*.safetensors"))
+	return len(m) > 0
+}
+
 // kohyaExtra is the metadata a kohya file written at step lacks when
 // engine/train did not add it.
 func (rc *runRecorder) kohyaExtra(step, epoch int, finished time.Time) map[string]string {
@@ -638,6 +644,11 @@ func (s *Studio) execute(ctx context.Context, p *TrainPlan, r storage.Run, resum
 	}
 	if err := s.db.UpdateRunStatus(r.ID, storage.RunRunning, ""); err != nil {
 		return rc.res, err
+	}
+	if resume && !hasState(r.RunDir) {
+		// Stopped (or killed) before its first checkpoint: nothing to
+		// continue from, so the run starts over in its folder.
+		resume = false
 	}
 	be, err := device.Open(p.Request.Device)
 	if err != nil {

@@ -450,3 +450,28 @@ func TestTrainFailureRecorded(t *testing.T) {
 		t.Errorf("failed events %+v", failed)
 	}
 }
+
+// TestTrainStopWhilePreparing stops a run before its first step (while the
+// caches fill): it is stopped at step 0, and resuming it starts it over and
+// finishes.
+func TestTrainStopWhilePreparing(t *testing.T) {
+	s := newStudio(t)
+	p, err := s.PlanTrain(TrainRequest{Dataset: trainDataset(t), Model: filepath.Join(fixtureDir(t), "model"), Device: "cpu", Config: tinyTrainConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res, err := s.Train(ctx, p, func(e TrainEvent) {
+		if e.Kind == TrainPreparing {
+			cancel()
+		}
+	})
+	if err == nil || res.Status != RunStopped || res.Steps != 0 {
+		t.Fatalf("stopped while preparing: %+v, %v", res, err)
+	}
+	res, err = s.ResumeTrain(context.Background(), ResumeRequest{RunID: res.RunID, Device: "cpu"}, nil)
+	if err != nil || res.Status != RunDone || res.Steps != 4 {
+		t.Fatalf("resumed: %+v, %v", res, err)
+	}
+}
