@@ -71,7 +71,7 @@ float actF(thread const float& x)
     return (0.5 * x) * (1.0 + tanh_(param));
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], device O& _95 [[buffer(32)]], const device X& _100 [[buffer(33)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], device O& _95 [[buffer(3)]], const device X& _100 [[buffer(2)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     uint i = (((gl_WorkGroupID.y * gl_NumWorkGroups.x) + gl_WorkGroupID.x) * 256u) + gl_LocalInvocationID.x;
     if (i >= uint(P[0]))

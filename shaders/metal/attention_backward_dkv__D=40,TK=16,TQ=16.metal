@@ -87,7 +87,7 @@ struct DV
 
 constant uint3 gl_WorkGroupSize [[maybe_unused]] = uint3(64u, 1u, 1u);
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], constant spvUnsafeArray<float, 8>& F [[buffer(32)]], const device K& _94 [[buffer(40)]], const device V& _117 [[buffer(41)]], const device Q& _191 [[buffer(42)]], const device DO& _218 [[buffer(43)]], const device L& _260 [[buffer(44)]], const device Dl& _284 [[buffer(45)]], device DK& _427 [[buffer(46)]], device DV& _440 [[buffer(47)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], constant spvUnsafeArray<float, 8>& F [[buffer(1)]], const device K& _94 [[buffer(3)]], const device V& _117 [[buffer(4)]], const device Q& _191 [[buffer(2)]], const device DO& _218 [[buffer(5)]], const device L& _260 [[buffer(6)]], const device Dl& _284 [[buffer(7)]], device DK& _427 [[buffer(8)]], device DV& _440 [[buffer(9)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     threadgroup float4 Qs[16][10];
     threadgroup float4 Ds[16][10];

@@ -72,7 +72,7 @@ struct L
 
 constant uint3 gl_WorkGroupSize [[maybe_unused]] = uint3(64u, 1u, 1u);
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], constant spvUnsafeArray<float, 8>& F [[buffer(32)]], const device Q& _86 [[buffer(40)]], const device K& _170 [[buffer(41)]], const device V& _197 [[buffer(42)]], device O& _367 [[buffer(43)]], device L& _388 [[buffer(44)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], constant spvUnsafeArray<float, 8>& F [[buffer(1)]], const device Q& _86 [[buffer(2)]], const device K& _170 [[buffer(3)]], const device V& _197 [[buffer(4)]], device O& _367 [[buffer(5)]], device L& _388 [[buffer(6)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     threadgroup float4 Ks[16][1];
     threadgroup float4 Vs[16][1];

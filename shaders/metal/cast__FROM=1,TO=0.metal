@@ -71,7 +71,7 @@ float load(thread const uint& i, const device S& v_34)
     return unpackF16(param, param_1);
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(1)]], const device S& v_34 [[buffer(0)]], device D& _88 [[buffer(33)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device S& v_34 [[buffer(2)]], device D& _88 [[buffer(3)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     uint i = (((gl_WorkGroupID.y * gl_NumWorkGroups.x) + gl_WorkGroupID.x) * 256u) + gl_LocalInvocationID.x;
     uint n = uint(P[0]);

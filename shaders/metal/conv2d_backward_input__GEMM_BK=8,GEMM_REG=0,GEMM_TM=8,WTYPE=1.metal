@@ -269,7 +269,7 @@ void gemm(thread const spvUnsafeArray<int, 32>& P, const device Wt& v_108, const
     }
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device Wt& v_108 [[buffer(32)]], const device D& v_253 [[buffer(33)]], device O& v_280 [[buffer(34)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device Wt& v_108 [[buffer(3)]], const device D& v_253 [[buffer(2)]], device O& v_280 [[buffer(4)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     threadgroup float As[8][129];
     threadgroup float Bs[8][128];

@@ -263,7 +263,7 @@ void gemm(thread const spvUnsafeArray<int, 32>& P, const device Wt& v_87, const 
     }
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device Wt& v_87 [[buffer(32)]], const device X& v_216 [[buffer(33)]], const device Bias& v_249 [[buffer(34)]], device O& v_258 [[buffer(35)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device Wt& v_87 [[buffer(3)]], const device X& v_216 [[buffer(2)]], const device Bias& v_249 [[buffer(4)]], device O& v_258 [[buffer(5)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     threadgroup float As[8][129];
     threadgroup float Bs[8][128];

@@ -84,7 +84,7 @@ float actD(thread const float& x)
     return (0.5 * (1.0 + t)) + ((((0.5 * x) * (1.0 - (t * t))) * 0.79788458347320556640625) * (1.0 + ((0.13414500653743743896484375 * x) * x)));
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device X& _153 [[buffer(32)]], const device D& _168 [[buffer(33)]], device O& _175 [[buffer(34)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device X& _153 [[buffer(3)]], const device D& _168 [[buffer(2)]], device O& _175 [[buffer(4)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     uint i = (((gl_WorkGroupID.y * gl_NumWorkGroups.x) + gl_WorkGroupID.x) * 256u) + gl_LocalInvocationID.x;
     if (i >= uint(P[0]))

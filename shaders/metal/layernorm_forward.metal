@@ -87,7 +87,7 @@ float wgSum(thread const float& v, thread uint3& gl_LocalInvocationID, threadgro
     return r;
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], constant spvUnsafeArray<float, 8>& F [[buffer(33)]], const device X& _118 [[buffer(32)]], const device G& _208 [[buffer(41)]], const device Bt& _216 [[buffer(42)]], device O& _224 [[buffer(43)]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], constant spvUnsafeArray<float, 8>& F [[buffer(1)]], const device X& _118 [[buffer(2)]], const device G& _208 [[buffer(3)]], const device Bt& _216 [[buffer(4)]], device O& _224 [[buffer(5)]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]])
 {
     threadgroup float red_[64];
     uint r = (gl_WorkGroupID.y * gl_NumWorkGroups.x) + gl_WorkGroupID.x;

@@ -225,7 +225,7 @@ void gemm(thread const spvUnsafeArray<int, 32>& P, const device A& v_104, const 
     }
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device A& v_104 [[buffer(32)]], const device B& v_169 [[buffer(33)]], const device Bias& v_208 [[buffer(34)]], device C& v_218 [[buffer(35)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device A& v_104 [[buffer(2)]], const device B& v_169 [[buffer(3)]], const device Bias& v_208 [[buffer(4)]], device C& v_218 [[buffer(5)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     gemm(P, v_104, v_169, v_208, v_218, gl_WorkGroupID, gl_LocalInvocationID);
 }

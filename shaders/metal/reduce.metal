@@ -71,7 +71,7 @@ uint offsetOf(thread uint& i, thread const int& shapeAt, thread const int& strid
     return off;
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], constant spvUnsafeArray<float, 8>& F [[buffer(34)]], const device X& _118 [[buffer(32)]], device O& _177 [[buffer(33)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], constant spvUnsafeArray<float, 8>& F [[buffer(1)]], const device X& _118 [[buffer(2)]], device O& _177 [[buffer(3)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     threadgroup float partial[64];
     uint g = (gl_WorkGroupID.y * gl_NumWorkGroups.x) + gl_WorkGroupID.x;

@@ -57,7 +57,7 @@ struct X
 
 constant uint3 gl_WorkGroupSize [[maybe_unused]] = uint3(256u, 1u, 1u);
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], constant spvUnsafeArray<float, 8>& F [[buffer(33)]], device O& _50 [[buffer(32)]], const device X& _62 [[buffer(41)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], constant spvUnsafeArray<float, 8>& F [[buffer(1)]], device O& _50 [[buffer(3)]], const device X& _62 [[buffer(2)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     uint i = (((gl_WorkGroupID.y * gl_NumWorkGroups.x) + gl_WorkGroupID.x) * 256u) + gl_LocalInvocationID.x;
     if (i >= uint(P[0]))

@@ -133,7 +133,7 @@ float reduce2pi(thread const float& a)
     return r;
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], device O& _106 [[buffer(32)]], const device T& _132 [[buffer(33)]], const device Fr& _139 [[buffer(34)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], device O& _106 [[buffer(4)]], const device T& _132 [[buffer(2)]], const device Fr& _139 [[buffer(3)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     uint i = (((gl_WorkGroupID.y * gl_NumWorkGroups.x) + gl_WorkGroupID.x) * 256u) + gl_LocalInvocationID.x;
     if (i >= uint(P[0]))

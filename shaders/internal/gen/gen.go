@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -207,7 +208,7 @@ func one(v shaders.Variant, dir string) (msl, refl, glsl []byte, err error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	r, err := reflect(v, msl, rj)
+	r, msl, err := reflect(v, msl, rj)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("kernel %s: %w", name, err)
 	}
@@ -240,59 +241,88 @@ type spirvRefl struct {
 	} `json:"ssbos"`
 }
 
-// reflect pairs the MSL entry point's buffer indices with the SPIR-V
-// storage bindings (by block name) and the P and F uniforms (by name).
-func reflect(v shaders.Variant, msl, rj []byte) (*Reflection, error) {
+// Metal buffer indices the generated kernels use: spirv-cross numbers the
+// loose uniform arrays by location (P takes 0 to 31, F 32 to 39), which
+// puts storage buffers past Metal's 31 argument-table slots, so the entry
+// point is renumbered compactly: P at 0, F at 1, GL binding b at 2+b.
+const (
+	indexP       = 0
+	indexF       = 1
+	indexBinding = 2
+)
+
+// maxMetalBufferIndex is the last slot of Metal's buffer argument table.
+const maxMetalBufferIndex = 30
+
+// reflect pairs the MSL entry point's buffers with the SPIR-V storage
+// bindings (by block name) and the P and F uniforms (by name), renumbers
+// them compactly (see indexP) and returns the reflection with the MSL whose
+// entry point carries the new indices.
+func reflect(v shaders.Variant, msl, rj []byte) (*Reflection, []byte, error) {
 	var sr spirvRefl
 	if err := json.Unmarshal(rj, &sr); err != nil {
-		return nil, fmt.Errorf("reading spirv-cross's reflection: %w", err)
+		return nil, nil, fmt.Errorf("reading spirv-cross's reflection: %w", err)
 	}
 	if len(sr.EntryPoints) != 1 {
-		return nil, fmt.Errorf("%d entry points, want 1", len(sr.EntryPoints))
+		return nil, nil, fmt.Errorf("%d entry points, want 1", len(sr.EntryPoints))
 	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, rj); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r := &Reflection{Kernel: v.Kernel, Defines: v.Defines, Source: "shaders/gl/" + v.Kernel + ".comp",
 		Entry: "main0", ThreadgroupSize: sr.EntryPoints[0].WorkgroupSize, P: -1, F: -1, SPIRV: compact.Bytes()}
 	s := string(msl)
 	at := strings.Index(s, "kernel void main0(")
 	if at < 0 {
-		return nil, errors.New("no kernel void main0 in spirv-cross's MSL")
+		return nil, nil, errors.New("no kernel void main0 in spirv-cross's MSL")
 	}
-	sig := s[at : at+strings.Index(s[at:], ")\n")]
+	end := at + strings.Index(s[at:], ")\n")
+	if end < at {
+		return nil, nil, errors.New("unterminated kernel void main0( in spirv-cross's MSL")
+	}
+	sig := s[at:end]
+	if n, m := strings.Count(sig, "[[buffer("), len(mslParam.FindAllString(sig, -1)); n != m {
+		return nil, nil, fmt.Errorf("the MSL entry point has %d buffer parameters, the generator reads %d: %s", n, m, sig)
+	}
 	binding := map[string]int{}
 	for _, b := range sr.SSBOs {
 		n := sr.Types[b.Type].Name
 		if _, dup := binding[n]; dup {
-			return nil, fmt.Errorf("two storage blocks named %s", n)
+			return nil, nil, fmt.Errorf("two storage blocks named %s", n)
 		}
 		binding[n] = b.Binding
 	}
-	for _, m := range mslParam.FindAllStringSubmatch(sig, -1) {
-		typ, vname, idx := strings.TrimSpace(m[1]), m[2], atoi(m[3])
+	var err error
+	sig = mslParam.ReplaceAllStringFunc(sig, func(m string) string {
+		g := mslParam.FindStringSubmatch(m)
+		typ, vname := strings.TrimSpace(g[1]), g[2]
+		var idx int
 		switch {
 		case vname == "P" && strings.HasPrefix(typ, "spvUnsafeArray<int"):
+			idx = indexP
 			r.P = idx
 		case vname == "F" && strings.HasPrefix(typ, "spvUnsafeArray<float"):
+			idx = indexF
 			r.F = idx
 		default:
-			bnd, ok := binding[strings.TrimPrefix(typ, "const ")]
+			block := strings.TrimPrefix(typ, "const ")
+			bnd, ok := binding[block]
 			if !ok {
-				return nil, fmt.Errorf("MSL parameter %q %s is neither P, F nor a storage block", typ, vname)
+				err = fmt.Errorf("MSL parameter %q %s is neither P, F nor a storage block", typ, vname)
+				return m
 			}
-			r.Buffers = append(r.Buffers, BufferIndex{Binding: bnd, Index: idx, Block: strings.TrimPrefix(typ, "const ")})
+			idx = indexBinding + bnd
+			r.Buffers = append(r.Buffers, BufferIndex{Binding: bnd, Index: idx, Block: block})
 		}
+		if idx > maxMetalBufferIndex {
+			err = fmt.Errorf("%s needs Metal buffer index %d, past the last slot %d", vname, idx, maxMetalBufferIndex)
+		}
+		return strings.Replace(m, "[[buffer("+g[3]+")]]", "[[buffer("+strconv.Itoa(idx)+")]]", 1)
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	sort.Slice(r.Buffers, func(i, j int) bool { return r.Buffers[i].Binding < r.Buffers[j].Binding })
-	return r, nil
-}
-
-func atoi(s string) int {
-	n := 0
-	for _, c := range s {
-		n = n*10 + int(c-'0')
-	}
-	return n
+	return r, []byte(s[:at] + sig + s[end:]), nil
 }

@@ -112,3 +112,49 @@ func TestReflectionNamesEveryBinding(t *testing.T) {
 		t.Errorf("first line: %q", msl[:bytes.IndexByte(msl, '\n')])
 	}
 }
+
+// TestMetalIndicesFitArgumentTable checks every committed reflection: P at
+// 0, F at 1, GL binding b at 2+b, all within Metal's 31 buffer slots (the
+// raw spirv-cross numbering put storage buffers at 32 and above, which no
+// Metal device accepts), and the MSL declares each at its index.
+func TestMetalIndicesFitArgumentTable(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "metal", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no reflection files: %v", err)
+	}
+	for _, f := range files {
+		j, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r Reflection
+		if err := json.Unmarshal(j, &r); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		msl, err := os.ReadFile(strings.TrimSuffix(f, ".json") + ".metal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (r.P != -1 && r.P != indexP) || (r.F != -1 && r.F != indexF) {
+			t.Errorf("%s: P at %d, F at %d", f, r.P, r.F)
+		}
+		for _, b := range r.Buffers {
+			if b.Index != indexBinding+b.Binding || b.Index > maxMetalBufferIndex {
+				t.Errorf("%s: binding %d at Metal index %d", f, b.Binding, b.Index)
+			}
+			if !bytes.Contains(msl, []byte(b.Block+"& ")) {
+				t.Errorf("%s: block %s not in the MSL", f, b.Block)
+			}
+		}
+		if n := bytes.Count(msl, []byte("[[buffer(")); n != len(r.Buffers)+btoi(r.P >= 0)+btoi(r.F >= 0) {
+			t.Errorf("%s: the MSL has %d buffer parameters, the reflection %d buffers and P/F", f, n, len(r.Buffers))
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
