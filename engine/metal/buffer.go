@@ -30,6 +30,10 @@ func (b *buffer) Release() {
 	d := b.dev
 	d.pool.uncount(b)
 	if d.closed.Load() {
+		if b.id != 0 {
+			b.id.Send(selRelease) // the device is gone; only the object is left
+			b.id, b.contents = 0, nil
+		}
 		return
 	}
 	d.pool.recycle(b)

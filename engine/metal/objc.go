@@ -23,8 +23,9 @@ var (
 	selComputeEncoder, selSetPipeline, selSetBuffer, selSetBytes       objc.SEL
 	selDispatch, selEndEncoding, selCommit, selWaitUntilCompleted      objc.SEL
 	selStatus, selError, selRecommendedWorkingSet, selMaxBufferLength  objc.SEL
-	selMaxThreadgroupMemory, selHasUnifiedMemory, selSetLabel          objc.SEL
-	classNSString, classNSAutoreleasePool                              objc.Class
+	selMaxThreadgroupMemory, selHasUnifiedMemory                       objc.SEL
+	selSetFastMath                                                     objc.SEL
+	classNSString, classNSAutoreleasePool, classMTLCompileOptions      objc.Class
 	mtlCreateSystemDefaultDevice                                       func() objc.ID
 	loadOnce                                                           sync.Once
 	loadErr                                                            error
@@ -57,14 +58,16 @@ func load() error {
 			&selEndEncoding: "endEncoding", &selCommit: "commit", &selWaitUntilCompleted: "waitUntilCompleted",
 			&selStatus: "status", &selError: "error", &selRecommendedWorkingSet: "recommendedMaxWorkingSetSize",
 			&selMaxBufferLength: "maxBufferLength", &selMaxThreadgroupMemory: "maxThreadgroupMemoryLength",
-			&selHasUnifiedMemory: "hasUnifiedMemory", &selSetLabel: "setLabel:",
+			&selHasUnifiedMemory: "hasUnifiedMemory",
+			&selSetFastMath:      "setFastMathEnabled:",
 		} {
 			*p = objc.RegisterName(n)
 		}
 		classNSString = objc.GetClass("NSString")
 		classNSAutoreleasePool = objc.GetClass("NSAutoreleasePool")
-		if classNSString == 0 || classNSAutoreleasePool == 0 {
-			loadErr = fmt.Errorf("metal: Foundation classes NSString and NSAutoreleasePool not found")
+		classMTLCompileOptions = objc.GetClass("MTLCompileOptions")
+		if classNSString == 0 || classNSAutoreleasePool == 0 || classMTLCompileOptions == 0 {
+			loadErr = fmt.Errorf("metal: the classes NSString, NSAutoreleasePool and MTLCompileOptions are not all there")
 		}
 	})
 	return loadErr

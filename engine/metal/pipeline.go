@@ -73,8 +73,14 @@ func (c *pipelineCache) get(kernel string, defines map[string]string) (*pipeline
 	if p.threads < 1 {
 		return nil, fmt.Errorf("metal: kernel %s: shaders/metal/%s.json: threadgroup size %v", kernel, name, ts)
 	}
+	// Fast math (Metal's default) may reorder and flush what the GL drivers
+	// compute as written, and assumes no infinities: the causal attention
+	// masks with -inf. The kernels are compiled as written.
+	opts := objc.ID(classMTLCompileOptions).Send(selAlloc).Send(selInit)
+	defer opts.Send(selRelease)
+	opts.Send(selSetFastMath, false)
 	var nsErr objc.ID
-	lib := c.dev.dev.Send(selNewLibrary, nsString(string(src)), objc.ID(0), unsafe.Pointer(&nsErr))
+	lib := c.dev.dev.Send(selNewLibrary, nsString(string(src)), opts, unsafe.Pointer(&nsErr))
 	if lib == 0 {
 		return nil, fmt.Errorf("metal: kernel %s (shaders/metal/%s.metal): compile error: %s", kernel, name, errorText(nsErr))
 	}
