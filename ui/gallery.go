@@ -297,7 +297,7 @@ func (g *GalleryScreen) updateCell(i widget.GridWrapItemID, o fyne.CanvasObject)
 	g.setThumb(img, placeholder, nil)
 	id := it.ID
 	g.st.RequestGalleryThumbnail(it, galleryThumbSize, func(th image.Image, err error) {
-		fyne.Do(func() {
+		fromBackground(func() {
 			g.cellMu.Lock()
 			defer g.cellMu.Unlock()
 			if g.cells[img] != id {

@@ -87,7 +87,7 @@ func TestGalleryPaging10000(t *testing.T) {
 	if first.Seed != galleryRows-1 || last.Seed != 0 {
 		t.Errorf("newest first: item 0 has seed %d, the last %d", first.Seed, last.Seed)
 	}
-	waitFor(t, "thumbnails to replace the placeholders", func() (bool, string) {
+	waitUI(t, "thumbnails to replace the placeholders", func() (bool, string) {
 		n := g.ShownThumbnails()
 		return n > 0, fmt.Sprintf("%d thumbnails shown", n)
 	})
@@ -214,7 +214,7 @@ func TestDropPNG(t *testing.T) {
 Negative prompt: lowres
 Steps: 30, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 3141592, Size: 832x1216, Model hash: 31e35c80fc, Model: sd_xl_base_1.0, Version: v1.9.4`)
 	m.DropFiles([]fyne.URI{storage.NewFileURI(filepath.Join(dir, "notes.txt")), storage.NewFileURI(a1111)})
-	waitFor(t, "the A1111 parameters and the not-applied list", func() (bool, string) {
+	waitUI(t, "the A1111 parameters and the not-applied list", func() (bool, string) {
 		return p.prompt.Text == "a corgi wearing a hat" && m.Window.Canvas().Overlays().Top() != nil, p.status.Text
 	})
 	r, _, err := p.Request()
@@ -238,7 +238,7 @@ Steps: 30, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 31415
  "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "watermark"}},
  "10": {"class_type": "LoraLoader", "inputs": {"lora_name": "bottles.safetensors", "strength_model": 0.7}}}`)
 	m.DropFiles([]fyne.URI{storage.NewFileURI(comfy)})
-	waitFor(t, "the ComfyUI parameters and the not-applied list", func() (bool, string) {
+	waitUI(t, "the ComfyUI parameters and the not-applied list", func() (bool, string) {
 		return p.prompt.Text == "glass bottle landscape" && m.Window.Canvas().Overlays().Top() != nil, p.status.Text
 	})
 	r, _, err = p.Request()

@@ -74,9 +74,6 @@ type PlaygroundScreen struct {
 	lastSeed     *uint64 // the seed of the last finished image, for the recycle button
 
 	content fyne.CanvasObject
-	// uiMu serialises the updates background work hands to fyne.Do: the desktop driver runs
-	// them one at a time on its thread, Fyne's test driver runs each on its caller's goroutine.
-	uiMu sync.Mutex
 
 	// OnGenerated, when set, is told of every finished image (the gallery refreshes).
 	OnGenerated func(studio.Job)
@@ -503,10 +500,19 @@ func (p *PlaygroundScreen) jobChanged(j studio.Job) {
 }
 
 // do runs f with the UI, from background work.
-func (p *PlaygroundScreen) do(f func()) {
+func (p *PlaygroundScreen) do(f func()) { fromBackground(f) }
+
+// backgroundMu serialises the UI updates that background work hands to fyne.Do: the
+// desktop driver runs them one at a time on its thread anyway, but Fyne's test driver runs
+// each on the goroutine that asked, and tests take it too while they look at the screen.
+var backgroundMu sync.Mutex
+
+// fromBackground runs f on the UI from a background goroutine (never from the UI goroutine
+// while f's caller holds backgroundMu).
+func fromBackground(f func()) {
 	fyne.Do(func() {
-		p.uiMu.Lock()
-		defer p.uiMu.Unlock()
+		backgroundMu.Lock()
+		defer backgroundMu.Unlock()
 		f()
 	})
 }

@@ -175,7 +175,7 @@ func TestPlaygroundQueueSeedsAndCancel(t *testing.T) {
 	p.batch.SetText("2")
 	w.Canvas().Focus(p.prompt)
 	p.prompt.TypedShortcut(key(fyne.KeyReturn, ctrl))
-	waitFor(t, "the first job to run", func() (bool, string) {
+	waitUI(t, "the first job to run", func() (bool, string) {
 		js := p.Jobs()
 		return len(js) == 2 && js[0].State == studio.JobRunning, p.queueText()
 	})
@@ -183,22 +183,22 @@ func TestPlaygroundQueueSeedsAndCancel(t *testing.T) {
 		t.Errorf("queue shows %q", q)
 	}
 	gen.step <- struct{}{}
-	waitFor(t, "a latent preview and progress", func() (bool, string) {
+	waitUI(t, "a latent preview and progress", func() (bool, string) {
 		return p.image.Image != nil && p.image.Image.Bounds().Dx() == 8 && p.progress.Value == 0.5 &&
 			strings.Contains(p.progressText.Text, "s/step"), p.progressText.Text
 	})
 	gen.step <- struct{}{}
-	waitFor(t, "the first image", func() (bool, string) {
+	waitUI(t, "the first image", func() (bool, string) {
 		return p.lastSeed != nil && *p.lastSeed == 40 && strings.Contains(p.result.Text, "Seed: 40") &&
 			p.image.Image != nil && p.image.Image.Bounds().Dx() == 64, p.result.Text
 	})
 	// Esc in the prompt cancels the running second image.
-	waitFor(t, "the second job to run", func() (bool, string) {
+	waitUI(t, "the second job to run", func() (bool, string) {
 		js := p.Jobs()
 		return len(js) == 1 && js[0].State == studio.JobRunning, p.queueText()
 	})
 	p.prompt.TypedKey(&fyne.KeyEvent{Name: fyne.KeyEscape})
-	waitFor(t, "the cancel", func() (bool, string) {
+	waitUI(t, "the cancel", func() (bool, string) {
 		return len(p.Jobs()) == 0 && strings.Contains(p.status.Text, "Cancelled"), p.status.Text
 	})
 	p.RecycleSeed()
@@ -209,7 +209,7 @@ func TestPlaygroundQueueSeedsAndCancel(t *testing.T) {
 	// A waiting job's cancel button takes it out before it runs.
 	p.batch.SetText("2")
 	p.Generate()
-	waitFor(t, "two jobs", func() (bool, string) { return len(p.Jobs()) == 2, p.queueText() })
+	waitUI(t, "two jobs", func() (bool, string) { return len(p.Jobs()) == 2, p.queueText() })
 	row := p.queueBox.Objects[1].(*fyne.Container)
 	var cancel *widget.Button
 	for _, o := range row.Objects {
@@ -221,14 +221,14 @@ func TestPlaygroundQueueSeedsAndCancel(t *testing.T) {
 		t.Fatal("no cancel button on the waiting row")
 	}
 	test.Tap(cancel)
-	waitFor(t, "the waiting job to leave and the other to run", func() (bool, string) {
+	waitUI(t, "the waiting job to leave and the other to run", func() (bool, string) {
 		js := p.Jobs()
 		return len(js) == 1 && js[0].State == studio.JobRunning, p.queueText()
 	})
 	if !p.CancelRunning() {
 		t.Fatal("CancelRunning found nothing running")
 	}
-	waitFor(t, "an empty queue", func() (bool, string) { return len(p.Jobs()) == 0, p.queueText() })
+	waitUI(t, "an empty queue", func() (bool, string) { return len(p.Jobs()) == 0, p.queueText() })
 	reqs := gen.requests()
 	if len(reqs) != 3 || *reqs[0].Seed != 40 || *reqs[1].Seed != 41 || *reqs[2].Seed != 40 {
 		var seeds []uint64
@@ -280,4 +280,15 @@ func TestGenerateShortcutInWindow(t *testing.T) {
 	if len(m.Playground.queue.Jobs()) != 0 {
 		t.Error("a job was queued")
 	}
+}
+
+// waitUI is waitFor with cond run while no background update touches the screens (see
+// backgroundMu), so a test looks at a screen only between updates.
+func waitUI(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	waitFor(t, what, func() (bool, string) {
+		backgroundMu.Lock()
+		defer backgroundMu.Unlock()
+		return cond()
+	})
 }

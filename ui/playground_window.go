@@ -80,7 +80,7 @@ func (m *MainWindow) DropFiles(uris []fyne.URI) {
 		if err == nil {
 			ip, err = studio.ImportPNGParams(path, data)
 		}
-		fyne.Do(func() {
+		fromBackground(func() {
 			if err != nil {
 				dialog.ShowError(err, m.Window)
 				return
