@@ -67,6 +67,7 @@ test-darwin:
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) vet ./engine/metal/ ./engine/device/
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) vet $$($(GO) list ./engine/... | grep -v '/engine/gl$$')
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) test -c -o /dev/null ./engine/metal/
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) test -c -o /dev/null ./engine/device/
 
 # The CPU backend's other matmul paths stay tested too: without BLAS (Go with
 # its AVX2 assembly kernel, the default of a plain `go build`) and the portable

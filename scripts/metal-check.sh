@@ -2,6 +2,7 @@
 # metal-check.sh: run on a Mac with Apple Silicon (macOS 11+, Go 1.26, Xcode command line
 # tools) to check the Metal backend, which has not yet run on Apple hardware by us:
 #   1. the engine's parity table on Metal against the CPU reference (go test ./engine/metal/),
+#      and that --device auto takes Metal (go test ./engine/device/),
 #   2. lorastudio info --device, which must say "backend: metal",
 #   3. the full-size benchmarks bench generate (1024², 25 steps) and bench train (1024², rank 8),
 # and prints one table at the end. Send the table (and metal-check.log beside it) back.
@@ -19,8 +20,8 @@ if [ "$(uname -s)" != Darwin ]; then
 fi
 export LORASTUDIO_REQUIRE_METAL=1
 
-echo "== parity: go test ./engine/metal/" | tee -a "$log"
-go test -count=1 -v -timeout 30m ./engine/metal/ >>"$log" 2>&1
+echo "== parity: go test ./engine/metal/ ./engine/device/" | tee -a "$log"
+go test -count=1 -v -timeout 30m ./engine/metal/ ./engine/device/ >>"$log" 2>&1
 parity_rc=$?
 pass=$(grep -c -- '^    --- PASS\|^--- PASS' "$log")
 fail=$(grep -c -- '^    --- FAIL\|^--- FAIL' "$log")
@@ -58,7 +59,7 @@ echo "|---|---|"
 echo "| machine | $(sysctl -n machdep.cpu.brand_string 2>/dev/null), macOS $(sw_vers -productVersion 2>/dev/null) |"
 echo "| backend | $(field "$info_json" "d['backend']+': '+d['renderer']") |"
 echo "| recommended working set | $(field "$info_json" "'%d MiB' % (d.get('recommended_working_set',0)$mib)") |"
-echo "| parity (go test ./engine/metal/) | $([ $parity_rc = 0 ] && echo ok || echo FAILED): $pass passed, $fail failed ${first_fail:+— $first_fail} |"
+echo "| parity and device (go test ./engine/metal/ ./engine/device/) | $([ $parity_rc = 0 ] && echo ok || echo FAILED): $pass passed, $fail failed ${first_fail:+— $first_fail} |"
 if [ $quick = 0 ]; then
   echo "| generate 1024², 25 steps: UNet step (CFG) | $(field "$gen_json" "'%.2f s' % d['step_seconds']") |"
   echo "| generate: whole image | $(field "$gen_json" "'%.1f s' % d['image_seconds']") |"
