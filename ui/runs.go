@@ -55,11 +55,19 @@ func newRunsList(win fyne.Window, svc trainService) *runsList {
 	r := &runsList{win: win, svc: svc}
 	r.list = widget.NewList(func() int { return len(r.runs) },
 		func() fyne.CanvasObject {
-			l := widget.NewLabel("")
-			l.Truncation = fyne.TextTruncateEllipsis
-			return l
+			head := widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+			head.Truncation = fyne.TextTruncateEllipsis
+			info := widget.NewLabel("")
+			info.Truncation = fyne.TextTruncateEllipsis
+			info.SizeName = theme.SizeNameCaptionText
+			return container.NewVBox(head, info)
 		},
-		func(i widget.ListItemID, o fyne.CanvasObject) { o.(*widget.Label).SetText(runRow(r.runs[i])) })
+		func(i widget.ListItemID, o fyne.CanvasObject) {
+			head, info := runRowParts(r.runs[i])
+			c := o.(*fyne.Container)
+			c.Objects[0].(*widget.Label).SetText(head)
+			c.Objects[1].(*widget.Label).SetText(info)
+		})
 	r.list.OnSelected = func(i widget.ListItemID) {
 		if i < len(r.runs) {
 			r.show(r.runs[i].ID)
@@ -110,8 +118,15 @@ func newRunsList(win fyne.Window, svc trainService) *runsList {
 	return r
 }
 
-// runRow is one line of the list.
+// runRow is a run on one line.
 func runRow(s studio.RunSummary) string {
+	head, info := runRowParts(s)
+	return head + " · " + info
+}
+
+// runRowParts is a run as the list shows it: the name and status, then the
+// date, dataset, model, steps and last loss.
+func runRowParts(s studio.RunSummary) (head, info string) {
 	loss := "—"
 	if s.LastLoss != nil {
 		loss = fmt.Sprintf("%.4g", *s.LastLoss)
@@ -120,9 +135,10 @@ func runRow(s studio.RunSummary) string {
 	if model == "" {
 		model = baseName(s.BaseModel)
 	}
-	return fmt.Sprintf("#%d %s · %s · %s · %s · %d/%d steps · loss %s · %s",
-		s.ID, s.Name, s.CreatedAt.Local().Format("2006-01-02 15:04"), baseName(s.DatasetPath), model,
-		s.StepsDone, s.StepsTotal, loss, studio.RunStatusLabel(s.Status))
+	head = fmt.Sprintf("#%d %s · %s", s.ID, s.Name, studio.RunStatusLabel(s.Status))
+	info = fmt.Sprintf("%s · %s · %s · %d/%d steps · loss %s",
+		s.CreatedAt.Local().Format("2006-01-02 15:04"), baseName(s.DatasetPath), model, s.StepsDone, s.StepsTotal, loss)
+	return head, info
 }
 
 // reload reads the runs again, keeping the selection.

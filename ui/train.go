@@ -112,7 +112,8 @@ func (s *TrainScreen) Content() fyne.CanvasObject { return s.content }
 func (s *TrainScreen) build() {
 	s.form = newTrainForm(s.schedulePreflight)
 	s.datasetLabel = widget.NewLabel("no dataset open: open one in the Dataset tab")
-	s.datasetLabel.Wrapping = fyne.TextWrapWord
+	// One line whatever the path's length: the form below keeps its place.
+	s.datasetLabel.Truncation = fyne.TextTruncateEllipsis
 	pickDataset := widget.NewButtonWithIcon("Other…", theme.FolderOpenIcon(), func() {
 		d := dialog.NewFolderOpen(func(u fyne.ListableURI, err error) {
 			if err == nil && u != nil {
@@ -146,7 +147,7 @@ func (s *TrainScreen) build() {
 	s.device = widget.NewSelect([]string{"auto", "cpu", "gl"}, func(string) { s.refreshDeviceMemory() })
 	s.presetSel = widget.NewSelect(nil, s.applyPreset)
 	savePreset := widget.NewButtonWithIcon("Save as preset…", theme.DocumentSaveIcon(), s.showSavePreset)
-	s.allowUncap = widget.NewCheck("Train uncaptioned images with an empty caption", func(bool) { s.schedulePreflight() })
+	s.allowUncap = widget.NewCheck("train them with an empty caption", func(bool) { s.schedulePreflight() })
 	s.preflight = newPreflightPanel(func(p string) {
 		if s.OnOpenImage != nil {
 			s.OnOpenImage(p)
@@ -155,6 +156,7 @@ func (s *TrainScreen) build() {
 
 	setup := widget.NewForm(
 		widget.NewFormItem("Dataset", container.NewBorder(nil, nil, nil, pickDataset, s.datasetLabel)),
+		widget.NewFormItem("Uncaptioned", s.allowUncap),
 		widget.NewFormItem("Base model", container.NewBorder(nil, nil, nil, container.NewHBox(browseModel, browseModelDir), s.model)),
 		widget.NewFormItem("Run name", s.name),
 		widget.NewFormItem("Device", s.device),
@@ -162,7 +164,10 @@ func (s *TrainScreen) build() {
 	)
 	common := widget.NewForm(s.form.formItems(false)...)
 	advanced := widget.NewAccordion(widget.NewAccordionItem("Advanced", widget.NewForm(s.form.formItems(true)...)))
-	left := container.NewVScroll(container.NewVBox(setup, widget.NewSeparator(), common, advanced, s.allowUncap, widget.NewSeparator(), s.preflight.content))
+	left := container.NewVSplit(
+		container.NewVScroll(container.NewVBox(setup, widget.NewSeparator(), common, advanced)),
+		container.NewVScroll(container.NewPadded(s.preflight.content)))
+	left.Offset = 0.62
 
 	s.chart = NewLossChart()
 	s.chartCtl = newLossChartControls(s.chart, func() int { return s.lastPF.StepsPerEpoch })
@@ -180,7 +185,7 @@ func (s *TrainScreen) build() {
 	s.saveBtn = widget.NewButtonWithIcon("Save now", theme.DocumentSaveIcon(), nil)
 	s.sampleBtn.Disable()
 	s.saveBtn.Disable()
-	why := widget.NewLabel("Sample now and Save now wait for the trainer to take requests mid-run: samples come every \"Sample every\" steps, and Stop saves a checkpoint that Resume continues.")
+	why := widget.NewLabel("Sample now and Save now need a trainer that takes requests mid-run; until then samples come every \"Sample every\" steps and Stop saves a checkpoint.")
 	why.Wrapping = fyne.TextWrapWord
 	why.Importance = widget.LowImportance
 	buttons := container.NewHBox(s.trainBtn, s.stopBtn, s.resumeBtn, s.sampleBtn, s.saveBtn)
@@ -514,6 +519,7 @@ func (s *TrainScreen) attach(j trainJob) {
 	s.failedShown = false
 	s.status.Importance = widget.MediumImportance
 	s.status.SetText(fmt.Sprintf("Run %d: preparing…", s.runID))
+	s.progressText.SetText("Preparing: loading the model and filling the caches…")
 	s.updateButtons()
 	go func() {
 		for e := range j.Events() {
