@@ -12,12 +12,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
-log=metal-check.log
-: >"$log"
 if [ "$(uname -s)" != Darwin ]; then
   echo "metal-check: this is for macOS (engine/metal is darwin only); on Linux, 'make test-darwin' vets and builds it" >&2
   exit 2
 fi
+log=metal-check.log
+: >"$log"
 export LORASTUDIO_REQUIRE_METAL=1
 
 echo "== parity: go test ./engine/metal/ ./engine/device/" | tee -a "$log"
