@@ -584,6 +584,25 @@ func (p *PlaygroundScreen) Apply(r studio.GenerateRequest, what Reuse) {
 	p.batch.SetText("1")
 }
 
+// StartFromLast fills the form with the parameters of the newest image in the gallery (a
+// random seed), so the Playground opens where the user left it; an empty gallery keeps the
+// defaults.
+func (p *PlaygroundScreen) StartFromLast() {
+	items, err := p.st.Gallery(studio.GalleryFilter{}, 0, 1)
+	if err != nil {
+		p.setStatus(err.Error())
+		return
+	}
+	if len(items) == 0 {
+		return
+	}
+	p.Apply(items[0].Request(), ReuseAll)
+	p.RandomSeed()
+}
+
+// FocusPrompt puts the keyboard in the prompt field.
+func (p *PlaygroundScreen) FocusPrompt() { p.win.Canvas().Focus(p.prompt) }
+
 // ApplyImported fills the form with what a dropped image's parameters give and returns the
 // lines of what could not be applied.
 func (p *PlaygroundScreen) ApplyImported(ip studio.ImportedParams) []string {

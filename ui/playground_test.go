@@ -292,3 +292,31 @@ func waitUI(t *testing.T, what string, cond func() (bool, string)) {
 		return cond()
 	})
 }
+
+// TestPlaygroundStartsFromLast opens the window on a history: the form holds the newest
+// image's parameters with a random seed, and Ctrl+P shows the Playground with the prompt
+// focused.
+func TestPlaygroundStartsFromLast(t *testing.T) {
+	a := test.NewTempApp(t)
+	st, err := studio.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.ImportGenerations([]studio.GalleryItem{
+		{Prompt: "older", Model: "/m/a", Seed: 1, Steps: 30, CFG: 7, Sampler: "euler", Width: 1024, Height: 1024, File: "/o/1.png"},
+		{Prompt: "newest", Model: "/m/b", Seed: 2, Steps: 3, CFG: 2, Sampler: "euler_a", Width: 64, Height: 64, File: "/o/2.png"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMainWindow(a, st, "test")
+	p := m.Playground
+	r, _, err := p.Request()
+	if err != nil || r.Prompt != "newest" || r.Model != "/m/b" || r.Steps != 3 || r.Width != 64 || r.Sampler != "euler_a" || r.Seed != nil {
+		t.Fatalf("the form starts with %+v (%v), want the newest image's parameters and a random seed", r, err)
+	}
+	press(m.Window, key(fyne.KeyP, ctrl))
+	if !m.playgroundShown() || m.Window.Canvas().Focused() != p.prompt {
+		t.Errorf("Ctrl+P: playground shown %v, focus %T", m.playgroundShown(), m.Window.Canvas().Focused())
+	}
+}

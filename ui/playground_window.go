@@ -25,6 +25,7 @@ func (m *MainWindow) playgroundTab() fyne.CanvasObject {
 		m.showPlayground()
 	}
 	m.Gallery.Refresh()
+	m.Playground.StartFromLast()
 	m.PlaygroundLoRA = m.Playground.AddLoRA // the Train tab's "Try in Playground"
 	m.Window.SetOnDropped(func(_ fyne.Position, uris []fyne.URI) { m.DropFiles(uris) })
 	m.Window.SetOnClosed(m.Playground.Close)
@@ -56,7 +57,12 @@ func (m *MainWindow) escapePlayground() bool {
 
 // actions are every screen's commands, for the main menu and the shortcut list.
 func (m *MainWindow) actions() []Action {
-	return append(append([]Action(nil), m.Dataset.Actions()...), m.Playground.Actions()...)
+	out := append(append([]Action(nil), m.Dataset.Actions()...), m.Playground.Actions()...)
+	return append(out, Action{Menu: "Generate", Label: "Write a prompt", Shortcuts: []fyne.Shortcut{key(fyne.KeyP, ctrl)},
+		Run: func() {
+			m.showPlayground()
+			m.Playground.FocusPrompt()
+		}})
 }
 
 // DropFiles loads the generation parameters of the first dropped PNG into the Playground
