@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -16,10 +17,11 @@ import (
 // requireGL reports whether tests must fail, not skip, without a display stack.
 func requireGL() bool { return os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" }
 
-// TestE2EStudioWindowScreenshot builds the real binary, runs it on a fresh
-// data directory under Xvfb, waits for the "LoRA Studio" window, screenshots
-// the X screen, checks the picture is not blank and that the sample dataset
-// was written, then drives the keyboard (Ctrl+J, typing, Ctrl+S) and checks
+// TestE2EStudioWindowScreenshot builds the real binary, checks that it
+// fails clearly on a display it cannot reach, runs it on a fresh data
+// directory and an empty HOME under Xvfb, waits for the "LoRA Studio"
+// window, screenshots the X screen, checks the picture is not blank and that
+// the sample dataset was written, then drives the keyboard (Ctrl+J, typing, Ctrl+S) and checks
 // the caption file on disk. With LORASTUDIO_SCREENSHOT_OUT=path the
 // screenshot is copied there (the README's docs/screenshot-dataset.png).
 func TestE2EStudioWindowScreenshot(t *testing.T) {
@@ -39,6 +41,27 @@ func TestE2EStudioWindowScreenshot(t *testing.T) {
 	build := exec.Command("go", "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	// A display that cannot be reached: a clear error and exit 1, never a
+	// silent exit or a process that waits without a window.
+	n := 1000
+	for ; n < 2000; n++ {
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err != nil {
+			break
+		}
+	}
+	noX := exec.Command(bin, "--data-dir", filepath.Join(tmp, "noX"))
+	noX.Env = append(os.Environ(), fmt.Sprintf("DISPLAY=:%d", n), "WAYLAND_DISPLAY=")
+	p, err := startProcess("lorastudio without its display", noX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop(10 * time.Second) })
+	mustWait(t, p, 2*time.Minute, "its exit", func() bool { gone, _ := p.exited(); return gone })
+	var exit *exec.ExitError
+	if _, err := p.exited(); !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(p.out.String(), "cannot open the studio window") {
+		t.Fatalf("with DISPLAY=:%d: %v, want exit 1 saying the window cannot open; %s", n, err, p.report())
 	}
 
 	display := startXvfb(t, 1440, 900)
