@@ -178,6 +178,14 @@ INSERT INTO generations (id, model, prompt, sampler, steps, cfg, width, height, 
 	VALUES (11, 'base', 'a gallery cat', 'euler', 5, 1, 64, 64, 3, '/out/3.png', 1, 7000, '/d/trash/11-3.png', 7000);`)
 		return err
 	},
+	func(r *sql.DB) error {
+		_, err := r.Exec(`
+INSERT INTO caption_batches (id, dataset_id, description, created_at) VALUES (80, 7, 'append "pass"', 8000);
+INSERT INTO caption_intents (id, dataset_id, batch_id, kind, description, created_at) VALUES (81, 7, 80, 'bulk', 'append "pass"', 8000);
+INSERT INTO caption_intent_files (intent_id, image_id, rel, old_text, new_text, old_state, state)
+	VALUES (81, 70, 'a.png', 'a cat, sitting', 'a cat, sitting, pass', 701, 'pending');`)
+		return err
+	},
 }
 
 var checks = []func(t *testing.T, db *DB, from int){
@@ -279,6 +287,13 @@ var checks = []func(t *testing.T, db *DB, from int){
 		// A generation from before version 6 is live and not a favourite.
 		if it, err := db.GalleryItem(10); err != nil || it.Favourite || !it.DeletedAt.IsZero() {
 			t.Errorf("generation 10 = %+v, %v", it, err)
+		}
+	},
+	func(t *testing.T, db *DB, from int) {
+		in, ok, err := db.UnfinishedIntent(7)
+		if err != nil || !ok || in.ID != 81 || in.BatchID != 80 || in.Kind != IntentBulk || len(in.Files) != 1 ||
+			in.Files[0].New != "a cat, sitting, pass" || in.Files[0].State != FilePending || in.Files[0].OldState != 701 {
+			t.Errorf("unfinished intent of dataset 7 = %+v %v %v", in, ok, err)
 		}
 	},
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // SchemaVersion is the schema version this build writes: the number of migrations.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // migration is one step of the schema. Migration i (0-based) takes user_version i to i+1.
 // Once released a migration is never edited: a change to the schema is a new entry at the end.
@@ -173,6 +173,7 @@ CREATE TABLE run_files (
 CREATE INDEX run_files_run ON run_files (run_id, step);
 `},
 	{name: "gallery: favourites, soft delete to the trash", sql: galleryMigration},
+	{name: "captions: intents of multi-file caption writes (bulk edits and their undo)", sql: bulkIntentMigration},
 }
 
 // migrate brings the database up to version target (≤ len(migrations)), applying each
