@@ -114,6 +114,7 @@ func (g *GalleryScreen) build() {
 		g.filter.Since = g.since(s)
 		g.Refresh()
 	})
+	g.model.Selected, g.lora.Selected, g.date.Selected = anyModel, anyLoRA, anyTime
 	g.favs = widget.NewCheck("Favourites", func(on bool) {
 		g.filter.Favourites = on
 		g.Refresh()

@@ -75,6 +75,9 @@ func TestGalleryPaging10000(t *testing.T) {
 	if g.Count() != galleryRows {
 		t.Fatalf("count %d, want %d", g.Count(), galleryRows)
 	}
+	if g.model.Selected != anyModel || g.lora.Selected != anyLoRA || g.date.Selected != anyTime {
+		t.Errorf("filter menus start on %q, %q, %q", g.model.Selected, g.lora.Selected, g.date.Selected)
+	}
 	if !strings.Contains(g.countText.Text, fmt.Sprint(galleryRows)) {
 		t.Errorf("count label %q", g.countText.Text)
 	}
