@@ -538,6 +538,7 @@ func (s *TrainScreen) apply(e studio.TrainEvent) {
 	case studio.TrainStep:
 		if s.firstStep == 0 {
 			s.firstStep = e.Step
+			s.status.SetText(fmt.Sprintf("Run %d: training.", e.RunID))
 		}
 		if e.Step > s.lastStep+1 && s.lastStep > 0 {
 			// The job merged steps while the screen lagged: they are in the record.
@@ -590,7 +591,10 @@ func (s *TrainScreen) showProgress(e studio.TrainEvent) {
 	}
 	eta := "estimating…"
 	// The first steps include warming up (caches, kernels): an ETA from them misleads.
-	if e.ETA > 0 && e.Step-s.firstStep >= 2 {
+	switch {
+	case e.Total > 0 && e.Step >= e.Total:
+		eta = "none: the last step"
+	case e.ETA > 0 && e.Step-s.firstStep >= 2:
 		eta = roundDuration(e.ETA)
 	}
 	text := fmt.Sprintf("step %d / %d · epoch %d · %.2f it/s · elapsed %s · ETA %s",
