@@ -76,8 +76,13 @@ float actD(thread const float& x)
     return s * (1.0 + (x * (1.0 - s)));
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], device O& _79 [[buffer(4)]], const device D& _84 [[buffer(2)]], const device X& _92 [[buffer(3)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P_constant [[buffer(0)]], device O& _79 [[buffer(4)]], const device D& _84 [[buffer(2)]], const device X& _92 [[buffer(3)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
+    spvUnsafeArray<int, 32> P;
+    for (int spv_i = 0; spv_i < 32; spv_i++)
+    {
+        P[spv_i] = P_constant[spv_i];
+    }
     uint i = (((gl_WorkGroupID.y * gl_NumWorkGroups.x) + gl_WorkGroupID.x) * 256u) + gl_LocalInvocationID.x;
     if (i >= uint(P[0]))
     {

@@ -72,10 +72,20 @@ struct L
 
 constant uint3 gl_WorkGroupSize [[maybe_unused]] = uint3(64u, 1u, 1u);
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], constant spvUnsafeArray<float, 8>& F [[buffer(1)]], const device Q& _87 [[buffer(2)]], const device K& _171 [[buffer(3)]], const device V& _198 [[buffer(4)]], device O& _367 [[buffer(5)]], device L& _388 [[buffer(6)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P_constant [[buffer(0)]], constant spvUnsafeArray<float, 8>& F_constant [[buffer(1)]], const device Q& _87 [[buffer(2)]], const device K& _171 [[buffer(3)]], const device V& _198 [[buffer(4)]], device O& _367 [[buffer(5)]], device L& _388 [[buffer(6)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     threadgroup float4 Ks[16][2];
     threadgroup float4 Vs[16][2];
+    spvUnsafeArray<int, 32> P;
+    for (int spv_i = 0; spv_i < 32; spv_i++)
+    {
+        P[spv_i] = P_constant[spv_i];
+    }
+    spvUnsafeArray<float, 8> F;
+    for (int spv_i = 0; spv_i < 8; spv_i++)
+    {
+        F[spv_i] = F_constant[spv_i];
+    }
     uint Nq = uint(P[0]);
     uint Nk = uint(P[1]);
     bool causal = P[2] == 1;

@@ -269,10 +269,15 @@ void gemm(thread const spvUnsafeArray<int, 32>& P, const device Wt& v_108, const
     }
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device Wt& v_108 [[buffer(3)]], const device D& v_253 [[buffer(2)]], device O& v_280 [[buffer(4)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P_constant [[buffer(0)]], const device Wt& v_108 [[buffer(3)]], const device D& v_253 [[buffer(2)]], device O& v_280 [[buffer(4)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     threadgroup float As[16][65];
     threadgroup float Bs[16][64];
+    spvUnsafeArray<int, 32> P;
+    for (int spv_i = 0; spv_i < 32; spv_i++)
+    {
+        P[spv_i] = P_constant[spv_i];
+    }
     gemm(P, v_108, v_253, v_280, gl_WorkGroupID, gl_LocalInvocationID, As, Bs);
 }
 

@@ -225,10 +225,15 @@ void gemm(thread const spvUnsafeArray<int, 32>& P, const device D& v_56, const d
     }
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device D& v_56 [[buffer(2)]], const device X& v_183 [[buffer(3)]], device O& v_208 [[buffer(4)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P_constant [[buffer(0)]], const device D& v_56 [[buffer(2)]], const device X& v_183 [[buffer(3)]], device O& v_208 [[buffer(4)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     threadgroup float As[16][65];
     threadgroup float Bs[16][64];
+    spvUnsafeArray<int, 32> P;
+    for (int spv_i = 0; spv_i < 32; spv_i++)
+    {
+        P[spv_i] = P_constant[spv_i];
+    }
     gemm(P, v_56, v_183, v_208, gl_WorkGroupID, gl_LocalInvocationID, As, Bs);
 }
 

@@ -263,10 +263,15 @@ void gemm(thread const spvUnsafeArray<int, 32>& P, const device Wt& v_87, const 
     }
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device Wt& v_87 [[buffer(3)]], const device X& v_216 [[buffer(2)]], const device Bias& v_249 [[buffer(4)]], device O& v_258 [[buffer(5)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P_constant [[buffer(0)]], const device Wt& v_87 [[buffer(3)]], const device X& v_216 [[buffer(2)]], const device Bias& v_249 [[buffer(4)]], device O& v_258 [[buffer(5)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     threadgroup float As[8][129];
     threadgroup float Bs[8][128];
+    spvUnsafeArray<int, 32> P;
+    for (int spv_i = 0; spv_i < 32; spv_i++)
+    {
+        P[spv_i] = P_constant[spv_i];
+    }
     gemm(P, v_87, v_216, v_249, v_258, gl_WorkGroupID, gl_LocalInvocationID, As, Bs);
 }
 

@@ -92,9 +92,19 @@ float wgSum(thread const float& v, thread uint3& gl_LocalInvocationID, threadgro
     return r;
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], constant spvUnsafeArray<float, 8>& F [[buffer(1)]], const device X& _118 [[buffer(3)]], device S& _185 [[buffer(6)]], const device D& _218 [[buffer(2)]], const device G& _234 [[buffer(4)]], device O& _315 [[buffer(5)]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P_constant [[buffer(0)]], constant spvUnsafeArray<float, 8>& F_constant [[buffer(1)]], const device X& _118 [[buffer(3)]], device S& _185 [[buffer(6)]], const device D& _218 [[buffer(2)]], const device G& _234 [[buffer(4)]], device O& _315 [[buffer(5)]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]])
 {
     threadgroup float red_[64];
+    spvUnsafeArray<int, 32> P;
+    for (int spv_i = 0; spv_i < 32; spv_i++)
+    {
+        P[spv_i] = P_constant[spv_i];
+    }
+    spvUnsafeArray<float, 8> F;
+    for (int spv_i = 0; spv_i < 8; spv_i++)
+    {
+        F[spv_i] = F_constant[spv_i];
+    }
     uint r = (gl_WorkGroupID.y * gl_NumWorkGroups.x) + gl_WorkGroupID.x;
     if (r >= uint(P[0]))
     {

@@ -92,9 +92,14 @@ float wgSum(thread const float& v, thread uint3& gl_LocalInvocationID, threadgro
     return r;
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device D& _118 [[buffer(2)]], const device X& _131 [[buffer(3)]], const device S& _142 [[buffer(4)]], device DG& _175 [[buffer(5)]], device DB& _182 [[buffer(6)]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P_constant [[buffer(0)]], const device D& _118 [[buffer(2)]], const device X& _131 [[buffer(3)]], const device S& _142 [[buffer(4)]], device DG& _175 [[buffer(5)]], device DB& _182 [[buffer(6)]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]])
 {
     threadgroup float red_[64];
+    spvUnsafeArray<int, 32> P;
+    for (int spv_i = 0; spv_i < 32; spv_i++)
+    {
+        P[spv_i] = P_constant[spv_i];
+    }
     uint c = (gl_WorkGroupID.y * gl_NumWorkGroups.x) + gl_WorkGroupID.x;
     uint R = uint(P[0]);
     uint C = uint(P[1]);

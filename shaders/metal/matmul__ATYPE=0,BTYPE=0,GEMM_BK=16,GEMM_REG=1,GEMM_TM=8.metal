@@ -225,8 +225,13 @@ void gemm(thread const spvUnsafeArray<int, 32>& P, const device A& v_104, const 
     }
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], const device A& v_104 [[buffer(2)]], const device B& v_169 [[buffer(3)]], const device Bias& v_208 [[buffer(4)]], device C& v_218 [[buffer(5)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P_constant [[buffer(0)]], const device A& v_104 [[buffer(2)]], const device B& v_169 [[buffer(3)]], const device Bias& v_208 [[buffer(4)]], device C& v_218 [[buffer(5)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
+    spvUnsafeArray<int, 32> P;
+    for (int spv_i = 0; spv_i < 32; spv_i++)
+    {
+        P[spv_i] = P_constant[spv_i];
+    }
     gemm(P, v_104, v_169, v_208, v_218, gl_WorkGroupID, gl_LocalInvocationID);
 }
 

@@ -71,9 +71,19 @@ uint offsetOf(thread uint& i, thread const int& shapeAt, thread const int& strid
     return off;
 }
 
-kernel void main0(constant spvUnsafeArray<int, 32>& P [[buffer(0)]], constant spvUnsafeArray<float, 8>& F [[buffer(1)]], const device X& _118 [[buffer(2)]], device O& _177 [[buffer(3)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
+kernel void main0(constant spvUnsafeArray<int, 32>& P_constant [[buffer(0)]], constant spvUnsafeArray<float, 8>& F_constant [[buffer(1)]], const device X& _118 [[buffer(2)]], device O& _177 [[buffer(3)]], uint3 gl_WorkGroupID [[threadgroup_position_in_grid]], uint3 gl_NumWorkGroups [[threadgroups_per_grid]], uint3 gl_LocalInvocationID [[thread_position_in_threadgroup]])
 {
     threadgroup float partial[64];
+    spvUnsafeArray<int, 32> P;
+    for (int spv_i = 0; spv_i < 32; spv_i++)
+    {
+        P[spv_i] = P_constant[spv_i];
+    }
+    spvUnsafeArray<float, 8> F;
+    for (int spv_i = 0; spv_i < 8; spv_i++)
+    {
+        F[spv_i] = F_constant[spv_i];
+    }
     uint g = (gl_WorkGroupID.y * gl_NumWorkGroups.x) + gl_WorkGroupID.x;
     if (g >= uint(P[0]))
     {

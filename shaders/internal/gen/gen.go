@@ -324,5 +324,37 @@ func reflect(v shaders.Variant, msl, rj []byte) (*Reflection, []byte, error) {
 		return nil, nil, err
 	}
 	sort.Slice(r.Buffers, func(i, j int) bool { return r.Buffers[i].Binding < r.Buffers[j].Binding })
-	return r, []byte(s[:at] + sig + s[end:]), nil
+	body := s[end:]
+	if !strings.HasPrefix(body, ")\n{\n") {
+		return nil, nil, errors.New("the MSL entry point's body does not start on the line after it")
+	}
+	// spirv-cross hands the uniform arrays, which live in the constant
+	// address space, to helper functions that take thread references:
+	// Metal refuses to bind one to the other. The entry point copies them
+	// into thread arrays of the same names first.
+	var copies strings.Builder
+	for _, u := range []struct {
+		name, elem string
+		n          int
+	}{{"P", "int", 32}, {"F", "float", 8}} {
+		typ := fmt.Sprintf("spvUnsafeArray<%s, %d>", u.elem, u.n)
+		decl := "constant " + typ + "& " + u.name + " [["
+		if !strings.Contains(sig, decl) {
+			continue
+		}
+		sig = strings.Replace(sig, decl, "constant "+typ+"& "+u.name+"_constant [[", 1)
+		fmt.Fprintf(&copies, "    %s %s;\n    for (int spv_i = 0; spv_i < %d; spv_i++)\n    {\n        %s[spv_i] = %s_constant[spv_i];\n    }\n",
+			typ, u.name, u.n, u.name, u.name)
+	}
+	// After the threadgroup declarations, which Metal wants at the top of
+	// the kernel.
+	rest := body[len(")\n{\n"):]
+	var tg strings.Builder
+	for strings.HasPrefix(rest, "    threadgroup ") {
+		nl := strings.Index(rest, "\n") + 1
+		tg.WriteString(rest[:nl])
+		rest = rest[nl:]
+	}
+	body = ")\n{\n" + tg.String() + copies.String() + rest
+	return r, []byte(s[:at] + sig + body), nil
 }

@@ -113,7 +113,7 @@ func TestReflectionNamesEveryBinding(t *testing.T) {
 	}
 }
 
-// TestMetalIndicesFitArgumentTable checks every committed reflection: P at
+// TestMetalIndicesFitArgumentTable checks every committed kernel and its reflection: P at
 // 0, F at 1, GL binding b at 2+b, all within Metal's 31 buffer slots (the
 // raw spirv-cross numbering put storage buffers at 32 and above, which no
 // Metal device accepts), and the MSL declares each at its index.
@@ -145,6 +145,13 @@ func TestMetalIndicesFitArgumentTable(t *testing.T) {
 			if !bytes.Contains(msl, []byte(b.Block+"& ")) {
 				t.Errorf("%s: block %s not in the MSL", f, b.Block)
 			}
+		}
+		// The uniform arrays reach helper functions as thread copies, never
+		// as constant references (Metal binds no thread reference to them).
+		if bytes.Contains(msl, []byte("& P [[")) || bytes.Contains(msl, []byte("& F [[")) ||
+			(r.P >= 0 && !bytes.Contains(msl, []byte("P[spv_i] = P_constant[spv_i];"))) ||
+			(r.F >= 0 && !bytes.Contains(msl, []byte("F[spv_i] = F_constant[spv_i];"))) {
+			t.Errorf("%s: P or F is not copied out of the constant address space", f)
 		}
 		if n := bytes.Count(msl, []byte("[[buffer(")); n != len(r.Buffers)+btoi(r.P >= 0)+btoi(r.F >= 0) {
 			t.Errorf("%s: the MSL has %d buffer parameters, the reflection %d buffers and P/F", f, n, len(r.Buffers))
