@@ -326,6 +326,7 @@ func (p *TrainPlan) prepareMetadata() error {
 		single = h // HashPath of a file is its sha256, as ss_new_sd_model_hash wants
 	}
 	cfg := &p.Request.Config
+	cfg.ModelHash = h
 	meta, err := kohyaMetadata(trainMetadataInput{
 		Title: p.Request.Name, ModelName: p.ModelName, ModelSHA256: single,
 		Rank: cfg.Rank, Alpha: cfg.Alpha, LR: cfg.LR, Resolution: cfg.Data.Resolution, Seed: cfg.Seed,

@@ -99,6 +99,11 @@ type Config struct {
 	// frequency, dataset dirs, title). Run adds the ones it knows (steps,
 	// epoch, rank, alpha, learning rate, resolution, seed, times).
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// ModelHash is the base model's content hash when the caller knows it
+	// (app/studio hashes every model it opens): a resume on other weights
+	// at the same path is refused, and the latent and text caches are keyed
+	// by the weights, not the path. "" falls back to path + UNet config.
+	ModelHash string `json:"model_hash,omitempty"`
 }
 
 // Default returns the tutorial's settings: LoRA r 8, alpha 16 on the
@@ -229,7 +234,7 @@ func (c Config) Hash() string {
 
 // hashed is c with the settings Hash leaves out cleared.
 func (c Config) hashed() Config {
-	c.Model, c.Output, c.Format, c.SavePrecision, c.Metadata, c.CacheDir = "", "", "", "", nil, ""
+	c.Model, c.Output, c.Format, c.SavePrecision, c.Metadata, c.CacheDir, c.ModelHash = "", "", "", "", nil, "", ""
 	c.SaveEvery, c.SampleEvery, c.SamplePrompts = 0, 0, nil
 	c.SampleSteps, c.SampleGuidance, c.SampleSeed, c.SampleSize = 0, 0, 0, 0
 	if c.Scheduler == "constant" {

@@ -241,7 +241,7 @@ func TestResumeRefusesAnotherRun(t *testing.T) {
 		t.Errorf("another rank: %v", err)
 	}
 	hashed := cfg
-	hashed.Metadata = map[string]string{"sshs_model_hash": "0123abcd"}
+	hashed.ModelHash = "0123abcd"
 	if _, err := Run(context.Background(), be, src, imgs, hashed, dir, true, nil); err == nil || !strings.Contains(err.Error(), "model") || !strings.Contains(err.Error(), "0123abcd") {
 		t.Errorf("another model: %v", err)
 	}

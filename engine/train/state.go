@@ -49,8 +49,8 @@ func statePath(runDir string, step int) string {
 // identity says which model and dataset a run trains, to refuse a resume
 // on other ones.
 type identity struct {
-	// Model is the model's hash when the caller gave one
-	// (Metadata["sshs_model_hash"]), else its path and UNet config hash.
+	// Model is the model's content hash when the caller gave one
+	// (Config.ModelHash), else its path and UNet config hash.
 	Model string `json:"model"`
 	// Dataset is a hash over every image's path, size, repeats and caption;
 	// Images lists "path (size bytes, ×repeats, caption hash)" for messages.
@@ -61,7 +61,7 @@ type identity struct {
 // newIdentity computes the identity of a run over src and imgs.
 func newIdentity(cfg Config, src *sdxl.Source, imgs []dataset.Image) (identity, error) {
 	var id identity
-	if h := cfg.Metadata["sshs_model_hash"]; h != "" {
+	if h := cfg.ModelHash; h != "" {
 		id.Model = "hash " + h
 	} else {
 		b, err := json.Marshal(src.Config().UNet)
