@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestE2EPlayground drives the Playground of the real binary under Xvfb: after one small
+// image made from the command line (the Playground starts from the newest image's
+// parameters: the demo model at 64×64, 2 steps), Ctrl+P puts the keyboard in the prompt, a
+// new prompt is typed and Ctrl+Enter generates it; the image lands on disk and in the
+// history, where a search finds it. With LORASTUDIO_PLAYGROUND_SCREENSHOT_OUT=path the
+// screenshot of the Playground is copied there (the README's docs/screenshot-playground.png).
+func TestE2EPlayground(t *testing.T) {
+	for _, tool := range []string{"Xvfb", "xdotool", "import"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if requireGL() {
+				t.Fatalf("%s is not installed and LORASTUDIO_REQUIRE_GL=1 (make setup installs xvfb, xdotool, imagemagick)", tool)
+			}
+			t.Skipf("%s is not installed: the end-to-end window test needs Xvfb, xdotool and ImageMagick", tool)
+		}
+	}
+	if testing.Short() {
+		t.Skip("-short: the end-to-end window test builds and runs the binary")
+	}
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "lorastudio")
+	// The gallery's search needs SQLite's FTS5, as `make build` builds it.
+	if out, err := exec.Command("go", "build", "-tags", "sqlite_fts5", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dataDir := filepath.Join(tmp, "data")
+	cli := func(args ...string) []byte {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, append(args, "--data-dir", dataDir)...).Output()
+		if err != nil {
+			var stderr string
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = string(ee.Stderr)
+			}
+			t.Fatalf("lorastudio %s: %v\n%s", strings.Join(args, " "), err, stderr)
+		}
+		return out
+	}
+	cli("generate", "--prompt", "warm-up", "--size", "64x64", "--steps", "2", "--device", "cpu", "--seed", "1",
+		"--out", filepath.Join(tmp, "warm-up.png"))
+
+	display := startXvfb(t, 1440, 900)
+	app := startStudio(t, bin, display, dataDir)
+	x := xClient(display)
+	var wid string
+	mustWait(t, app, 60*time.Second, "the LoRA Studio window", func() bool {
+		out, err := x("xdotool", "search", "--name", "LoRA Studio")
+		if err != nil || out == "" {
+			return false
+		}
+		wid = strings.Fields(out)[0]
+		return true
+	})
+	waitSettled(t, app, x, filepath.Join(tmp, "start.png"), "the first screen")
+	const prompt = "a lighthouse at dusk"
+	for _, step := range [][]string{
+		{"xdotool", "key", "--window", wid, "ctrl+p"},
+		{"xdotool", "key", "ctrl+a"},
+		{"xdotool", "type", "--delay", "20", prompt},
+		{"xdotool", "key", "ctrl+Return"},
+	} {
+		if out, err := x(step...); err != nil {
+			t.Fatalf("%s: %v %s", strings.Join(step, " "), err, out)
+		}
+	}
+	type item struct {
+		Prompt string `json:"prompt"`
+		Size   string `json:"size"`
+		Steps  int    `json:"steps"`
+		File   string `json:"file"`
+	}
+	var found []item
+	mustWait(t, app, 5*time.Minute, "the typed prompt's image in the history, found by a search", func() bool {
+		found = nil
+		if err := json.Unmarshal(cli("gallery", "list", "--json", "--search", "lighthouse"), &found); err != nil {
+			t.Fatal(err)
+		}
+		return len(found) == 1
+	})
+	if found[0].Prompt != prompt || found[0].Size != "64x64" || found[0].Steps != 2 {
+		t.Errorf("the Playground's image %+v, want the typed prompt with the last image's 64x64 and 2 steps", found[0])
+	}
+	if _, err := os.Stat(found[0].File); err != nil {
+		t.Errorf("the image file: %v", err)
+	}
+	shot := filepath.Join(tmp, "playground.png")
+	waitSettled(t, app, x, shot, "the Playground showing its image")
+	if out := os.Getenv("LORASTUDIO_PLAYGROUND_SCREENSHOT_OUT"); out != "" {
+		data, err := os.ReadFile(shot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(out, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Contains(app.out.String(), "panic:") {
+		t.Fatalf("lorastudio panicked; %s", app.report())
+	}
+}
