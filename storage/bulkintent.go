@@ -545,12 +545,10 @@ func (db *DB) BackwardIntentFiles(intentID int64, imageIDs []int64) error {
 }
 
 // SkipIntentFiles marks the listed files skipped: they were edited by hand since the intent
-// was made and are left as the user made them. A done file cannot be skipped.
+// was made (the caller records the hand edit in the history) and are left as the user made
+// them, whichever way the intent then ends.
 func (db *DB) SkipIntentFiles(intentID int64, imageIDs []int64) error {
 	return db.intentFileTx(intentID, imageIDs, "skipping files edited by hand", func(tx *sql.Tx, in Intent, f IntentFile) error {
-		if f.State == FileDone {
-			return fmt.Errorf("the file is done; roll it back before skipping it")
-		}
 		return setFileState(tx, in.ID, f.ImageID, FileSkipped, nil)
 	})
 }

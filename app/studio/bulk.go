@@ -250,8 +250,11 @@ func (d *Dataset) PlanBulk(op BulkOp) (BulkPreview, error) {
 }
 
 // ApplyBulk runs op over the dataset as one batch in the history, so
-// UndoLastBulk reverts it in one step. A caption changed on disk since it was
-// loaded is not written (a *ConflictError in Failed).
+// UndoLastBulk reverts it in one step. The whole plan is recorded before the
+// first file changes (see bulkintent.go), so a crash part-way leaves a batch
+// the next open finishes or rolls back. A caption changed on disk since it
+// was loaded is not written (a *ConflictError in Failed). It refuses
+// (ErrUnfinishedBatch) while an earlier bulk edit is unfinished.
 func (d *Dataset) ApplyBulk(op BulkOp) (BulkResult, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -263,17 +266,17 @@ func (d *Dataset) ApplyBulk(op BulkOp) (BulkResult, error) {
 	if err := d.checkRoot(); err != nil {
 		return res, err
 	}
-	batch, err := d.db.BeginBatch(d.id, op.describe())
-	if err != nil {
+	if in, ok, err := d.db.UnfinishedIntent(d.id); err != nil {
 		return res, err
+	} else if ok {
+		return res, d.unfinishedError(in)
 	}
-	res.BatchID = batch.ID
+	files := make([]storage.IntentFile, 0, len(plan.Changes))
 	for _, c := range plan.Changes {
 		e := d.items[c.Rel]
+		// The history must hold what the plan starts from: prepare records a
+		// caption it has not seen yet, and refuses one changed since loaded.
 		id, _, err := d.prepare(e, true)
-		if err == nil {
-			err = d.save(e, id, c.After, storage.OriginBulk, batch.ID)
-		}
 		if err != nil {
 			if errors.Is(err, errDatasetGone) {
 				return res, err
@@ -281,61 +284,91 @@ func (d *Dataset) ApplyBulk(op BulkOp) (BulkResult, error) {
 			res.Failed = append(res.Failed, err)
 			continue
 		}
-		res.Changed++
+		files = append(files, storage.IntentFile{ImageID: id, Rel: c.Rel, Old: c.Before, New: c.After})
 	}
-	return res, nil
+	if len(files) == 0 {
+		return res, nil
+	}
+	in, err := d.db.CreateBulkIntent(d.id, op.describe(), files)
+	if err != nil {
+		return res, err
+	}
+	res.BatchID = in.BatchID
+	out, err := d.endIntent(in, true)
+	res.Changed = out.Written
+	for _, c := range out.Conflicts {
+		res.Failed = append(res.Failed, &ConflictError{Rel: c.Rel, Path: c.Path, DiskText: c.Disk, DiskExists: c.Disk != ""})
+	}
+	return res, err
 }
 
-// UndoLastBulk reverts the dataset's last bulk edit in one step and returns
-// how many captions it restored. It refuses (*ConflictError) when a caption
-// file changed on disk since it was loaded: reload it first.
-func (d *Dataset) UndoLastBulk() (int, error) {
+// UndoLastBulk takes back the dataset's last bulk edit in one step, as a
+// batch of its own recorded before its first file changes (so a crash
+// part-way is finished on the next open). Every image the batch changed
+// returns to its caption from before the batch; a caption edited by hand
+// since is left as it is and listed in Conflicts. With an unfinished bulk
+// edit, that one is rolled back instead; with an unfinished undo, the undo
+// is finished. ErrNothingToUndo (wrapped) when there is no bulk edit to undo.
+func (d *Dataset) UndoLastBulk() (BatchOutcome, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if in, ok, err := d.db.UnfinishedIntent(d.id); err != nil {
+		return BatchOutcome{}, err
+	} else if ok {
+		out, err := d.endIntent(in, in.Kind == storage.IntentUndo)
+		out.Action = BatchRolledBack
+		if in.Kind == storage.IntentUndo {
+			out.Action = BatchFinished
+		}
+		return out, err
+	}
 	batch, ok, err := d.db.LastBatch(d.id)
 	if err != nil {
-		return 0, err
+		return BatchOutcome{}, err
 	}
 	if !ok {
-		return 0, fmt.Errorf("dataset %s: %w", d.root, storage.ErrNothingToUndo)
+		return BatchOutcome{}, fmt.Errorf("dataset %s: %w", d.root, storage.ErrNothingToUndo)
 	}
 	if err := d.checkRoot(); err != nil {
-		return 0, err
+		return BatchOutcome{}, err
 	}
-	known, err := d.db.Images(d.id)
+	imgs, err := d.db.BatchImages(batch.ID)
 	if err != nil {
-		return 0, err
+		return BatchOutcome{}, err
 	}
-	byID := map[int64]*entry{}
-	for _, img := range known {
-		e, ok := d.items[img.Rel]
+	pre := BatchOutcome{BatchID: batch.ID, Description: batch.Description, Undo: true, Action: BatchUndone}
+	var files []storage.IntentFile
+	for _, b := range imgs {
+		e, ok := d.items[b.Rel]
 		if !ok {
-			continue // the image left the folder; UndoBatch reports it if the batch needs it
+			pre.Conflicts = append(pre.Conflicts, BatchConflict{Rel: b.Rel, Want: b.PreText, Gone: true})
+			continue
 		}
-		e.imageID = img.ID
-		byID[img.ID] = e
 		cur, err := d.readDisk(e)
 		if err != nil {
-			return 0, err
+			return BatchOutcome{}, err
 		}
-		if err := d.conflict(e, cur); err != nil {
-			return 0, err
+		// A caption edited by another program goes into the history first.
+		if err := d.record(b.ImageID, e.disk, cur); err != nil {
+			return BatchOutcome{}, err
 		}
-		// A caption edited by another program between sessions goes into
-		// the history before the undo touches it.
-		if err := d.record(img.ID, e.disk, cur); err != nil {
-			return 0, err
+		e.setDisk(cur)
+		switch {
+		case !utf8.ValidString(cur.data) || (cur.data != b.Text && cur.data != b.PreText):
+			pre.Conflicts = append(pre.Conflicts, BatchConflict{Rel: b.Rel, Path: e.item.CaptionPath, Disk: cur.data, Want: b.PreText})
+		case cur.data == b.PreText:
+			pre.Already++
+		default:
+			files = append(files, storage.IntentFile{ImageID: b.ImageID, Rel: b.Rel, Old: b.Text, New: b.PreText,
+				OldState: b.State, NewState: b.PreState})
 		}
 	}
-	n, err := d.db.UndoBatch(batch.ID, func(imageID int64, text string) error {
-		e, ok := byID[imageID]
-		if !ok {
-			return fmt.Errorf("image id %d of batch %d is not in dataset %s (rescan the folder)", imageID, batch.ID, d.root)
-		}
-		return d.writeText(e, text)
-	})
+	in, err := d.db.CreateUndoIntent(batch.ID, "undo of "+batch.Description, files)
 	if err != nil {
-		return 0, err
+		return pre, err
 	}
-	return n, nil
+	out, err := d.endIntent(in, true)
+	out.Action, out.Already = BatchUndone, out.Already+pre.Already
+	out.Conflicts = append(pre.Conflicts, out.Conflicts...)
+	return out, err
 }

@@ -91,6 +91,9 @@ func (d *Dataset) Rescan() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.install(res)
+	if err := d.reconcileIntent(); err != nil {
+		return err
+	}
 	return d.recordAll()
 }
 

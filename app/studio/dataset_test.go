@@ -321,21 +321,25 @@ func TestBulkPreviewApplyUndo(t *testing.T) {
 	if ch, _ := d.PreviewBulk(op); len(ch) != 0 {
 		t.Fatalf("second prepend would change %v", ch)
 	}
-	// A manual edit after the bulk survives in history; undo-all restores pre-bulk text.
+	// A caption edited by hand after the bulk is not overwritten by undo-all
+	// (listed as a conflict); the others get their pre-bulk text back.
 	if err := d.Save("1.png", "mytrigger, cat, dog, extra"); err != nil {
 		t.Fatal(err)
 	}
-	n, err := d.UndoLastBulk()
-	if err != nil || n != 3 {
-		t.Fatalf("undo bulk: %d %v", n, err)
+	out, err := d.UndoLastBulk()
+	if err != nil || out.Written != 2 || len(out.Conflicts) != 1 || out.Conflicts[0].Rel != "1.png" || out.Action != BatchUndone {
+		t.Fatalf("undo bulk: %+v %v", out, err)
 	}
-	for name, c := range map[string]string{"1": "cat, dog", "2": "mytrigger, cat", "3": "bird\n", "4": "Cat on a mat"} {
+	for name, c := range map[string]string{"1": "mytrigger, cat, dog, extra", "2": "mytrigger, cat", "3": "bird\n", "4": "Cat on a mat"} {
 		if got := readText(t, filepath.Join(root, name+".txt")); got != c {
 			t.Fatalf("%s after undo-all: %q, want %q", name, got, c)
 		}
 	}
 	if _, err := d.UndoLastBulk(); !errors.Is(err, storage.ErrNothingToUndo) {
 		t.Fatalf("second undo-all: %v", err)
+	}
+	if err := d.Save("1.png", "cat, dog"); err != nil {
+		t.Fatal(err)
 	}
 	// Append, replace, and removing a tag.
 	ch, _ = d.PreviewBulk(BulkOp{Kind: BulkAppend, Text: "cat"})

@@ -88,6 +88,10 @@ func (s *Studio) OpenDataset(dir string) (*Dataset, error) {
 	}
 	d := &Dataset{st: s, db: s.db, root: abs, id: rec.ID}
 	d.install(res)
+	// Files an interrupted bulk edit wrote are its own, not external changes.
+	if err := d.reconcileIntent(); err != nil {
+		return nil, err
+	}
 	if err := d.recordAll(); err != nil {
 		return nil, err
 	}
