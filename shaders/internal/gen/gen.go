@@ -46,11 +46,11 @@ type Reflection struct {
 	Entry string `json:"entry"`
 	// ThreadgroupSize is the kernel's local_size (x, y, z).
 	ThreadgroupSize [3]int `json:"threadgroup_size"`
-	// Buffers maps each GL shader storage binding, in binding order, to
-	// the Metal buffer index the kernel reads it at.
+	// Buffers maps each GL shader storage binding the kernel reads, in
+	// binding order, to its Metal buffer index (2 + binding).
 	Buffers []BufferIndex `json:"buffers"`
 	// P and F are the Metal buffer indices of the int and float uniform
-	// arrays, -1 when the kernel does not use them.
+	// arrays (0 and 1), -1 when the kernel does not use them.
 	P int `json:"p"`
 	F int `json:"f"`
 	// SPIRV is spirv-cross's reflection of the SPIR-V module.
@@ -208,7 +208,7 @@ func one(v shaders.Variant, dir string) (msl, refl, glsl []byte, err error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	r, msl, err := reflect(v, msl, rj)
+	r, msl, err := reflectMSL(v, msl, rj)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("kernel %s: %w", name, err)
 	}
@@ -254,11 +254,11 @@ const (
 // maxMetalBufferIndex is the last slot of Metal's buffer argument table.
 const maxMetalBufferIndex = 30
 
-// reflect pairs the MSL entry point's buffers with the SPIR-V storage
+// reflectMSL pairs the MSL entry point's buffers with the SPIR-V storage
 // bindings (by block name) and the P and F uniforms (by name), renumbers
 // them compactly (see indexP) and returns the reflection with the MSL whose
 // entry point carries the new indices.
-func reflect(v shaders.Variant, msl, rj []byte) (*Reflection, []byte, error) {
+func reflectMSL(v shaders.Variant, msl, rj []byte) (*Reflection, []byte, error) {
 	var sr spirvRefl
 	if err := json.Unmarshal(rj, &sr); err != nil {
 		return nil, nil, fmt.Errorf("reading spirv-cross's reflection: %w", err)

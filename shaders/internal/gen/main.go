@@ -5,7 +5,11 @@
 //	    --spirv-cross --msl--> shaders/metal/NAME.metal (+ NAME.json)
 //	    --spirv-cross --version 430--> engine/gl/testdata/roundtrip/NAME.comp
 //
-// It needs Debian's glslang-tools, spirv-tools and spirv-cross. The output
+// spirv-cross's MSL gets two fixes in its entry point only: buffer indices
+// renumbered into Metal's 31 slots (P 0, F 1, GL binding b at 2+b), and the
+// uniform arrays copied out of the constant address space before helper
+// functions get them. It needs Debian's glslang-tools, spirv-tools and
+// spirv-cross (bookworm's versions made the committed files). The output
 // is deterministic (variants in a fixed order, no timestamps), so CI can
 // regenerate into a temporary folder and compare (gen_test.go). Run it with
 // go generate ./shaders/ (shaders/generate.go).
