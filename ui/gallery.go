@@ -71,7 +71,10 @@ type GalleryScreen struct {
 	status    *widget.Label
 	undo      *widget.Button
 	undoID    int64
-	listErr   bool // the status line shows why the list failed (cleared when it works again)
+	// compareWith is the image marked as the first of a comparison; compare the open one.
+	compareWith *studio.GalleryItem
+	compare     *compareView
+	listErr     bool // the status line shows why the list failed (cleared when it works again)
 
 	content fyne.CanvasObject
 
@@ -142,6 +145,8 @@ func (g *GalleryScreen) build() {
 		widget.NewButtonWithIcon("Open folder", theme.FolderOpenIcon(), g.openFolder),
 		g.favButton,
 		widget.NewButtonWithIcon("Delete", theme.DeleteIcon(), g.DeleteSelected),
+		widget.NewButton("Mark for compare", g.MarkForCompare),
+		widget.NewButton("Compare", g.CompareSelected),
 	)
 	g.actions.Hide()
 	g.status = widget.NewLabel("")

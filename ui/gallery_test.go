@@ -304,3 +304,51 @@ func BenchmarkGalleryOpen10000(b *testing.B) {
 		w.Close()
 	}
 }
+
+// TestGalleryCompare marks one image, compares it with another: side by side and with the
+// slider, whose composite takes the first image left of the split and the second right of it.
+func TestGalleryCompare(t *testing.T) {
+	m, st := newTestWindow(t, "")
+	dir := t.TempDir()
+	red, blue := filepath.Join(dir, "red.png"), filepath.Join(dir, "blue.png")
+	for p, c := range map[string]color.NRGBA{red: {255, 0, 0, 255}, blue: {0, 0, 255, 255}} {
+		img := image.NewNRGBA(image.Rect(0, 0, 64, 32)) // not square: fitted and centred
+		for i := 0; i < len(img.Pix); i += 4 {
+			img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = c.R, c.G, c.B, c.A
+		}
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		png.Encode(f, img)
+		f.Close()
+	}
+	if _, err := st.ImportGenerations([]studio.GalleryItem{
+		{Prompt: "red", Model: "/m", Seed: 1, Steps: 1, CFG: 1, Sampler: "euler", Width: 64, Height: 32, File: red},
+		{Prompt: "blue", Model: "/m", Seed: 2, Steps: 1, CFG: 1, Sampler: "euler", Width: 64, Height: 32, File: blue},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	g := m.Gallery
+	g.Refresh()
+	first, _ := g.Item(1) // red (older)
+	second, _ := g.Item(0)
+	g.Select(first)
+	tapButton(t, g.actions, "Mark for compare")
+	g.Select(second)
+	tapButton(t, g.actions, "Compare")
+	waitUI(t, "the comparison", func() (bool, string) { return g.compare != nil, g.status.Text })
+	v := g.compare
+	mid := compareSize / 2 // the fitted images fill the middle rows
+	onLeft, onRight := color.NRGBAModel.Convert(v.overlay.Image.At(compareSize/4, mid)), color.NRGBAModel.Convert(v.overlay.Image.At(compareSize*3/4, mid))
+	if onLeft != (color.NRGBA{255, 0, 0, 255}) || onRight != (color.NRGBA{0, 0, 255, 255}) {
+		t.Fatalf("slider at 0.5: left %v, right %v", onLeft, onRight)
+	}
+	v.slider.SetValue(0.9)
+	if c := color.NRGBAModel.Convert(v.overlay.Image.At(compareSize*3/4, mid)); c != (color.NRGBA{255, 0, 0, 255}) {
+		t.Errorf("slider at 0.9: %v at three quarters, want the first image", c)
+	}
+	if c := color.NRGBAModel.Convert(v.overlay.Image.At(compareSize/2, 2)); c.(color.NRGBA).A != 0 {
+		t.Errorf("the top rows of a wide image are not transparent: %v", c)
+	}
+}
