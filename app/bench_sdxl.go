@@ -8,16 +8,18 @@ import (
 	"strings"
 
 	"lorastudio/engine/device"
+	"lorastudio/engine/opstats"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/sdxl/sdxlbench"
+	"lorastudio/engine/tensor"
 )
 
 // benchSDXLUsage is printed by `lorastudio bench sdxl --help` and `bench generate --help`.
 const benchSDXLUsage = `Benchmark full-size SDXL with random weights (nothing is downloaded).
 
 Usage:
-  lorastudio bench sdxl [--device auto|cpu|gl] [--size N]... [--json]
-  lorastudio bench generate [--device auto|cpu|gl] [--size WxH] [--steps N] [--json]
+  lorastudio bench sdxl [--device auto|cpu|gl] [--size N]... [--ops|--no-ops] [--json]
+  lorastudio bench generate [--device auto|cpu|gl] [--size WxH] [--steps N] [--ops|--no-ops] [--json]
 
 sdxl      loads SDXL base 1.0's real shapes (UNet, VAE, both text encoders) one
           at a time and reports each load's seconds and host/device peak memory,
@@ -28,6 +30,13 @@ generate  the figures of one text-to-image run at --size (default 1024x1024)
           guidance (batch 2), VAE decode, prompt encoding, and the whole image
           as their sum; peak device and host memory
 These take minutes on a CPU (a 1024² UNet step is about 2 minutes on 2 cores).
+
+Each timing is followed by its per-op breakdown: calls, seconds and share of
+the time in ops per kind (matmul, conv, attention, norm, activation, cast,
+copy, elementwise, transfer, other); in --json under "ops". It is on by
+default where ops run synchronously (cpu); on gl --ops turns it on and syncs
+after every op, which serialises the queue and slows the totals. --no-ops
+turns it off.
 `
 
 // benchSDXLConfig is the model the SDXL benchmarks build; nil is SDXL base
@@ -38,12 +47,17 @@ var benchSDXLConfig *sdxl.Config
 func benchSDXLCommand(which string, args []string, stdout io.Writer) error {
 	kind, asJSON, steps := "", false, 25
 	var sizes []int
+	var opsFlag *bool
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		switch {
 		case a == "--json" || a == "-json":
 			asJSON = true
+			continue
+		case a == "--ops" || a == "--no-ops":
+			on := a == "--ops"
+			opsFlag = &on
 			continue
 		case a == "-h" || a == "--help" || a == "help":
 			fmt.Fprint(stdout, benchSDXLUsage)
@@ -94,6 +108,7 @@ func benchSDXLCommand(which string, args []string, stdout io.Writer) error {
 	}
 	defer b.Close()
 	opts.Warmup = b.Name() == "gl" // the first use of each kernel compiles it
+	opts.OpStats = wantOpStats(b, opsFlag)
 	progress := stdout
 	if asJSON {
 		progress = io.Discard
@@ -134,6 +149,11 @@ type generateBench struct {
 	ImageSeconds    float64 `json:"image_seconds"` // encode + steps × step + decode
 	DevicePeakBytes int64   `json:"device_peak_bytes"`
 	HostPeakBytes   int64   `json:"host_peak_bytes"`
+	// The per-op breakdowns of the step, the decode and the prompt encoding
+	// (with opstats on; see sdxlbench.Options.OpStats).
+	StepOps   *opstats.Stats `json:"step_ops,omitempty"`
+	DecodeOps *opstats.Stats `json:"decode_ops,omitempty"`
+	EncodeOps *opstats.Stats `json:"encode_ops,omitempty"`
 }
 
 // summarizeGenerate turns sdxlbench's measurements into one image's figures.
@@ -143,10 +163,13 @@ func summarizeGenerate(rep sdxlbench.Report, size, steps int) generateBench {
 		switch {
 		case t.Component == "unet" && t.Size == size && t.Batch == 2:
 			g.StepSeconds = t.Seconds
+			g.StepOps = t.Ops
 		case t.Component == "vae" && t.Size == size:
 			g.DecodeSeconds = t.Seconds
+			g.DecodeOps = t.Ops
 		case strings.HasPrefix(t.Component, "text_encoder"):
 			g.EncodeSeconds += t.Seconds
+			g.EncodeOps = t.Ops
 		}
 		g.DevicePeakBytes = max(g.DevicePeakBytes, t.DevicePeakBytes)
 	}
@@ -156,6 +179,17 @@ func summarizeGenerate(rep sdxlbench.Report, size, steps int) generateBench {
 	}
 	g.ImageSeconds = g.EncodeSeconds + float64(steps)*g.StepSeconds + g.DecodeSeconds
 	return g
+}
+
+// wantOpStats says whether a benchmark on b times every op: as flag says
+// (--ops/--no-ops), else only where ops run synchronously, since timing them
+// one by one on an asynchronous backend serialises its queue.
+func wantOpStats(b tensor.Backend, flag *bool) bool {
+	if flag != nil {
+		return *flag
+	}
+	_, async := b.(tensor.Syncer)
+	return !async
 }
 
 // parseSquareSize reads "1024" or "1024x1024"; the benchmark times square images.

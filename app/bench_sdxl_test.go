@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"lorastudio/engine/opstats"
 	"lorastudio/engine/sdxl/demo"
 )
 
@@ -34,6 +35,18 @@ func TestBenchGenerate(t *testing.T) {
 	}
 	if want := g.EncodeSeconds + 3*g.StepSeconds + g.DecodeSeconds; math.Abs(g.ImageSeconds-want) > 1e-9 {
 		t.Fatalf("whole image %v s, want encode + 3 steps + decode = %v s", g.ImageSeconds, want)
+	}
+	for name, s := range map[string]*opstats.Stats{"step": g.StepOps, "decode": g.DecodeOps, "encode": g.EncodeOps} {
+		if s == nil || len(s.Kinds) == 0 || s.Total <= 0 {
+			t.Errorf("%s: no per-op breakdown on the cpu: %+v", name, s)
+		}
+	}
+	out.Reset()
+	if code := run([]string{"bench", "generate", "--device", "cpu", "--size", "64", "--no-ops", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("--no-ops: exit %d: %s", code, errb.String())
+	}
+	if strings.Contains(out.String(), "step_ops") {
+		t.Errorf("--no-ops still reports ops:\n%s", out.String())
 	}
 
 	out.Reset()

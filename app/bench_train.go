@@ -14,19 +14,22 @@ import (
 const benchTrainUsage = `Benchmark a LoRA training step at SDXL's real shapes with random weights.
 
 Usage:
-  lorastudio bench train [--device auto|cpu|gl] [--size N] [--rank R] [--targets attn|attn-mlp|LIST] [--batch B] [--runs N] [--json]
+  lorastudio bench train [--device auto|cpu|gl] [--size N] [--rank R] [--targets attn|attn-mlp|LIST] [--batch B] [--runs N] [--ops|--no-ops] [--json]
 
 Loads SDXL base 1.0's UNet (random fp16 weights), attaches a LoRA of rank R
 (default 8, alpha 2R) on --targets (default attn: to_q, to_k, to_v, to_out.0),
 and times whole optimizer steps at --size² (default 1024), batch --batch
 (default 1): forward in training mode, MSE, backward, AdamW. Each step is
 timed with gradient checkpointing on and then off, with the device's and the
-host's peak memory. A 1024² step takes many minutes on a CPU.
+host's peak memory. A 1024² step takes many minutes on a CPU. Each setting
+is followed by the per-op breakdown of its steps, as for bench generate: on by
+default on cpu; --ops on gl syncs after every op; --no-ops turns it off.
 `
 
 // benchTrainCommand runs `lorastudio bench train`.
 func benchTrainCommand(args []string, stdout io.Writer) error {
 	kind, asJSON := "", false
+	var opsFlag *bool
 	opts := sdxlbench.TrainOptions{Config: benchSDXLConfig}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -34,6 +37,10 @@ func benchTrainCommand(args []string, stdout io.Writer) error {
 		switch {
 		case a == "--json" || a == "-json":
 			asJSON = true
+			continue
+		case a == "--ops" || a == "--no-ops":
+			on := a == "--ops"
+			opsFlag = &on
 			continue
 		case a == "-h" || a == "--help" || a == "help":
 			fmt.Fprint(stdout, benchTrainUsage)
@@ -83,6 +90,7 @@ func benchTrainCommand(args []string, stdout io.Writer) error {
 	}
 	defer b.Close()
 	opts.Warmup = b.Name() == "gl" // the first use of each kernel compiles it
+	opts.OpStats = wantOpStats(b, opsFlag)
 	progress := stdout
 	if asJSON {
 		progress = io.Discard

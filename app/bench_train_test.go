@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 
+	"lorastudio/engine/opstats"
 	"lorastudio/engine/sdxl/demo"
 	"lorastudio/engine/sdxl/sdxlbench"
 )
@@ -30,6 +32,11 @@ func TestBenchTrain(t *testing.T) {
 	for _, tm := range rep.Timings {
 		if tm.Size != 64 || tm.Rank != 2 || tm.Seconds <= 0 || tm.DevicePeakBytes <= 0 {
 			t.Errorf("timing %+v", tm)
+		}
+		if tm.Ops == nil || len(tm.Ops.Kinds) == 0 {
+			t.Errorf("timing %+v has no per-op breakdown", tm)
+		} else if bw := tm.Ops.Ops; !slices.ContainsFunc(bw, func(c opstats.Count) bool { return c.Name == "MatMulBackward" }) {
+			t.Errorf("a training step without MatMulBackward: %+v", bw)
 		}
 	}
 	for _, args := range [][]string{{"train", "--rank", "0"}, {"train", "--size", "65"}, {"train", "--bogus"}, {"train", "--device", "vulkan"}} {

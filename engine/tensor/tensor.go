@@ -183,10 +183,44 @@ func Check(op string, b Backend, ts ...*Tensor) error {
 		if t.Freed() {
 			return Errorf(op, ErrFreed, "operand %d %s%s was freed", i, t.dtype, t.shape)
 		}
-		if t.backend != b {
+		if t.backend != b && Root(t.backend) != Root(b) {
 			return Errorf(op, ErrBackend, "operand %d %s%s belongs to backend %q, not %q", i, t.dtype, t.shape, t.backend.Name(), b.Name())
 		}
 	}
+	return nil
+}
+
+// Wrapper is implemented by a backend that forwards every op to another one
+// (engine/opstats' timing wrapper): tensors of the wrapper and of the backend
+// it wraps share one memory, so Check accepts either on both.
+type Wrapper interface {
+	// Unwrap returns the backend the wrapper forwards to.
+	Unwrap() Backend
+}
+
+// Root follows Unwrap from b to the backend that owns the memory.
+func Root(b Backend) Backend {
+	for {
+		w, ok := b.(Wrapper)
+		if !ok {
+			return b
+		}
+		b = w.Unwrap()
+	}
+}
+
+// Adopt makes w the backend t reports from Backend(), so that code which
+// calls ops through x.Backend() (engine/nn) keeps going through the wrapper w.
+// It is for wrappers only, on a tensor the wrapped backend has just returned;
+// t's backend and w must share a Root.
+func Adopt(t *Tensor, w Backend) error {
+	if t == nil {
+		return nil
+	}
+	if Root(t.backend) != Root(w) {
+		return Errorf("adopt", ErrBackend, "%s%s belongs to backend %q, which %q does not wrap", t.dtype, t.shape, t.backend.Name(), w.Name())
+	}
+	t.backend = w
 	return nil
 }
 

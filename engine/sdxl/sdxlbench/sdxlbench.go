@@ -22,6 +22,7 @@ import (
 
 	"lorastudio/engine/clip"
 	"lorastudio/engine/nn"
+	"lorastudio/engine/opstats"
 	"lorastudio/engine/rng"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
@@ -60,6 +61,10 @@ type Options struct {
 	Config *sdxl.Config
 	// Seed seeds the random weights and inputs; 0 means 1.
 	Seed uint64
+	// OpStats times every op through engine/opstats and reports the per-kind
+	// breakdown with each timing. On an asynchronous backend (GL) it syncs
+	// after every op, which serialises the queue and slows the totals.
+	OpStats bool
 }
 
 // Load is what loading one component cost.
@@ -95,6 +100,9 @@ type Timing struct {
 	Tile int `json:"tile,omitempty"`
 	// DevicePeakBytes is the backend's peak during the runs (weights included).
 	DevicePeakBytes int64 `json:"device_peak_bytes"`
+	// Ops is the per-op breakdown of the timed runs (all Runs together),
+	// present with Options.OpStats.
+	Ops *opstats.Stats `json:"ops,omitempty"`
 }
 
 // Report is everything Run measured.
@@ -114,6 +122,10 @@ func Run(b tensor.Backend, opts Options, w io.Writer) (Report, error) {
 		w = io.Discard
 	}
 	r := &runner{b: b, w: w, opts: opts, rep: Report{Backend: b.Name(), Device: b.Device()}}
+	if opts.OpStats {
+		r.ops = opstats.New(b)
+		r.b = r.ops
+	}
 	if err := r.setup(); err != nil {
 		return r.rep, err
 	}
@@ -147,6 +159,7 @@ type runner struct {
 	comps   []string
 	limit   int64
 	rep     Report
+	ops     *opstats.Backend // the timing wrapper r.b is, with Options.OpStats; else nil
 }
 
 func (r *runner) has(c string) bool { return slices.Contains(r.comps, c) }
@@ -251,6 +264,11 @@ func (r *runner) time(t Timing, warm bool, fn func() error) error {
 			return err
 		}
 	}
+	if r.ops != nil {
+		if err := r.ops.Reset(); err != nil {
+			return err
+		}
+	}
 	r.b.ResetPeak()
 	start := time.Now()
 	for range r.opts.Runs {
@@ -276,6 +294,12 @@ func (r *runner) time(t Timing, warm bool, fn func() error) error {
 		desc += fmt.Sprintf(" (tiles of %d)", t.Tile)
 	}
 	fmt.Fprintf(r.w, "%-40s %8.2f s  device peak %s\n", desc, t.Seconds, mib(t.DevicePeakBytes))
+	if r.ops != nil {
+		s := r.ops.Stats()
+		t.Ops = &s
+		r.rep.Timings[len(r.rep.Timings)-1].Ops = &s
+		s.WriteTable(r.w, fmt.Sprintf("%s, %d run(s), %.2f s wall", desc, t.Runs, t.Seconds*float64(t.Runs)), false)
+	}
 	return nil
 }
 

@@ -198,3 +198,53 @@ func TestRunTinyGL(t *testing.T) {
 	rep.WriteTable(&out)
 	t.Log("\n" + out.String())
 }
+
+// TestRunOpStats checks the per-op breakdown: every kind of op a UNet forward
+// runs is counted, the counts of two runs are exactly twice those of one, and
+// the time in ops fits in the measured wall time.
+func TestRunOpStats(t *testing.T) {
+	cfg := demo.Config()
+	b := cpu.New()
+	defer b.Close()
+	calls := map[int]map[string]int64{}
+	for _, runs := range []int{1, 2} {
+		var out bytes.Buffer
+		rep, err := Run(b, Options{Sizes: []int{64}, Batch: 1, Components: []string{sdxl.UNet}, Config: &cfg, Runs: runs, OpStats: true}, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Log("\n" + out.String())
+		if len(rep.Timings) != 1 || rep.Timings[0].Ops == nil {
+			t.Fatalf("timings %+v: want one with its ops", rep.Timings)
+		}
+		tm := rep.Timings[0]
+		s := tm.Ops
+		if s.Total <= 0 || s.Total.Seconds() > tm.Seconds*float64(runs) {
+			t.Errorf("%v in ops, %v s wall over %d runs", s.Total, tm.Seconds*float64(runs), runs)
+		}
+		kinds := map[string]int64{}
+		for _, k := range s.Kinds {
+			kinds[k.Name] = k.Calls
+		}
+		for _, k := range []string{"matmul", "conv", "attention", "norm", "activation", "elementwise"} {
+			if kinds[k] == 0 {
+				t.Errorf("%d runs: no %s op counted: %+v", runs, k, s.Kinds)
+			}
+		}
+		calls[runs] = map[string]int64{}
+		for _, c := range s.Ops {
+			calls[runs][c.Name] = c.Calls
+		}
+		if !strings.Contains(out.String(), "share") || !strings.Contains(out.String(), "matmul") {
+			t.Errorf("output lacks the breakdown:\n%s", out.String())
+		}
+	}
+	if len(calls[1]) != len(calls[2]) {
+		t.Errorf("ops of one run %v, of two %v", calls[1], calls[2])
+	}
+	for op, n := range calls[1] {
+		if calls[2][op] != 2*n {
+			t.Errorf("%s: %d calls in one run, %d in two", op, n, calls[2][op])
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"lorastudio/engine/lora"
+	"lorastudio/engine/opstats"
 	"lorastudio/engine/rng"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
@@ -39,6 +40,9 @@ type TrainOptions struct {
 	Config *sdxl.Config
 	// Seed seeds the random weights and inputs; 0 means 1.
 	Seed uint64
+	// OpStats times every op through engine/opstats and reports the per-kind
+	// breakdown with each timing (see Options.OpStats).
+	OpStats bool
 }
 
 // TrainTiming is one measured training setting.
@@ -60,6 +64,9 @@ type TrainTiming struct {
 	DevicePeakBytes int64 `json:"device_peak_bytes"`
 	HostPeakBytes   int64 `json:"host_peak_bytes"`
 	MaxRSSBytes     int64 `json:"max_rss_bytes"`
+	// Ops is the per-op breakdown of the timed steps (all Runs together),
+	// present with TrainOptions.OpStats; the host's AdamW is outside it.
+	Ops *opstats.Stats `json:"ops,omitempty"`
 }
 
 // TrainReport is everything Train measured.
@@ -81,6 +88,11 @@ func Train(b tensor.Backend, opts TrainOptions, w io.Writer) (TrainReport, error
 		w = io.Discard
 	}
 	rep := TrainReport{Backend: b.Name(), Device: b.Device()}
+	var ops *opstats.Backend
+	if opts.OpStats {
+		ops = opstats.New(b)
+		b = ops
+	}
 	cfg := sdxl.SDXLBase()
 	if opts.Config != nil {
 		cfg = *opts.Config
@@ -240,6 +252,11 @@ func Train(b tensor.Backend, opts TrainOptions, w io.Writer) (TrainReport, error
 			}
 		}
 		runtime.GC()
+		if ops != nil {
+			if err := ops.Reset(); err != nil {
+				return rep, err
+			}
+		}
 		b.ResetPeak()
 		hp := startHeapProbe()
 		start := time.Now()
@@ -257,9 +274,16 @@ func Train(b tensor.Backend, opts TrainOptions, w io.Writer) (TrainReport, error
 			Seconds: time.Since(start).Seconds() / float64(opts.Runs), DevicePeakBytes: b.Memory().Peak, MaxRSSBytes: maxRSS()}
 		_, t.HostPeakBytes = hp.stop()
 		t.GFLOPS = train.StepFLOPs(cfg.UNet, n, side, side, ck) / t.Seconds / 1e9
+		if ops != nil {
+			s := ops.Stats()
+			t.Ops = &s
+		}
 		rep.Timings = append(rep.Timings, t)
 		fmt.Fprintf(w, "train step, checkpointing %-5t %8.2f s (%.0f GFLOP/s)  device peak %s, host heap peak %s, max RSS %s\n",
 			ck, t.Seconds, t.GFLOPS, mib(t.DevicePeakBytes), mib(t.HostPeakBytes), mib(t.MaxRSSBytes))
+		if t.Ops != nil {
+			t.Ops.WriteTable(w, fmt.Sprintf("train step, checkpointing %t, %d step(s), %.2f s wall", ck, t.Runs, t.Seconds*float64(t.Runs)), false)
+		}
 	}
 	rep.WriteTable(w)
 	return rep, nil
