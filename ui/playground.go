@@ -74,6 +74,11 @@ type PlaygroundScreen struct {
 	lastSeed     *uint64 // the seed of the last finished image, for the recycle button
 
 	content fyne.CanvasObject
+	xy      *xyForm
+	grid    *xyRun // the X/Y grid being generated, nil when none
+
+	// LastGrid is the file of the last X/Y grid made.
+	LastGrid string
 
 	// OnGenerated, when set, is told of every finished image (the gallery refreshes).
 	OnGenerated func(studio.Job)
@@ -160,6 +165,7 @@ func (p *PlaygroundScreen) build() {
 	recycle.Importance = widget.LowImportance
 	p.batch = numberEntry("1")
 
+	p.xy = newXYForm(p.GenerateGrid)
 	p.generate = widget.NewButtonWithIcon("Generate  (Ctrl+Enter)", theme.MediaPlayIcon(), p.Generate)
 	p.generate.Importance = widget.HighImportance
 
@@ -195,6 +201,7 @@ func (p *PlaygroundScreen) build() {
 			widget.NewLabel("Batch count"), p.batch,
 		),
 		p.generate, p.status,
+		widget.NewSeparator(), p.xy.box,
 	)
 	right := container.NewBorder(
 		container.NewVBox(container.NewBorder(nil, nil, nil, p.progressText, p.progress), p.queueBox),
@@ -446,6 +453,7 @@ func (p *PlaygroundScreen) jobChanged(j studio.Job) {
 		p.jobs = append(p.jobs, j)
 	}
 	p.drawQueue()
+	gridCell := p.gridJobChanged(j)
 	switch j.State {
 	case studio.JobRunning:
 		if j.Steps > 0 {
@@ -473,6 +481,12 @@ func (p *PlaygroundScreen) jobChanged(j studio.Job) {
 		if j.Result.CacheErr != nil {
 			p.setStatus("Saved " + j.Result.Path + " (warning: " + j.Result.CacheErr.Error() + ")")
 		}
+		if p.OnGenerated != nil {
+			p.OnGenerated(j)
+		}
+		if gridCell {
+			break // the grid is shown when its last cell is done
+		}
 		path := j.Result.Path
 		go func() {
 			img, err := studio.LoadImage(path)
@@ -484,9 +498,6 @@ func (p *PlaygroundScreen) jobChanged(j studio.Job) {
 				p.showImage(img)
 			})
 		}()
-		if p.OnGenerated != nil {
-			p.OnGenerated(j)
-		}
 	case studio.JobFailed:
 		p.progress.SetValue(0)
 		p.progressText.SetText("")

@@ -320,3 +320,45 @@ func TestPlaygroundStartsFromLast(t *testing.T) {
 		t.Errorf("Ctrl+P: playground shown %v, focus %T", m.playgroundShown(), m.Window.Canvas().Focused())
 	}
 }
+
+// TestPlaygroundXYGrid generates a 2×2 grid of CFG against seed on the fake engine: four
+// cells are queued with the grid's parameters, and when the last is done the labelled grid
+// is saved and shown.
+func TestPlaygroundXYGrid(t *testing.T) {
+	gen := &stepGenerator{steps: 1, step: make(chan struct{}, 4)}
+	p, _ := newTestPlayground(t, gen)
+	p.prompt.SetText("a red cube")
+	p.size.SetSelected(customSize)
+	p.width.SetText("64")
+	p.height.SetText("64")
+	p.xy.xParam.SetSelected("CFG")
+	p.xy.xValues.SetText("3, 5")
+	p.xy.yParam.SetSelected("CFG")
+	p.xy.yValues.SetText("1, 2")
+	p.GenerateGrid()
+	if !strings.Contains(p.status.Text, "pick two") || len(p.queue.Jobs()) != 0 {
+		t.Fatalf("same parameter on both axes: status %q", p.status.Text)
+	}
+	p.xy.yParam.SetSelected("Seed")
+	p.GenerateGrid()
+	for i := 0; i < 4; i++ {
+		gen.step <- struct{}{}
+	}
+	waitUI(t, "the grid", func() (bool, string) { return p.LastGrid != "", p.status.Text })
+	reqs := gen.requests()
+	if len(reqs) != 4 || reqs[0].CFG != 3 || reqs[1].CFG != 5 || *reqs[0].Seed != 1 || *reqs[2].Seed != 2 || reqs[3].CFG != 5 {
+		t.Fatalf("cells %+v", reqs)
+	}
+	f, err := os.Open(p.LastGrid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil || cfg.Width < 2*256 || cfg.Height < 2*256 {
+		t.Errorf("grid %s: %dx%d, %v", p.LastGrid, cfg.Width, cfg.Height, err)
+	}
+	waitUI(t, "the grid shown", func() (bool, string) {
+		return p.image.Image != nil && p.image.Image.Bounds().Dx() == cfg.Width, p.result.Text
+	})
+}
