@@ -36,6 +36,13 @@ type Attention struct {
 	HeadDim      int
 	Causal       bool
 
+	// NoContextGrad makes a cross-attention's Backward skip the context
+	// gradient (for a caller whose context is an input that needs none, as
+	// a LoRA trainer's text embeddings): dK and dV still give the K and V
+	// projections their parameter gradients, but the products dK·Wk and
+	// dV·Wv are not computed and dcontext comes back nil.
+	NoContextGrad bool
+
 	// cached by ForwardTrain: q, k, v (B, H, N, D), the attention output o
 	// (B, H, Nq, D) and its lse (B, H, Nq)
 	q, k, v, o, lse *tensor.Tensor
@@ -214,6 +221,26 @@ func (a *Attention) Backward(dout *tensor.Tensor) (dx, dcontext *tensor.Tensor, 
 	}
 	if dx, err = back(a.Q, dq); err != nil {
 		return nil, nil, err
+	}
+	if a.cross && a.NoContextGrad {
+		for _, p := range []struct {
+			l *Linear
+			d *tensor.Tensor
+		}{{a.K, dk}, {a.V, dv}} {
+			if !p.l.needsParamGrad() {
+				continue
+			}
+			m, err := a.mergeHeads(p.d) // (B, Nk, H*D)
+			if err == nil {
+				err = p.l.BackwardParams(m)
+				m.Free()
+			}
+			if err != nil {
+				dx.Free()
+				return nil, nil, err
+			}
+		}
+		return dx, nil, nil
 	}
 	if t1, err = back(a.K, dk); err != nil {
 		dx.Free()

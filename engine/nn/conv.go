@@ -83,6 +83,29 @@ func (c *Conv2d) Backward(dout *tensor.Tensor) (*tensor.Tensor, error) {
 	return accumulateParams(b, dx, &c.WeightGrad, dw, &c.BiasGrad, db)
 }
 
+// BackwardParams is Backward for a caller that needs no input gradient
+// (a network's first layer): it adds dW and db when Trainable and
+// otherwise computes nothing.
+func (c *Conv2d) BackwardParams(dout *tensor.Tensor) error {
+	if c.x == nil {
+		return fmt.Errorf("nn: conv2d backward without ForwardTrain")
+	}
+	if !c.Trainable {
+		return nil
+	}
+	need := tensor.GradW
+	if c.Bias != nil {
+		need |= tensor.GradB
+	}
+	b := dout.Backend()
+	_, dw, db, err := b.Conv2DBackward(dout, c.x, c.Weight, c.Params, need)
+	if err != nil {
+		return err
+	}
+	_, err = accumulateParams(b, nil, &c.WeightGrad, dw, &c.BiasGrad, db)
+	return err
+}
+
 // FreeCache releases what ForwardTrain kept.
 func (c *Conv2d) FreeCache() { release(&c.x) }
 

@@ -110,6 +110,28 @@ func (l *Linear) Backward(dout *tensor.Tensor) (*tensor.Tensor, error) {
 	return s, err
 }
 
+// BackwardParams is Backward for a caller that needs no input gradient:
+// it only adds the parameter gradients (when Trainable) and runs the
+// Adapter's backward for its own; the input-gradient product dout·W is not
+// computed.
+func (l *Linear) BackwardParams(dout *tensor.Tensor) error {
+	if _, err := l.backward(dout, false); err != nil { // no GradX: dx is nil
+		return err
+	}
+	if l.Adapter == nil {
+		return nil
+	}
+	da, err := l.Adapter.Backward(dout) // (..., in), rank-sized work; dropped
+	if err != nil {
+		return err
+	}
+	return da.Free()
+}
+
+// needsParamGrad reports whether Backward has parameter gradients to add
+// (its own or its Adapter's).
+func (l *Linear) needsParamGrad() bool { return l.Trainable || l.Adapter != nil }
+
 // backward is Backward where the input gradient may be skipped (wantX false
 // returns a nil dx).
 func (l *Linear) backward(dout *tensor.Tensor, wantX bool) (*tensor.Tensor, error) {

@@ -28,8 +28,16 @@ type ResnetBlock2D struct {
 	Conv2        *Conv2d // 3x3, padding 1
 	ConvShortcut *Conv2d // 1x1 when In != Out, else nil
 
+	// Checkpoint makes ForwardTrain keep only views of its inputs (gradient
+	// checkpointing, as diffusers checkpoints each resnet): Backward runs
+	// the forward again from them just before its own work and frees what
+	// that kept when done, so the block's activations live only during its
+	// backward.
+	Checkpoint bool
+
 	// cached by ForwardTrain
 	a1, a2, temb *tensor.Tensor // norm1 and norm2 outputs, the time embedding
+	ckX, ckTemb  *tensor.Tensor // with Checkpoint: the inputs x and temb
 }
 
 // LoadResnetBlock2D loads the block from scope s (norm1, conv1,
@@ -64,10 +72,26 @@ func (r *ResnetBlock2D) Forward(x, temb *tensor.Tensor) (*tensor.Tensor, error) 
 	return r.forward(x, temb, false)
 }
 
-// ForwardTrain is Forward that keeps what Backward needs.
+// ForwardTrain is Forward that keeps what Backward needs (with
+// Checkpoint, views of x and temb only).
 func (r *ResnetBlock2D) ForwardTrain(x, temb *tensor.Tensor) (*tensor.Tensor, error) {
 	r.FreeCache()
-	return r.forward(x, temb, true)
+	if !r.Checkpoint {
+		return r.forward(x, temb, true)
+	}
+	y, err := r.forward(x, temb, false)
+	if err != nil {
+		return nil, err
+	}
+	if r.ckX, err = keep(x); err == nil {
+		r.ckTemb, err = keep(temb)
+	}
+	if err != nil {
+		y.Free()
+		r.FreeCache()
+		return nil, err
+	}
+	return y, nil
 }
 
 func (r *ResnetBlock2D) forward(x, temb *tensor.Tensor, train bool) (y *tensor.Tensor, err error) {
@@ -163,7 +187,18 @@ func (r *ResnetBlock2D) forward(x, temb *tensor.Tensor, train bool) (y *tensor.T
 
 // Backward returns dx (N, In, H, W) and dtemb (N, TembChannels) (nil
 // without a time embedding) for dout (N, Out, H, W).
+//
+// After a checkpointed ForwardTrain it runs the forward again first and
+// releases the whole cache when done.
 func (r *ResnetBlock2D) Backward(dout *tensor.Tensor) (dx, dtemb *tensor.Tensor, err error) {
+	if r.ckX != nil {
+		defer r.FreeCache()
+		y, err := r.forward(r.ckX, r.ckTemb, true) // (N, Out, H, W), the same values again
+		if err != nil {
+			return nil, nil, fmt.Errorf("nn: resnet block: running the checkpointed forward again: %w", err)
+		}
+		y.Free()
+	}
 	if r.a1 == nil {
 		return nil, nil, fmt.Errorf("nn: resnet block backward without ForwardTrain")
 	}
@@ -242,7 +277,7 @@ func (r *ResnetBlock2D) SetTrainable(on bool) {
 
 // FreeCache releases what ForwardTrain kept, here and in the sublayers.
 func (r *ResnetBlock2D) FreeCache() {
-	release(&r.a1, &r.a2, &r.temb)
+	release(&r.a1, &r.a2, &r.temb, &r.ckX, &r.ckTemb)
 	r.each(func(m layer) { m.FreeCache() })
 }
 
@@ -251,7 +286,7 @@ func (r *ResnetBlock2D) ZeroGrad() { r.each(func(m layer) { m.ZeroGrad() }) }
 
 // Free releases the parameters, gradients and caches.
 func (r *ResnetBlock2D) Free() {
-	release(&r.a1, &r.a2, &r.temb)
+	release(&r.a1, &r.a2, &r.temb, &r.ckX, &r.ckTemb)
 	r.each(func(m layer) { m.Free() })
 }
 

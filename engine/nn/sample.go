@@ -187,6 +187,30 @@ func (e *TimestepEmbedding) Backward(dout *tensor.Tensor) (*tensor.Tensor, error
 	return e.Linear1.Backward(dh)
 }
 
+// BackwardParams is Backward for a caller that needs no input gradient
+// (the UNet's embeddings, whose inputs are sinusoidal projections and
+// conditioning): it adds the linears' parameter gradients (Trainable's and
+// Adapters') and computes nothing when neither has any.
+func (e *TimestepEmbedding) BackwardParams(dout *tensor.Tensor) error {
+	if e.h == nil {
+		return fmt.Errorf("nn: timestep embedding backward without ForwardTrain")
+	}
+	if !e.Linear1.needsParamGrad() {
+		return e.Linear2.BackwardParams(dout)
+	}
+	da, err := e.Linear2.Backward(dout) // (N, dim)
+	if err != nil {
+		return err
+	}
+	dh, err := dout.Backend().ActivationBackward(da, e.h, tensor.SiLU) // (N, dim)
+	da.Free()
+	if err != nil {
+		return err
+	}
+	defer dh.Free()
+	return e.Linear1.BackwardParams(dh)
+}
+
 // SetTrainable sets Trainable on both linears.
 func (e *TimestepEmbedding) SetTrainable(on bool) { e.Linear1.Trainable, e.Linear2.Trainable = on, on }
 

@@ -213,7 +213,16 @@ type Transformer2DModel struct {
 	ProjOutCv  *Conv2d
 	Blocks     []*BasicTransformerBlock
 
-	hw [2]int // H, W of the last training forward
+	// Checkpoint makes ForwardTrain keep, of the transformer blocks, only
+	// each block's input (gradient checkpointing per transformer block, as
+	// diffusers does): Backward runs one block's forward again just before
+	// its backward and frees what that kept after it. The norm and the
+	// projections keep their caches as without.
+	Checkpoint bool
+
+	hw    [2]int           // H, W of the last training forward
+	ckIn  []*tensor.Tensor // with Checkpoint: each block's input (N, HW, inner)
+	ckCtx *tensor.Tensor   // with Checkpoint: a view of the context
 }
 
 // LoadTransformer2D loads norm, proj_in, transformer_blocks.i and proj_out from s.
@@ -328,14 +337,26 @@ func (m *Transformer2DModel) forward(x, context *tensor.Tensor, train bool) (*te
 			return nil, err
 		}
 	}
+	ck := train && m.Checkpoint
+	if ck {
+		m.freeCheckpoint()
+		if m.ckCtx, err = keep(context); err != nil {
+			h.Free()
+			return nil, err
+		}
+	}
 	for i, blk := range m.Blocks {
 		var next *tensor.Tensor
-		if train {
+		if train && !ck {
 			next, err = blk.ForwardTrain(h, context)
 		} else {
 			next, err = blk.Forward(h, context)
 		}
-		h.Free()
+		if ck && err == nil {
+			m.ckIn = append(m.ckIn, h) // the block's input, to run it again
+		} else {
+			h.Free()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("transformer_blocks.%d: %w", i, err)
 		}
@@ -418,9 +439,25 @@ func (m *Transformer2DModel) Backward(dout *tensor.Tensor) (dx, dcontext *tensor
 			return nil, nil, err
 		}
 	}
+	ck := len(m.ckIn) == len(m.Blocks) && len(m.ckIn) > 0 && m.ckIn[len(m.ckIn)-1] != nil
+	if ck {
+		defer m.FreeCache() // checkpointing holds nothing past the backward
+	}
 	for i := len(m.Blocks) - 1; i >= 0; i-- {
+		if ck {
+			again, err := m.Blocks[i].ForwardTrain(m.ckIn[i], m.ckCtx) // (N, HW, inner), the same values
+			if err != nil {
+				dh.Free()
+				return nil, nil, fmt.Errorf("transformer_blocks.%d: running the checkpointed forward again: %w", i, err)
+			}
+			again.Free()
+		}
 		prev, dc, err := m.Blocks[i].Backward(dh)
 		dh.Free()
+		if ck {
+			m.Blocks[i].FreeCache()
+			release(&m.ckIn[i])
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -499,7 +536,15 @@ func (m *Transformer2DModel) SetTrainable(on bool) {
 // FreeCache releases what ForwardTrain kept.
 func (m *Transformer2DModel) FreeCache() {
 	m.hw = [2]int{}
+	m.freeCheckpoint()
 	m.each(func(l layer) { l.FreeCache() })
+}
+
+// freeCheckpoint releases the blocks' kept inputs and the context view.
+func (m *Transformer2DModel) freeCheckpoint() {
+	tensor.FreeAll(m.ckIn...)
+	m.ckIn = nil
+	release(&m.ckCtx)
 }
 
 // ZeroGrad frees the accumulated gradients.
@@ -507,6 +552,7 @@ func (m *Transformer2DModel) ZeroGrad() { m.each(func(l layer) { l.ZeroGrad() })
 
 // Free releases the parameters, gradients and caches.
 func (m *Transformer2DModel) Free() {
+	m.freeCheckpoint()
 	m.each(func(l layer) { l.Free() })
 	m.Blocks = nil
 }

@@ -157,6 +157,7 @@ func (r *runner) run(resume bool) (Result, error) {
 		return Result{}, fmt.Errorf("train: %s: %w", r.src.Path(), err)
 	}
 	r.model.Checkpoint = cfg.GradientCheckpointing
+	r.model.NoInputGrads = true // the latents and text embeddings are cached inputs: no gradient wanted
 	if r.net, err = lora.NewNetwork(r.be, r.model.Linears(), netCfg, cfg.Seed); err != nil {
 		return Result{}, fmt.Errorf("train: %w", err)
 	}
@@ -546,7 +547,7 @@ func (r *runner) micro(k int) (float32, error) {
 		r.model.FreeCache()
 		return 0, err
 	}
-	dsample, dcontext, err := r.model.Backward(dp)
+	dsample, dcontext, err := r.model.Backward(dp) // both nil: NoInputGrads
 	r.model.FreeCache()
 	tensor.FreeAll(dsample, dcontext)
 	if err != nil {

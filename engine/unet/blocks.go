@@ -323,23 +323,16 @@ func (blk *Block) mid(h, temb, context *tensor.Tensor, prefix string, hook Hook,
 
 // up runs an up block on h (N, Cprev, H, W), popping one skip per resnet;
 // out is (N, Cout, 2H, 2W), or (N, Cout, H, W) for the last block. It frees
-// h and the skips it pops, unless keep (gradient checkpointing keeps them
-// to run the block again).
-func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix string, hook Hook, train, keep bool) (*tensor.Tensor, error) {
+// h and the skips it pops.
+func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix string, hook Hook, train bool) (*tensor.Tensor, error) {
 	b := h.Backend()
-	in := h
-	drop := func(t *tensor.Tensor) { // frees t unless it is kept
-		if !keep || t != in {
-			t.Free()
-		}
-	}
 	if train {
 		blk.skipIdx, blk.catSplit = nil, nil
 	}
 	for j := range blk.Resnets {
 		skip, err := skips.pop() // (N, Cskip, H, W)
 		if err != nil {
-			drop(h)
+			h.Free()
 			return nil, err
 		}
 		if train {
@@ -347,10 +340,7 @@ func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix s
 			blk.catSplit = append(blk.catSplit, [2]int{h.Dim(1), skip.Dim(1)})
 		}
 		cat, err := b.Concat(1, h, skip) // (N, C + Cskip, H, W)
-		drop(h)
-		if !keep {
-			skip.Free()
-		}
+		tensor.FreeAll(h, skip)
 		if err != nil {
 			return nil, fmt.Errorf("%s: concatenating skip %d: %w", prefix, j, err)
 		}
@@ -370,7 +360,7 @@ func (blk *Block) up(h, temb, context *tensor.Tensor, skips *skipStack, prefix s
 			oh, ow = next.Dim(2), next.Dim(3)
 		}
 		next, err := blk.upsample(up, h, oh, ow, train) // (N, Cout, oh, ow)
-		drop(h)
+		h.Free()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -467,6 +457,26 @@ func (blk *Block) upsampleBackward(up *nn.Upsample2D, dout *tensor.Tensor) (*ten
 	}
 	defer d.Free()
 	return b.Upsample2xBackward(d) // (N, C, H, W)
+}
+
+// setCheckpoint sets Checkpoint on the block's resnets and transformers.
+func (blk *Block) setCheckpoint(on bool) {
+	for _, r := range blk.Resnets {
+		r.Checkpoint = on
+	}
+	for _, a := range blk.Attentions {
+		a.Checkpoint = on
+	}
+}
+
+// setContextGrad makes every cross-attention of the block compute the
+// context gradient in Backward, or skip it.
+func (blk *Block) setContextGrad(on bool) {
+	for _, a := range blk.Attentions {
+		for _, tb := range a.Blocks {
+			tb.Attn2.NoContextGrad = !on
+		}
+	}
 }
 
 // FreeCache releases what a training forward kept in the block's layers.

@@ -128,17 +128,39 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 	tensor.FreeAll(out, dout, dsample, dctx, x, ctx)
 	m.FreeCache()
 	w.ZeroGrad()
-	m.Checkpoint = false
 	if after := be.Memory().InUse; after != before {
 		t.Errorf("a checkpointed ForwardTrain, Backward and FreeCache left %d bytes in use", after-before)
+	}
+	// without input gradients: the same weight gradient, none for the inputs
+	m.NoInputGrads = true
+	x, ctx = up(sv, sShape), up(cv, cShape)
+	out, err = m.ForwardTrain(x, ts, ctx, text, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dout = up(rw, out.Shape())
+	dsample, dctx, err = m.Backward(dout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dsample != nil || dctx != nil {
+		t.Errorf("Backward with NoInputGrads gave input gradients (d sample %v, d encoder_hidden_states %v)", dsample != nil, dctx != nil)
+	}
+	dw3, _ := be.Download(w.WeightGrad)
+	tensor.FreeAll(out, dout, dsample, dctx, x, ctx)
+	m.FreeCache()
+	w.ZeroGrad()
+	m.Checkpoint, m.NoInputGrads = false, false
+	if after := be.Memory().InUse; after != before {
+		t.Errorf("ForwardTrain, Backward (NoInputGrads) and FreeCache left %d bytes in use", after-before)
 	}
 	for _, c := range []struct {
 		what      string
 		plain, ck []float32
-	}{{"d sample", ds, ds2}, {"d encoder_hidden_states", dc, dc2}, {"d time_embedding.linear_2.weight", dw, dw2}} {
+	}{{"d sample", ds, ds2}, {"d encoder_hidden_states", dc, dc2}, {"d time_embedding.linear_2.weight", dw, dw2}, {"d time_embedding.linear_2.weight (NoInputGrads)", dw, dw3}} {
 		for i := range c.plain {
-			if math.Abs(float64(c.plain[i]-c.ck[i])) > 1e-6*math.Max(1, math.Abs(float64(c.plain[i]))) {
-				t.Errorf("%s[%d]: %g without Checkpoint, %g with", c.what, i, c.plain[i], c.ck[i])
+			if len(c.ck) != len(c.plain) || math.Abs(float64(c.plain[i]-c.ck[i])) > 1e-6*math.Max(1, math.Abs(float64(c.plain[i]))) {
+				t.Errorf("%s: %d values without Checkpoint, %d with; [%d] differs", c.what, len(c.plain), len(c.ck), i)
 				break
 			}
 		}

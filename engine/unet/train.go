@@ -2,7 +2,6 @@ package unet
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 
 	"lorastudio/engine/nn"
@@ -13,21 +12,6 @@ import (
 type kept struct {
 	nrm   *tensor.Tensor // conv_norm_out's output, the input of conv_act (N, C0, h, w)
 	skips int            // how many tensors the down path pushed (conv_in's included)
-	ck    *checkpoint    // with Checkpoint: the blocks' inputs
-}
-
-// checkpoint is what a checkpointed ForwardTrain keeps to run each block again.
-type checkpoint struct {
-	skips         []*tensor.Tensor // every tensor the down path pushed, in order
-	upIn          []*tensor.Tensor // each up block's input (the mid block's output first)
-	temb, context *tensor.Tensor   // views of the conditioning
-}
-
-func (c *checkpoint) free() {
-	tensor.FreeAll(c.skips...)
-	tensor.FreeAll(c.upIn...)
-	tensor.FreeAll(c.temb, c.context)
-	*c = checkpoint{}
 }
 
 // ForwardTrain is Forward that keeps, in every layer, what Backward needs
@@ -44,11 +28,11 @@ func (m *Model) ForwardTrain(sample *tensor.Tensor, timesteps []float32, encoder
 
 // Backward takes dout (N, out_channels, h, w), the gradient of the output of
 // the last ForwardTrain, and returns the gradients of the sample
-// (N, in_channels, h, w) and of encoderHidden (N, L, cross_attention_dim).
-// On the way it accumulates the parameter gradients of every Trainable layer
-// and every Adapter (LoRA). The time and text_time embeddings are
-// back-propagated to their own weights only (timesteps, text_embeds and
-// time_ids get no gradient).
+// (N, in_channels, h, w) and of encoderHidden (N, L, cross_attention_dim),
+// both nil with NoInputGrads. On the way it accumulates the parameter
+// gradients of every Trainable layer and every Adapter (LoRA). The time and
+// text_time embeddings are back-propagated to their own weights only
+// (timesteps, text_embeds and time_ids get no gradient).
 func (m *Model) Backward(dout *tensor.Tensor) (dsample, dcontext *tensor.Tensor, err error) {
 	if m.kept == nil {
 		return nil, nil, fmt.Errorf("unet: Backward without ForwardTrain")
@@ -65,6 +49,9 @@ func (m *Model) Backward(dout *tensor.Tensor) (dsample, dcontext *tensor.Tensor,
 		}
 	}()
 	wrap := func(name string, err error) error { return fmt.Errorf("unet: backward %s: %w", name, err) }
+	for _, blk := range m.blocks() {
+		blk.setContextGrad(!m.NoInputGrads)
+	}
 
 	d, err := m.ConvOut.Backward(dout) // (N, C0, h, w)
 	if err != nil {
@@ -80,35 +67,15 @@ func (m *Model) Backward(dout *tensor.Tensor) (dsample, dcontext *tensor.Tensor,
 	if err != nil {
 		return nil, nil, wrap("conv_norm_out", err)
 	}
-	ck := m.kept.ck
 	for i := len(m.UpBlocks) - 1; i >= 0; i-- {
-		prefix := "up_blocks." + strconv.Itoa(i)
-		if ck != nil {
-			if err := m.rerunUp(i); err != nil {
-				return nil, nil, wrap(prefix, err)
-			}
-		}
-		next, err := m.UpBlocks[i].upBackward(dh, &dtemb, &dcontext, dskips) // (N, Cprev, H, W)
-		if ck != nil {
-			m.UpBlocks[i].FreeCache()
-		}
-		dh = nil // consumed
+		next, err := m.UpBlocks[i].upBackward(dh, &dtemb, &dcontext, dskips) // (N, Cprev, H, W); dh is consumed
+		dh = nil
 		if err != nil {
-			return nil, nil, wrap(prefix, err)
+			return nil, nil, wrap("up_blocks."+strconv.Itoa(i), err)
 		}
 		dh = next
 	}
-	if ck != nil {
-		out, err := m.MidBlock.mid(ck.skips[len(ck.skips)-1], ck.temb, ck.context, "", nil, true)
-		if err != nil {
-			return nil, nil, wrap("mid_block (again)", err)
-		}
-		out.Free()
-	}
 	next, err := m.MidBlock.midBackward(dh, &dtemb, &dcontext) // (N, Clast, h/f, w/f)
-	if ck != nil {
-		m.MidBlock.FreeCache()
-	}
 	dh = nil
 	if err != nil {
 		return nil, nil, wrap("mid_block", err)
@@ -118,42 +85,30 @@ func (m *Model) Backward(dout *tensor.Tensor) (dsample, dcontext *tensor.Tensor,
 		return nil, nil, wrap("mid_block", err)
 	}
 	for i := len(m.DownBlocks) - 1; i >= 0; i-- {
-		if ck != nil {
-			// the block's input is the tensor pushed just before its outputs
-			blk := m.DownBlocks[i]
-			in := ck.skips[k-len(blk.Resnets)-len(blk.Downsamplers)]
-			again := &skipStack{}
-			_, err := blk.down(in, ck.temb, ck.context, again, "", nil, true)
-			again.free() // the same values as the kept outputs: only the caches are wanted
-			if err != nil {
-				return nil, nil, wrap("down_blocks."+strconv.Itoa(i)+" (again)", err)
-			}
-		}
-		k, err = m.DownBlocks[i].downBackward(k, dskips, &dtemb, &dcontext)
-		if ck != nil {
-			m.DownBlocks[i].FreeCache()
-		}
-		if err != nil {
+		if k, err = m.DownBlocks[i].downBackward(k, dskips, &dtemb, &dcontext); err != nil {
 			return nil, nil, wrap("down_blocks."+strconv.Itoa(i), err)
 		}
 	}
 	if k != 0 {
 		return nil, nil, fmt.Errorf("unet: backward: %d skip gradients left over", k)
 	}
-	if dsample, err = m.ConvIn.Backward(dskips[0]); err != nil { // (N, in_channels, h, w)
+	if m.NoInputGrads {
+		if err := m.ConvIn.BackwardParams(dskips[0]); err != nil {
+			return nil, nil, wrap("conv_in", err)
+		}
+	} else if dsample, err = m.ConvIn.Backward(dskips[0]); err != nil { // (N, in_channels, h, w)
 		return nil, nil, wrap("conv_in", err)
 	}
 	if dtemb != nil {
-		// temb = time_embedding(time_proj(t)) + add_embedding(...): both get dtemb
+		// temb = time_embedding(time_proj(t)) + add_embedding(...): both get
+		// dtemb, for their own weights (their inputs need no gradient)
 		for _, e := range []struct {
 			name string
 			emb  *nn.TimestepEmbedding
 		}{{"time_embedding", m.TimeEmbedding}, {"add_embedding", m.AddEmbedding}} {
-			dx, err := e.emb.Backward(dtemb) // (N, in)
-			if err != nil {
+			if err := e.emb.BackwardParams(dtemb); err != nil {
 				return nil, nil, wrap(e.name, err)
 			}
-			dx.Free()
 		}
 	}
 	return dsample, dcontext, nil
@@ -163,9 +118,6 @@ func (m *Model) Backward(dout *tensor.Tensor) (dsample, dcontext *tensor.Tensor,
 func (m *Model) FreeCache() {
 	if m.kept != nil {
 		m.kept.nrm.Free()
-		if m.kept.ck != nil {
-			m.kept.ck.free()
-		}
 		m.kept = nil
 	}
 	for _, l := range m.layers {
@@ -325,24 +277,4 @@ func embForward(e *nn.TimestepEmbedding, x *tensor.Tensor, train bool) (*tensor.
 		return e.ForwardTrain(x)
 	}
 	return e.Forward(x)
-}
-
-// rerunUp runs up block i's forward again in training mode from its kept
-// input and skips, so its layers hold what its backward needs.
-func (m *Model) rerunUp(i int) error {
-	ck := m.kept.ck
-	n := len(ck.skips)
-	for _, blk := range m.UpBlocks[:i] {
-		n -= len(blk.Resnets) // the skips the blocks before it consumed
-	}
-	if n < len(m.UpBlocks[i].Resnets) {
-		return fmt.Errorf("checkpoint holds too few skips")
-	}
-	stack := skipStack(slices.Clone(ck.skips[:n]))
-	out, err := m.UpBlocks[i].up(ck.upIn[i], ck.temb, ck.context, &stack, "", nil, true, true)
-	if err != nil {
-		return fmt.Errorf("running again: %w", err)
-	}
-	out.Free()
-	return nil
 }

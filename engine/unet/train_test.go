@@ -91,25 +91,29 @@ func (l *testLoRA) FreeCache() {
 // whole UNet, and compares noise_pred, the loss and all the LoRA
 // gradients with diffusers + peft's.
 // With Checkpoint the same step must give the same numbers while holding
-// less memory at its peak.
+// less memory at its peak; with NoInputGrads too (as the trainer runs it)
+// the same LoRA gradients, no input gradients, and no more memory.
 func TestLoRATrainStep(t *testing.T) {
-	var plain, ck int64
-	t.Run("cpu", func(t *testing.T) { plain = loraTrainStep(t, cpu.New(), false) })
-	t.Run("cpu-checkpoint", func(t *testing.T) { ck = loraTrainStep(t, cpu.New(), true) })
-	if plain > 0 && ck > 0 {
-		if ck >= plain {
-			t.Errorf("peak memory of a training step: %d bytes with Checkpoint, %d without", ck, plain)
+	var plain, ck, lean int64
+	t.Run("cpu", func(t *testing.T) { plain = loraTrainStep(t, cpu.New(), false, false) })
+	t.Run("cpu-checkpoint", func(t *testing.T) { ck = loraTrainStep(t, cpu.New(), true, false) })
+	t.Run("cpu-checkpoint-no-input-grads", func(t *testing.T) { lean = loraTrainStep(t, cpu.New(), true, true) })
+	if plain > 0 && ck > 0 && lean > 0 {
+		if ck >= plain || lean > ck {
+			t.Errorf("peak memory of a training step: %d bytes without Checkpoint, %d with, %d with NoInputGrads too", plain, ck, lean)
 		} else {
-			t.Logf("peak memory of a training step above the weights: %d KiB with Checkpoint, %d KiB without", ck>>10, plain>>10)
+			t.Logf("peak memory of a training step above the weights: %d KiB without Checkpoint, %d KiB with, %d KiB with NoInputGrads too", plain>>10, ck>>10, lean>>10)
 		}
 	}
-	t.Run("gl", func(t *testing.T) { loraTrainStep(t, gltest.Backend(t), false) })
-	t.Run("gl-checkpoint", func(t *testing.T) { loraTrainStep(t, gltest.Backend(t), true) })
+	t.Run("gl", func(t *testing.T) { loraTrainStep(t, gltest.Backend(t), false, false) })
+	t.Run("gl-checkpoint", func(t *testing.T) { loraTrainStep(t, gltest.Backend(t), true, false) })
+	t.Run("gl-checkpoint-no-input-grads", func(t *testing.T) { loraTrainStep(t, gltest.Backend(t), true, true) })
 }
 
-// loraTrainStep runs and checks the step; it returns the peak device
-// memory of forward + backward above what was in use before them.
-func loraTrainStep(t *testing.T, be tensor.Backend, checkpoint bool) int64 {
+// loraTrainStep runs and checks the step (with Checkpoint and NoInputGrads
+// as given); it returns the peak device memory of forward + backward above
+// what was in use before them.
+func loraTrainStep(t *testing.T, be tensor.Backend, checkpoint, noInputGrads bool) int64 {
 	root := fixtures.Root(t)
 	f, err := safetensors.Open(filepath.Join(root, "goldens", "lora", "train_step.safetensors"))
 	if err != nil {
@@ -165,7 +169,7 @@ func loraTrainStep(t *testing.T, be tensor.Backend, checkpoint bool) int64 {
 	defer tensor.FreeAll(x, ctx, text, ids, noise)
 	ts, _ := g.host(t, p+"timesteps")
 
-	m.Checkpoint = checkpoint
+	m.Checkpoint, m.NoInputGrads = checkpoint, noInputGrads
 	base := be.Memory().InUse
 	be.ResetPeak()
 	pred, err := m.ForwardTrain(x, ts, ctx, text, ids)
@@ -211,7 +215,12 @@ func loraTrainStep(t *testing.T, be tensor.Backend, checkpoint bool) int64 {
 		t.Fatal(err)
 	}
 	peak := be.Memory().Peak - base
-	if !dsample.Shape().Equal(x.Shape()) || !dctx.Shape().Equal(ctx.Shape()) {
+	switch {
+	case noInputGrads && (dsample != nil || dctx != nil):
+		t.Errorf("Backward with NoInputGrads gave input gradients (d sample %v, d encoder_hidden_states %v)", dsample != nil, dctx != nil)
+	case !noInputGrads && (dsample == nil || dctx == nil):
+		t.Fatalf("Backward gave no input gradient (d sample %v, d encoder_hidden_states %v)", dsample != nil, dctx != nil)
+	case !noInputGrads && (!dsample.Shape().Equal(x.Shape()) || !dctx.Shape().Equal(ctx.Shape())):
 		t.Errorf("Backward gave d sample %s and d encoder_hidden_states %s, want %s and %s", dsample.Shape(), dctx.Shape(), x.Shape(), ctx.Shape())
 	}
 	tensor.FreeAll(dsample, dctx)
@@ -254,6 +263,6 @@ func loraTrainStep(t *testing.T, be tensor.Backend, checkpoint bool) int64 {
 			}
 		}
 	}
-	t.Logf("%d LoRA gradients on %s (checkpoint %v): worst %s at %.3g of its max|ref|", 2*len(loras), be.Name(), checkpoint, worstName, worstRel)
+	t.Logf("%d LoRA gradients on %s (checkpoint %v, no input grads %v): worst %s at %.3g of its max|ref|", 2*len(loras), be.Name(), checkpoint, noInputGrads, worstName, worstRel)
 	return peak
 }

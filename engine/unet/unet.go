@@ -41,11 +41,22 @@ type Model struct {
 	// (see Hook).
 	Hook Hook
 
-	// Checkpoint, when set, makes ForwardTrain keep only each block's
-	// input (gradient checkpointing) and Backward run each block's forward
-	// again just before its backward: the same gradients for about one
-	// more forward's work, with at most one block's activations held.
+	// Checkpoint, when set, makes ForwardTrain keep, of every resnet and
+	// every transformer block, only its input (gradient checkpointing at
+	// diffusers' grain), and Backward run each one's forward again just
+	// before its backward: the same gradients for about one more forward's
+	// work, with one resnet's or one transformer block's activations held
+	// at a time. The transformers' norms and projections, the resamplers,
+	// conv_in, conv_norm_out and conv_out keep their caches as without.
 	Checkpoint bool
+
+	// NoInputGrads, when set, makes Backward skip the gradients of the
+	// UNet's inputs, which a LoRA trainer throws away: conv_in's input
+	// gradient and, in every cross-attention, the products that carry dK
+	// and dV back to encoder_hidden_states are not computed, and Backward
+	// returns nil for both. The activations' gradients inside the network
+	// are computed as always.
+	NoInputGrads bool
 }
 
 // Load builds the UNet of cfg on b with the weights of src (diffusers names,
@@ -227,20 +238,13 @@ func (m *Model) forward(sample *tensor.Tensor, timesteps []float32, encoderHidde
 	}
 	defer temb.Free()
 	b, hook := m.b, m.Hook
-	skips := &skipStack{}
-	var ck *checkpoint // set when training with gradient checkpointing
-	if train && m.Checkpoint {
-		ck = &checkpoint{}
-	}
-	defer func() {
-		if ck != nil && ck.skips != nil {
-			*skips = nil // ck owns them
-			if m.kept == nil {
-				ck.free() // the forward failed before it kept ck
-			}
+	if train {
+		for _, blk := range m.blocks() {
+			blk.setCheckpoint(m.Checkpoint)
 		}
-		skips.free()
-	}()
+	}
+	skips := &skipStack{}
+	defer skips.free()
 
 	h, err := convForward(m.ConvIn, sample, train) // (N, C0, h, w)
 	if err != nil {
@@ -249,30 +253,17 @@ func (m *Model) forward(sample *tensor.Tensor, timesteps []float32, encoderHidde
 	hook.call("conv_in", h)
 	skips.push(h) // the skips own every tensor of the down path
 	for i, blk := range m.DownBlocks {
-		if h, err = blk.down(h, temb, encoderHidden, skips, "down_blocks."+strconv.Itoa(i), hook, train && ck == nil); err != nil { // (N, Ci, h/2^(i+1), w/2^(i+1)), the last block keeps its size
+		if h, err = blk.down(h, temb, encoderHidden, skips, "down_blocks."+strconv.Itoa(i), hook, train); err != nil { // (N, Ci, h/2^(i+1), w/2^(i+1)), the last block keeps its size
 			return nil, fmt.Errorf("unet: %w", err)
 		}
 	}
 	nskips := len(*skips)
-	if h, err = m.MidBlock.mid(h, temb, encoderHidden, "mid_block", hook, train && ck == nil); err != nil { // (N, Clast, h/f, w/f)
+	if h, err = m.MidBlock.mid(h, temb, encoderHidden, "mid_block", hook, train); err != nil { // (N, Clast, h/f, w/f)
 		return nil, fmt.Errorf("unet: %w", err)
 	}
-	if ck != nil {
-		// the kept skips and up-block inputs now belong to ck (FreeCache)
-		ck.skips, ck.upIn = slices.Clone(*skips), []*tensor.Tensor{h}
-		if ck.temb, err = temb.Reshape(temb.Shape()...); err != nil {
-			return nil, err
-		}
-		if ck.context, err = encoderHidden.Reshape(encoderHidden.Shape()...); err != nil {
-			return nil, err
-		}
-	}
 	for i, blk := range m.UpBlocks {
-		if h, err = blk.up(h, temb, encoderHidden, skips, "up_blocks."+strconv.Itoa(i), hook, train && ck == nil, ck != nil); err != nil { // (N, C(n-1-i), 2×, the last block keeps its size)
+		if h, err = blk.up(h, temb, encoderHidden, skips, "up_blocks."+strconv.Itoa(i), hook, train); err != nil { // (N, C(n-1-i), 2×, the last block keeps its size)
 			return nil, fmt.Errorf("unet: %w", err)
-		}
-		if ck != nil && i < len(m.UpBlocks)-1 {
-			ck.upIn = append(ck.upIn, h)
 		}
 	}
 
@@ -292,7 +283,7 @@ func (m *Model) forward(sample *tensor.Tensor, timesteps []float32, encoderHidde
 	hook.call("conv_norm_out", nrm)
 	act, err := b.Activation(nrm, tensor.SiLU) // (N, C0, h, w); conv_act is nn.SiLU()
 	if train {
-		m.kept = &kept{nrm: nrm, skips: nskips, ck: ck}
+		m.kept = &kept{nrm: nrm, skips: nskips}
 	} else {
 		nrm.Free()
 	}
@@ -351,6 +342,14 @@ func (m *Model) embed(n int, timesteps []float32, textEmbeds, timeIDs *tensor.Te
 	}
 	hook.call("add_embedding", ae)
 	return b.Binary(tensor.Add, te, ae) // (N, T)
+}
+
+// blocks returns the down blocks, the mid block and the up blocks, in
+// forward order.
+func (m *Model) blocks() []*Block {
+	out := slices.Clone(m.DownBlocks)
+	out = append(out, m.MidBlock)
+	return append(out, m.UpBlocks...)
 }
 
 // Linears returns every Linear of the UNet under its diffusers module name
