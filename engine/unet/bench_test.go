@@ -55,18 +55,23 @@ func (s synthWeights) Float32(name string) ([]float32, error) {
 // a batch of one. LORASTUDIO_BENCH_DEVICE picks the backend (cpu, gl, auto;
 // cpu by default) and LORASTUDIO_BENCH_LATENT the latent side (16 by
 // default, 128 for a 1024x1024 image). It needs about 6 GiB for the weights.
-func BenchmarkSDXLBaseUNet(b *testing.B) { benchBase(b, false, false) }
+func BenchmarkSDXLBaseUNet(b *testing.B) { benchBase(b, false, false, false) }
 
-// BenchmarkSDXLBaseUNetTrain times ForwardTrain + Backward (the input
-// gradients all the way down, as a LoRA step needs) on the same model, and
-// BenchmarkSDXLBaseUNetTrainCheckpoint the same with gradient checkpointing;
-// peakMiB includes the weights.
-func BenchmarkSDXLBaseUNetTrain(b *testing.B) { benchBase(b, true, false) }
+// BenchmarkSDXLBaseUNetTrain times ForwardTrain + Backward (the
+// activations' gradients all the way down, and the input gradients) on the
+// same model, and BenchmarkSDXLBaseUNetTrainCheckpoint the same with
+// gradient checkpointing; peakMiB includes the weights, stepMiB is the peak
+// above the weights and inputs.
+func BenchmarkSDXLBaseUNetTrain(b *testing.B) { benchBase(b, true, false, false) }
 
 // BenchmarkSDXLBaseUNetTrainCheckpoint is BenchmarkSDXLBaseUNetTrain with Checkpoint.
-func BenchmarkSDXLBaseUNetTrainCheckpoint(b *testing.B) { benchBase(b, true, true) }
+func BenchmarkSDXLBaseUNetTrainCheckpoint(b *testing.B) { benchBase(b, true, true, false) }
 
-func benchBase(b *testing.B, train, checkpoint bool) {
+// BenchmarkSDXLBaseUNetTrainLoRAStep is the step as the LoRA trainer runs
+// it: Checkpoint and NoInputGrads.
+func BenchmarkSDXLBaseUNetTrainLoRAStep(b *testing.B) { benchBase(b, true, true, true) }
+
+func benchBase(b *testing.B, train, checkpoint, noInputGrads bool) {
 	kind := os.Getenv("LORASTUDIO_BENCH_DEVICE")
 	if kind == "" {
 		kind = "cpu"
@@ -116,7 +121,8 @@ func benchBase(b *testing.B, train, checkpoint bool) {
 		b.Fatal(err)
 	}
 	defer tensor.FreeAll(x, ctx, text, ids)
-	m.Checkpoint = checkpoint
+	m.Checkpoint, m.NoInputGrads = checkpoint, noInputGrads
+	base := be.Memory().InUse
 	run := func() {
 		var out *tensor.Tensor
 		if train {
@@ -150,5 +156,6 @@ func benchBase(b *testing.B, train, checkpoint bool) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(be.Memory().Peak)/(1<<20), "peakMiB")
-	b.Log(fmt.Sprintf("latent %dx%d (image %dx%d) on %s, train %v, checkpoint %v", side, side, side*8, side*8, be.Name(), train, checkpoint))
+	b.ReportMetric(float64(be.Memory().Peak-base)/(1<<20), "stepMiB")
+	b.Log(fmt.Sprintf("latent %dx%d (image %dx%d) on %s, train %v, checkpoint %v, no input grads %v", side, side, side*8, side*8, be.Name(), train, checkpoint, noInputGrads))
 }
