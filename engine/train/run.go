@@ -34,16 +34,16 @@ import (
 // number), so a stopped and resumed run follows the curve of the
 // uninterrupted one bit for bit.
 func Run(ctx context.Context, be tensor.Backend, src *sdxl.Source, imgs []dataset.Image, cfg Config, runDir string, resume bool, events func(Event)) (Result, error) {
-	return run(ctx, be, src, imgs, cfg, runDir, resume, events, false)
+	return run(ctx, be, src, imgs, cfg, runDir, resume, events, false, Options{})
 }
 
 // run is Run; with fixedDraws every micro-batch draws what micro-batch 0
 // draws (the same timesteps and noise), for the overfitting test.
-func run(ctx context.Context, be tensor.Backend, src *sdxl.Source, imgs []dataset.Image, cfg Config, runDir string, resume bool, events func(Event), fixedDraws bool) (Result, error) {
+func run(ctx context.Context, be tensor.Backend, src *sdxl.Source, imgs []dataset.Image, cfg Config, runDir string, resume bool, events func(Event), fixedDraws bool, opts Options) (Result, error) {
 	if events == nil {
 		events = func(Event) {}
 	}
-	r := &runner{ctx: ctx, be: be, src: src, imgs: imgs, cfg: cfg, dir: runDir, emit: events, fixedDraws: fixedDraws}
+	r := &runner{ctx: ctx, be: be, src: src, imgs: imgs, cfg: cfg, dir: runDir, emit: events, fixedDraws: fixedDraws, requests: opts.Requests}
 	res, err := r.run(resume)
 	r.free()
 	if err != nil && !errors.Is(err, ErrStopped) {
@@ -63,6 +63,8 @@ type runner struct {
 	emit func(Event)
 	// fixedDraws makes every micro-batch draw as micro-batch 0 does.
 	fixedDraws bool
+	// requests carries Save now / Sample now (requests.go); nil once closed.
+	requests <-chan Request
 
 	id       identity
 	obj      *objective
@@ -85,6 +87,7 @@ type runner struct {
 	lastState   string // the newest complete state file
 	lastLoRA    string // its LoRA file
 	samples     []string
+	sampledAt   int       // the step whose samples were rendered last (0: none)
 	sessionFrom int       // the step this session started at
 	sessionT0   time.Time // when its first step started
 }
@@ -374,6 +377,12 @@ func (r *runner) loop() (Result, error) {
 				}
 				return r.result(""), err
 			}
+		}
+		if err := r.serveRequests(); err != nil {
+			if r.ctx.Err() != nil {
+				return r.stop()
+			}
+			return r.result(""), err
 		}
 	}
 	if r.lastState == "" || !samePath(r.lastState, statePath(r.dir, r.step)) {

@@ -297,7 +297,7 @@ func TestTrainingLearns(t *testing.T) {
 			reached = e.Step
 			cancel()
 		}
-	}, true)
+	}, true, Options{})
 	if err != nil && !errors.Is(err, ErrStopped) {
 		t.Fatal(err)
 	}

@@ -39,6 +39,7 @@ func (r *runner) sample() error {
 	if len(prompts) == 0 {
 		return nil
 	}
+	r.sampledAt = r.step
 	r.model.FreeCache()
 	r.net.Train(false)
 	defer r.net.Train(true)
