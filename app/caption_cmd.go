@@ -22,7 +22,8 @@ Usage:
   lorastudio caption list DIR [--json]
   lorastudio caption set DIR IMAGE TEXT [--force]
   lorastudio caption bulk DIR (--prepend T | --append T | --replace OLD NEW) [--dry-run]
-  lorastudio caption undo-bulk DIR
+  lorastudio caption bulk DIR --resume   finish a bulk edit that was cut short
+  lorastudio caption undo-bulk DIR       undo the last bulk edit (or roll back one cut short)
   lorastudio caption history DIR IMAGE [--json]
   lorastudio caption undo DIR IMAGE
   lorastudio caption redo DIR IMAGE
@@ -37,6 +38,11 @@ undone. --force lets 'set' replace a caption file that is not UTF-8 text (the
 old bytes are backed up under the data directory first).
 Prepend and append skip captions that already have the tag, and only touch
 images that have a caption file. --dry-run shows the changes without writing.
+A bulk edit is recorded as a whole before its first file changes: if it is cut
+short (a crash, kill -9), every caption file holds its old or its new text and
+the next command names the unfinished edit; finish it with --resume or roll it
+back with undo-bulk. A caption edited by hand since a bulk edit is left as it
+is by undo-bulk and listed.
 
 Flags (anywhere on the line):
   --data-dir DIR   where the database, thumbnails and backups live
@@ -49,6 +55,7 @@ type captionArgs struct {
 	json     bool
 	dryRun   bool
 	force    bool
+	resume   bool
 	ops      []studio.BulkOp
 	pos      []string
 	dataDirs int
@@ -85,7 +92,7 @@ func parseCaptionArgs(args []string) (*captionArgs, error) {
 			}
 			a.dataDir = value
 			a.dataDirs++
-		case "json", "dry-run", "force", "h", "help":
+		case "json", "dry-run", "force", "resume", "h", "help":
 			if hasValue {
 				return nil, usageError("--%s takes no value", name)
 			}
@@ -96,6 +103,8 @@ func parseCaptionArgs(args []string) (*captionArgs, error) {
 				a.dryRun = true
 			case "force":
 				a.force = true
+			case "resume":
+				a.resume = true
 			default:
 				a.pos = append([]string{"help"}, a.pos...)
 			}
@@ -163,7 +172,10 @@ func captionCommand(args []string, stdout, stderr io.Writer) error {
 	if a.force && sub != "set" {
 		return usageError("--force applies to set only")
 	}
-	if sub == "bulk" && len(a.ops) != 1 {
+	if a.resume && (sub != "bulk" || len(a.ops) > 0 || a.dryRun) {
+		return usageError("--resume applies to bulk alone: 'caption bulk DIR --resume'")
+	}
+	if sub == "bulk" && !a.resume && len(a.ops) != 1 {
 		return usageError("caption bulk needs exactly one of --prepend T, --append T, --replace OLD NEW")
 	}
 	if sub != "bulk" && len(a.ops) > 0 {
@@ -190,6 +202,31 @@ func captionCommand(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	u, unfinished, err := d.UnfinishedBatch()
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub == "bulk" && a.resume:
+		if !unfinished {
+			return fmt.Errorf("no unfinished bulk edit in %s: nothing to resume", d.Root())
+		}
+		out, err := d.FinishBatch()
+		printBatchOutcome(d, out, stdout, stderr)
+		return err
+	case sub == "undo-bulk":
+		out, err := d.UndoLastBulk()
+		if errors.Is(err, studio.ErrNothingToUndo) {
+			return fmt.Errorf("no bulk edit to undo in %s", d.Root())
+		}
+		printBatchOutcome(d, out, stdout, stderr)
+		return err
+	case unfinished && sub == "bulk" && !a.dryRun:
+		fmt.Fprint(stderr, u.Notice(d.Root()))
+		return fmt.Errorf("a new bulk edit waits until the unfinished one in %s is finished or rolled back", d.Root())
+	case unfinished:
+		fmt.Fprint(stderr, u.Notice(d.Root()))
+	}
 	switch sub {
 	case "list":
 		return captionList(d, a.json, stdout)
@@ -197,16 +234,6 @@ func captionCommand(args []string, stdout, stderr io.Writer) error {
 		return captionSet(d, rest[1], rest[2], a.force, stdout)
 	case "bulk":
 		return captionBulk(d, a.ops[0], a.dryRun, stdout, stderr)
-	case "undo-bulk":
-		n, err := d.UndoLastBulk()
-		if errors.Is(err, studio.ErrNothingToUndo) {
-			return fmt.Errorf("no bulk edit to undo in %s", d.Root())
-		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "restored %d caption(s)\n", n)
-		return nil
 	case "history":
 		return captionHistory(d, rest[1], a.json, stdout)
 	default: // undo, redo
@@ -374,6 +401,34 @@ func captionBulk(d *studio.Dataset, op studio.BulkOp, dryRun bool, stdout, stder
 		return fmt.Errorf("%d caption(s) could not be changed", len(res.Failed))
 	}
 	return nil
+}
+
+// printBatchOutcome reports what finishing, rolling back or undoing a bulk
+// edit did: the count on stdout, each caption left alone and each failure
+// on stderr.
+func printBatchOutcome(d *studio.Dataset, out studio.BatchOutcome, stdout, stderr io.Writer) {
+	if out.BatchID == 0 {
+		return
+	}
+	what := fmt.Sprintf("bulk edit %d (%s)", out.BatchID, out.Description)
+	switch {
+	case out.Action == studio.BatchFinished && out.Undo:
+		fmt.Fprintf(stdout, "finished the undo of %s: %d caption(s) restored\n", what, out.Restored())
+	case out.Action == studio.BatchFinished:
+		fmt.Fprintf(stdout, "finished %s: %d caption(s) now hold the edit (undo with 'lorastudio caption undo-bulk %s')\n", what, out.Restored(), d.Root())
+	case out.Action == studio.BatchRolledBack && out.Undo:
+		fmt.Fprintf(stdout, "rolled back the undo of %s: %d caption(s) hold the edit again\n", what, out.Restored())
+	case out.Action == studio.BatchRolledBack:
+		fmt.Fprintf(stdout, "rolled back %s: %d caption(s) restored\n", what, out.Restored())
+	default:
+		fmt.Fprintf(stdout, "undid %s: restored %d caption(s)\n", what, out.Restored())
+	}
+	for _, c := range out.Conflicts {
+		fmt.Fprintln(stderr, "conflict:", c)
+	}
+	for _, f := range out.Failed {
+		fmt.Fprintln(stderr, "not written:", f)
+	}
 }
 
 // historyEntry is one element of `caption history --json`.

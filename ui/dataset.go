@@ -319,6 +319,7 @@ func (s *DatasetScreen) SetDataset(d *studio.Dataset) {
 	if s.OnDatasetChanged != nil {
 		s.OnDatasetChanged(d.Root())
 	}
+	s.askUnfinishedBatch() // a bulk edit cut short by a crash: finish, roll back or later
 }
 
 // applyFilter recomputes the visible cells from the filter box and the

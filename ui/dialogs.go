@@ -376,11 +376,91 @@ func (s *DatasetScreen) UndoLastBulk() {
 	if s.ds == nil || !s.autosave() {
 		return
 	}
-	n, err := s.ds.UndoLastBulk()
+	out, err := s.ds.UndoLastBulk()
+	s.afterBulk()
 	if err != nil {
 		s.showError(fmt.Errorf("undoing the last bulk edit in %s: %w", s.ds.Root(), err))
 		return
 	}
+	s.setStatus(fmt.Sprintf("Undid the last bulk edit: %d captions restored", out.Restored()))
+	s.showBatchConflicts(out)
+}
+
+// askUnfinishedBatch asks, once when a dataset is opened, what to do with a
+// bulk edit (or the undo of one) that was cut short: Finish, Roll back or
+// Later. The rules live in app/studio; this only asks and reports.
+func (s *DatasetScreen) askUnfinishedBatch() {
+	u, ok, err := s.ds.UnfinishedBatch()
+	if err != nil {
+		s.showError(fmt.Errorf("checking %s for an unfinished bulk edit: %w", s.ds.Root(), err))
+		return
+	}
+	if !ok {
+		return
+	}
+	finishText := "Finish writes the edit to the captions that do not have it yet."
+	backText := "Roll back returns every caption the edit reached to its text from before."
+	if u.Undo {
+		finishText = "Finish restores the rest of the captions to their text from before the bulk edit."
+		backText = "Roll back puts the bulk edit back on the captions the undo already restored."
+	}
+	lines := []string{u.Summary(), "", finishText, backText,
+		"Later leaves the captions as they are; a new bulk edit waits until this one is settled."}
+	if len(u.Conflicts) > 0 {
+		lines = append(lines, "", "Edited by hand since, and left as they are either way:")
+		for i, c := range u.Conflicts {
+			if i == 10 {
+				lines = append(lines, fmt.Sprintf("… and %d more", len(u.Conflicts)-i))
+				break
+			}
+			lines = append(lines, c.String())
+		}
+	}
+	msg := widget.NewLabel(strings.Join(lines, "\n"))
+	msg.Wrapping = fyne.TextWrapWord
+	var d *dialog.CustomDialog
+	later := widget.NewButton("Later", func() { d.Hide() })
+	back := widget.NewButtonWithIcon("Roll back", theme.ContentUndoIcon(), func() { d.Hide(); s.settleBatch(false) })
+	finish := widget.NewButtonWithIcon("Finish", theme.ConfirmIcon(), func() { d.Hide(); s.settleBatch(true) })
+	finish.Importance = widget.HighImportance
+	d = dialog.NewCustomWithoutButtons("Unfinished bulk edit", msg, s.win)
+	d.SetButtons([]fyne.CanvasObject{later, back, finish})
+	d.Resize(fyne.NewSize(640, 360))
+	s.showModal(d, true)
+}
+
+// settleBatch finishes or rolls back the unfinished bulk edit and reports it.
+func (s *DatasetScreen) settleBatch(finish bool) {
+	var out studio.BatchOutcome
+	var err error
+	if finish {
+		out, err = s.ds.FinishBatch()
+	} else {
+		out, err = s.ds.RollBackBatch()
+	}
 	s.afterBulk()
-	s.setStatus(fmt.Sprintf("Undid the last bulk edit: %d captions restored", n))
+	if err != nil {
+		s.showError(fmt.Errorf("settling the unfinished bulk edit in %s: %w", s.ds.Root(), err))
+		return
+	}
+	verb := "Finished"
+	if !finish {
+		verb = "Rolled back"
+	}
+	s.setStatus(fmt.Sprintf("%s the interrupted bulk edit %d: %d captions settled", verb, out.BatchID, out.Restored()))
+	s.showBatchConflicts(out)
+}
+
+// showBatchConflicts lists the captions a batch left alone because they were
+// edited by hand since; nothing when there are none.
+func (s *DatasetScreen) showBatchConflicts(out studio.BatchOutcome) {
+	if len(out.Conflicts) == 0 {
+		return
+	}
+	lines := make([]string, 0, len(out.Conflicts)+1)
+	lines = append(lines, fmt.Sprintf("%d captions were edited by hand since the bulk edit and were left as they are:", len(out.Conflicts)))
+	for _, c := range out.Conflicts {
+		lines = append(lines, c.String())
+	}
+	dialog.ShowInformation("Captions left as they are", strings.Join(lines, "\n"), s.win)
 }
