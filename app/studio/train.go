@@ -630,6 +630,12 @@ func (rc *runRecorder) handle(e train.Event) {
 
 // execute trains run r of plan p (resuming it when resume) and records its end.
 func (s *Studio) execute(ctx context.Context, p *TrainPlan, r storage.Run, resume bool, onEvent func(TrainEvent)) (TrainResult, error) {
+	return s.executeWith(ctx, p, r, resume, nil, onEvent)
+}
+
+// executeWith is execute taking Save now / Sample now requests (TrainJob's;
+// nil for none) between steps.
+func (s *Studio) executeWith(ctx context.Context, p *TrainPlan, r storage.Run, resume bool, reqs <-chan train.Request, onEvent func(TrainEvent)) (TrainResult, error) {
 	rc := &runRecorder{s: s, p: p, run: r, onEvent: onEvent, total: r.StepsTotal}
 	rc.res = TrainResult{RunID: r.ID, RunDir: r.RunDir, Steps: r.StepsDone, Total: r.StepsTotal}
 	fail := func(err error) (TrainResult, error) {
@@ -656,7 +662,7 @@ func (s *Studio) execute(ctx context.Context, p *TrainPlan, r storage.Run, resum
 		return fail(err)
 	}
 	defer be.Close()
-	res, err := train.Run(ctx, be, p.src, p.imgs, p.Request.Config, r.RunDir, resume, rc.handle)
+	res, err := train.RunWith(ctx, be, p.src, p.imgs, p.Request.Config, r.RunDir, resume, rc.handle, train.Options{Requests: reqs})
 	rc.res.Steps, rc.res.Loss, rc.res.State = res.Steps, res.Loss, res.State
 	if res.Checkpoint != "" {
 		rc.res.Checkpoint = res.Checkpoint

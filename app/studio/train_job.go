@@ -3,14 +3,23 @@ package studio
 import (
 	"context"
 	"sync"
+
+	"lorastudio/engine/train"
 )
+
+// trainRequestSlots is how many Save now / Sample now requests wait for the
+// end of a step; the Train screen keeps at most one of each in flight.
+const trainRequestSlots = 8
 
 // TrainJob is a training run on a background goroutine, as the Train screen
 // runs it: its events arrive on a channel the screen drains (applying them
-// with fyne.Do), Stop asks for a resumable stop, Wait gives the result.
+// with fyne.Do), Stop asks for a resumable stop, SaveNow and SampleNow for
+// a checkpoint or samples at the end of the current step, Wait gives the
+// result.
 type TrainJob struct {
 	runID  int64
 	cancel context.CancelFunc
+	reqs   chan train.Request
 	out    chan TrainEvent
 	done   chan struct{}
 	res    TrainResult
@@ -33,9 +42,9 @@ func (s *Studio) StartTrain(p *TrainPlan) (*TrainJob, error) {
 		p.Close()
 		return nil, err
 	}
-	return startJob(r.ID, func(ctx context.Context, on func(TrainEvent)) (TrainResult, error) {
+	return startJob(r.ID, func(ctx context.Context, reqs <-chan train.Request, on func(TrainEvent)) (TrainResult, error) {
 		defer p.Close()
-		return s.execute(ctx, p, r, false, on)
+		return s.executeWith(ctx, p, r, false, reqs, on)
 	}), nil
 }
 
@@ -46,19 +55,21 @@ func (s *Studio) StartResume(req ResumeRequest) (*TrainJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	return startJob(r.ID, func(ctx context.Context, on func(TrainEvent)) (TrainResult, error) {
+	return startJob(r.ID, func(ctx context.Context, reqs <-chan train.Request, on func(TrainEvent)) (TrainResult, error) {
 		defer p.Close()
-		return s.execute(ctx, p, r, true, on)
+		return s.executeWith(ctx, p, r, true, reqs, on)
 	}), nil
 }
 
-// startJob runs work on a goroutine with a cancellable context.
-func startJob(runID int64, work func(context.Context, func(TrainEvent)) (TrainResult, error)) *TrainJob {
+// startJob runs work on a goroutine with a cancellable context and the
+// job's requests.
+func startJob(runID int64, work func(context.Context, <-chan train.Request, func(TrainEvent)) (TrainResult, error)) *TrainJob {
 	ctx, cancel := context.WithCancel(context.Background())
-	j := &TrainJob{runID: runID, cancel: cancel, out: make(chan TrainEvent), done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	j := &TrainJob{runID: runID, cancel: cancel, reqs: make(chan train.Request, trainRequestSlots),
+		out: make(chan TrainEvent), done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	go j.pump()
 	go func() {
-		j.res, j.err = work(ctx, j.push)
+		j.res, j.err = work(ctx, j.reqs, j.push)
 		cancel()
 		close(j.done)
 		j.mu.Lock()
@@ -89,6 +100,33 @@ func (j *TrainJob) Latest() (TrainEvent, bool) {
 // Stop asks the run to stop after the current step; it saves a resumable
 // checkpoint and ends as stopped. Wait for the result.
 func (j *TrainJob) Stop() { j.cancel() }
+
+// SaveNow asks the run for a numbered LoRA file and a resumable state at
+// the end of the current step (a TrainCheckpoint event, recorded as run
+// files like a scheduled checkpoint). It never waits and never changes the
+// run's losses or weights. It reports false when the run has ended or
+// requests are already waiting beyond what a step serves.
+func (j *TrainJob) SaveNow() bool { return j.request(train.SaveNow) }
+
+// SampleNow asks the run to render its sample prompts once with the live
+// LoRA at the end of the current step (TrainSample events, recorded as
+// samples like scheduled ones); see SaveNow.
+func (j *TrainJob) SampleNow() bool { return j.request(train.SampleNow) }
+
+// request queues q for the run without waiting.
+func (j *TrainJob) request(q train.Request) bool {
+	select {
+	case <-j.done:
+		return false
+	default:
+	}
+	select {
+	case j.reqs <- q:
+		return true
+	default:
+		return false
+	}
+}
 
 // Done is closed when the run has ended.
 func (j *TrainJob) Done() <-chan struct{} { return j.done }
