@@ -38,7 +38,11 @@ type Report struct {
 //	  per resnet        (2·Cin + 6·Cout) · h·w · B values
 //	  per transformer   (4 + 27·depth) · C · h·w · B values (norms, q/k/v, attention out,
 //	                    GEGLU's 8C and 4C, residuals; the fused attention keeps no h·w × h·w scores)
-//	  with checkpointing only the blocks' inputs (every skip tensor) plus the largest block
+//	  with checkpointing (per resnet and per transformer block) the skips, each
+//	                    resnet's input, (3 + depth) · C · h·w · B per transformer (its input,
+//	                    proj_in's, each block's, proj_out's), the upsamplers' inputs and
+//	                    the output head, plus the largest resnet or transformer block
+//	                    (27 · C · h·w · B) and two of the widest maps (gradients)
 //	Host = LoRA parameters × 4 × 4 (master copy, gradient, Adam's two moments)
 //
 // Prepare is the peak while the caches are filled (VAE weights fp16 plus
@@ -136,8 +140,8 @@ func Preflight(cfg Config, imgs []dataset.Image, modelCfg sdxl.Config) (Report, 
 	m.Weights = 2 * weights
 	m.LoRA = 8 * r.LoRAParams
 	m.Host = 16 * r.LoRAParams
-	m.ActivationsNoCheckpoint = 4 * w.all
-	m.ActivationsCheckpoint = 4 * (w.kept + w.largestBlock)
+	m.ActivationsNoCheckpoint = w.activations(false)
+	m.ActivationsCheckpoint = w.activations(true)
 	m.Activations = m.ActivationsNoCheckpoint
 	if cfg.GradientCheckpointing {
 		m.Activations = m.ActivationsCheckpoint
@@ -190,15 +194,34 @@ func StepFLOPs(c sdxl.UNetConfig, batch, h, w int, checkpointing bool) float64 {
 
 // unetWalk is the activation and work estimate of one UNet forward.
 type unetWalk struct {
-	all          int64   // values kept for backward by the whole forward
-	kept         int64   // values a checkpointed forward keeps (the blocks' inputs and skips)
-	largestBlock int64   // values kept by the largest single block
-	flops        float64 // forward FLOPs of one sample
+	all     int64   // values kept for backward by the whole forward
+	kept    int64   // values a checkpointed forward keeps (see walkUNet)
+	segment int64   // values of the largest checkpointed segment (a resnet or a transformer block)
+	widest  int64   // values of the largest feature map (an activation gradient in flight)
+	flops   float64 // forward FLOPs of one sample
+}
+
+// activations returns the bytes (fp32) a training step holds beyond the
+// weights at its peak: everything the forward keeps, or with checkpointing
+// what it keeps, plus the largest segment run again and two feature maps of
+// gradients in flight.
+func (u unetWalk) activations(checkpointing bool) int64 {
+	if checkpointing {
+		return 4 * (u.kept + u.segment + 2*u.widest)
+	}
+	return 4 * u.all
 }
 
 // walkUNet estimates a forward of batch n at latent size h×w through cfg's
 // UNet: activations (values, see Memory) and FLOPs (2 per multiply-add:
 // convolutions, linears, attention's two matmuls).
+//
+// A checkpointed forward (unet.Model.Checkpoint: per resnet and per
+// transformer block) keeps the skips, each resnet's input (in an up block
+// the concatenation with its skip), of each transformer its input, proj_in's
+// input, every block's input and proj_out's input ((3 + depth)·C·h·w), each
+// upsampler's 2× input and conv_norm_out's input, output and SiLU; backward
+// adds one segment's activations at a time.
 func walkUNet(cfg sdxl.UNetConfig, n, h, w int) unetWalk {
 	var u unetWalk
 	const ctxTokens = 77
@@ -208,6 +231,7 @@ func walkUNet(cfg sdxl.UNetConfig, n, h, w int) unetWalk {
 		if cin != cout {
 			fl += 2 * float64(cin*cout) * float64(s)
 		}
+		u.segment = max(u.segment, vals)
 		return vals, fl
 	}
 	transformer := func(c, depth, s, cross int) (int64, float64) {
@@ -216,78 +240,81 @@ func walkUNet(cfg sdxl.UNetConfig, n, h, w int) unetWalk {
 			2*float64(s)*float64(2*c*c) + 2*float64(ctxTokens)*float64(2*cross*c) + // cross-attention q/out, k/v
 			2*float64(s)*float64(c*8*c+4*c*c) + // feed-forward (GEGLU 8C, then 4C → C)
 			4*float64(s)*float64(s)*float64(c) + 4*float64(s)*ctxTokens*float64(c) // scores and weighted sums
+		u.kept += int64(3+depth) * int64(c) * int64(s) * int64(n)
+		u.segment = max(u.segment, 27*int64(c)*int64(s)*int64(n))
 		return vals, 2*float64(s)*float64(2*c*c) + float64(depth)*perBlock
+	}
+	mp := func(c, s int) int64 { // one feature map (N, c, h, w)
+		v := int64(c) * int64(s) * int64(n)
+		u.widest = max(u.widest, v)
+		return v
 	}
 	boc := cfg.BlockOutChannels
 	s := h * w
 	c0 := boc[0]
-	u.kept += int64(c0) * int64(s) * int64(n) // conv_in's output
+	skipVals := mp(c0, s) // the skips and the up blocks' inputs (what a forward keeps past its blocks)
+	u.kept += skipVals    // conv_in's output
 	u.flops += 2 * 9 * float64(cfg.InChannels*c0) * float64(s)
 	skips := []int{c0}
 	cin := c0
-	block := func(vals int64) {
-		u.largestBlock = max(u.largestBlock, vals)
-	}
 	for i, c := range boc {
-		var bv int64
 		for range cfg.LayersPerBlock {
-			v, f := resnet(cin, c, s)
-			bv, u.flops = bv+v, u.flops+f
+			v, f := resnet(cin, c, s) // its input is a skip, kept already
+			u.all, u.flops = u.all+v, u.flops+f
 			if cfg.HasCrossAttention(i) {
 				v, f := transformer(c, cfg.TransformerDepth(i), s, cfg.CrossAttentionDimAt(i))
-				bv, u.flops = bv+v, u.flops+f
+				u.all, u.flops = u.all+v, u.flops+f
 			}
 			cin = c
-			u.kept += int64(c) * int64(s) * int64(n)
+			u.kept += mp(c, s) // the skip
+			skipVals += mp(c, s)
 			skips = append(skips, c)
 		}
 		if i < len(boc)-1 {
+			u.all += mp(c, s) // the downsampler's input
 			s /= 4
 			u.flops += 2 * 9 * float64(c*c) * float64(s)
-			bv += int64(c) * int64(s) * int64(n) * 4
-			u.kept += int64(c) * int64(s) * int64(n)
+			u.kept += mp(c, s)
+			skipVals += mp(c, s)
 			skips = append(skips, c)
 		}
-		u.all += bv
-		block(bv)
 	}
 	last := boc[len(boc)-1]
-	var mid int64
 	for k := range 2 {
 		v, f := resnet(last, last, s)
-		mid, u.flops = mid+v, u.flops+f
+		u.all, u.flops = u.all+v, u.flops+f
 		if k == 0 {
 			v, f := transformer(last, cfg.TransformerDepth(len(boc)-1), s, cfg.CrossAttentionDimAt(len(boc)-1))
-			mid, u.flops = mid+v, u.flops+f
+			u.all, u.flops = u.all+v, u.flops+f
+			u.kept += mp(last, s) // resnets.1's input
 		}
 	}
-	u.all += mid
-	block(mid)
 	prev := last
 	for j := range boc {
 		c := boc[len(boc)-1-j]
-		var bv int64
-		u.kept += int64(prev) * int64(s) * int64(n) // the up block's input
+		skipVals += mp(prev, s)
 		for range cfg.LayersPerBlock + 1 {
 			skip := skips[len(skips)-1]
 			skips = skips[:len(skips)-1]
 			v, f := resnet(prev+skip, c, s)
-			bv, u.flops = bv+v, u.flops+f
+			u.all, u.flops = u.all+v, u.flops+f
+			u.kept += mp(prev+skip, s) // the concatenation
 			if cfg.UpHasCrossAttention(j) {
 				v, f := transformer(c, cfg.UpTransformerDepth(j), s, cfg.CrossAttentionDimAt(len(boc)-1-j))
-				bv, u.flops = bv+v, u.flops+f
+				u.all, u.flops = u.all+v, u.flops+f
 			}
 			prev = c
 		}
 		if j < len(boc)-1 {
 			s *= 4
 			u.flops += 2 * 9 * float64(c*c) * float64(s)
-			bv += 2 * int64(c) * int64(s) * int64(n)
+			v := 2 * mp(c, s)
+			u.all += v
+			u.kept += v / 2 // the upsampled input of its conv
 		}
-		u.all += bv
-		block(bv)
 	}
 	u.flops += 2 * 9 * float64(c0*cfg.OutChannels) * float64(s)
-	u.all += u.kept + 3*int64(c0)*int64(s)*int64(n)
+	u.kept += 3 * mp(c0, s) // conv_norm_out's input and output, conv_act's output
+	u.all += skipVals + 3*mp(c0, s)
 	return u
 }

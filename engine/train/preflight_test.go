@@ -2,12 +2,14 @@ package train
 
 import (
 	"context"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
 	"lorastudio/engine/cpu"
 	"lorastudio/engine/lora"
 	"lorastudio/engine/sdxl"
+	"lorastudio/engine/tensor"
 	"lorastudio/engine/unet"
 )
 
@@ -103,6 +105,65 @@ func TestPreflightMemoryMatchesARun(t *testing.T) {
 			t.Errorf("checkpointing %t: estimate %d KiB, measured peak %d KiB (ratio %.2f)", ck, est>>10, peak>>10, r)
 		} else {
 			t.Logf("checkpointing %t: estimate %d KiB, measured peak %d KiB (ratio %.2f)", ck, est>>10, peak>>10, r)
+		}
+	}
+}
+
+// TestActivationEstimateMatchesAStep compares walkUNet's activation
+// estimates (what Preflight's Memory.Activations adds to the weights) with
+// the device peak of a real UNet step on the tiny model at a 64×64 latent,
+// where activations outweigh the weights: checkpointing off, and on with
+// NoInputGrads as Run trains; within a quarter either way.
+func TestActivationEstimateMatchesAStep(t *testing.T) {
+	src := openTiny(t)
+	be := cpu.New()
+	m, err := unet.FromSource(be, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	cfg := m.Config()
+	const side = 64
+	r := rand.New(rand.NewPCG(1, 2))
+	up := func(shape ...int) *tensor.Tensor {
+		v := make([]float32, tensor.Shape(shape).Numel())
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		x, err := be.Upload(v, shape, tensor.F32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	x, ctx, text := up(1, cfg.InChannels, side, side), up(1, 77, cfg.CrossAttentionDimAt(0)), up(1, m.TextEmbedsDim())
+	ids, err := be.Upload([]float32{512, 512, 0, 0, 512, 512}, tensor.Shape{1, 6}, tensor.F32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dout := up(1, cfg.OutChannels, side, side)
+	defer tensor.FreeAll(x, ctx, text, ids, dout)
+	w := walkUNet(cfg, 1, side, side)
+	for _, ck := range []bool{false, true} {
+		m.Checkpoint, m.NoInputGrads = ck, ck
+		base := be.Memory().InUse
+		be.ResetPeak()
+		out, err := m.ForwardTrain(x, []float32{500}, ctx, text, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, dc, err := m.Backward(dout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		peak := be.Memory().Peak - base
+		tensor.FreeAll(out, ds, dc)
+		m.FreeCache()
+		est := w.activations(ck)
+		if q := float64(est) / float64(peak); q < 0.75 || q > 1.25 {
+			t.Errorf("checkpointing %t: activations estimated %d KiB, measured %d KiB (ratio %.2f)", ck, est>>10, peak>>10, q)
+		} else {
+			t.Logf("checkpointing %t: activations estimated %d KiB, measured %d KiB (ratio %.2f)", ck, est>>10, peak>>10, q)
 		}
 	}
 }
