@@ -196,19 +196,6 @@ func (b *Backend) f32s(op string, names []string, ts ...*tensor.Tensor) ([][]flo
 	return out, nil
 }
 
-// weightF32 returns a weight operand as float32, unpacking F16/BF16 into a
-// temporary slice (fp16 storage, fp32 math).
-func weightF32(t *tensor.Tensor) []float32 {
-	bf, _ := t.Buffer()
-	buf := bf.(*buffer)
-	if t.DType() == tensor.F32 {
-		return buf.f32
-	}
-	out := make([]float32, len(buf.u16))
-	tensor.Unpack(out, buf.u16, t.DType())
-	return out
-}
-
 // Upload copies data into a new tensor, packing to F16/BF16 when asked.
 func (b *Backend) Upload(values []float32, shape tensor.Shape, dt tensor.DType) (*tensor.Tensor, error) {
 	const op = "upload"
@@ -245,7 +232,7 @@ func (b *Backend) Download(t *tensor.Tensor) ([]float32, error) {
 	if t.DType() == tensor.F32 {
 		copy(out, buf.f32)
 	} else {
-		tensor.Unpack(out, buf.u16, t.DType())
+		unpackHalf(out, buf.u16, t.DType())
 	}
 	return out, nil
 }

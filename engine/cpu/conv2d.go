@@ -169,7 +169,29 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 	if err != nil {
 		return nil, err
 	}
-	xv, wv := data(x), weightF32(w)
+	xv := data(x)
+	// The weight w (Cout, ckk) is the sgemm's A for every pixel chunk. The
+	// pure-Go sgemm takes it packed once for the call (converted from
+	// F16/BF16 while packing); OpenBLAS takes it as float32 (unpacked into
+	// pooled scratch when packed).
+	var wv []float32
+	var wp packedA
+	if b.useBLAS() {
+		var done func()
+		wv, done = weightScratch(w)
+		defer done()
+	} else {
+		var wf []float32
+		var wh []uint16
+		if w.DType() == tensor.F32 {
+			wf = data(w)
+		} else {
+			wh = halfData(w)
+		}
+		var done func()
+		wp, done = packAHalf(b.kernel(), g.Cout, g.ckk(), wf, wh, w.DType())
+		defer done()
+	}
 	var bv []float32
 	if bias != nil {
 		bv = data(bias)
@@ -220,11 +242,19 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 			}
 			if pw {
 				// 1x1: x[n] is already the (Cin, H*W) column matrix.
+				if wv == nil {
+					b.gemmPackedA(wp, p1-p0, xn[p0:], g.hw(), false, true, on[p0:], g.hw())
+					continue
+				}
 				b.gemm(false, false, g.Cout, p1-p0, g.ckk(), wv, g.ckk(), xn[p0:], g.hw(), true, on[p0:], g.hw())
 				continue
 			}
 			im2colRows(g, xn, col, p0, p1, 0, g.ckk())
 			// out[n][:, p0:p1] (Cout, p1-p0) += w (Cout, ckk) · col (ckk, p1-p0)
+			if wv == nil {
+				b.gemmPackedA(wp, p1-p0, col, p1-p0, false, true, on[p0:], g.hw())
+				continue
+			}
 			b.gemm(false, false, g.Cout, p1-p0, g.ckk(), wv, g.ckk(), col, p1-p0, true, on[p0:], g.hw())
 		}
 	})
@@ -285,7 +315,8 @@ func (b *Backend) Conv2DBackward(dout, x, w *tensor.Tensor, p tensor.Conv2DParam
 		if dx, dxv, err = b.newF32(op, x.Shape()); err != nil {
 			return
 		}
-		wv := weightF32(w)
+		wv, done := weightScratch(w)
+		defer done()
 		for n := 0; n < g.N; n++ {
 			dxn, dn := dxv[n*chw:(n+1)*chw], dv[n*ohw:(n+1)*ohw]
 			if col == nil {

@@ -1,6 +1,10 @@
 package cpu
 
-import "sync"
+import (
+	"sync"
+
+	"lorastudio/engine/tensor"
+)
 
 // gemm computes C = op(A)·op(B) (+ C when acc) for row-major matrices, like
 // cblas_sgemm with alpha 1 and beta 0 or 1: op(A) is (m, k), op(B) is (k, n),
@@ -15,11 +19,109 @@ func (b *Backend) gemm(transA, transB bool, m, n, k int, a []float32, lda int, b
 		blasSgemm(transA, transB, m, n, k, a, lda, bm, ldb, acc, c, ldc)
 		return
 	}
+	gemmWith(b.kernel(), transA, transB, m, n, k, a, lda, bm, ldb, acc, c, ldc)
+}
+
+// kernel returns the micro-kernel the pure-Go sgemm of b uses.
+func (b *Backend) kernel() microKernel {
 	if b.portable {
-		gemmWith(kernelGo, transA, transB, m, n, k, a, lda, bm, ldb, acc, c, ldc)
+		return kernelGo
+	}
+	return gemmKernel
+}
+
+// gemmHalfB is gemm with B given as 16-bit words of dtype dt (F16/BF16, a
+// packed weight). The pure-Go sgemm converts B block by block while packing
+// it; OpenBLAS gets op(B) unpacked into pooled scratch.
+func (b *Backend) gemmHalfB(transA, transB bool, m, n, k int, a []float32, lda int, bh []uint16, dt tensor.DType, ldb int, acc bool, c []float32, ldc int) {
+	if m == 0 || n == 0 {
 		return
 	}
-	gemmGo(transA, transB, m, n, k, a, lda, bm, ldb, acc, c, ldc)
+	if b.useBLAS() {
+		// op(B)'s storage spans (rows-1)*ldb + cols words.
+		rows, cols := k, n
+		if transB {
+			rows, cols = n, k
+		}
+		span := 0
+		if rows > 0 && cols > 0 {
+			span = (rows-1)*ldb + cols
+		}
+		bw, done := getScratch(span)
+		defer done()
+		unpackHalf(bw, bh[:span], dt)
+		blasSgemm(transA, transB, m, n, k, a, lda, bw, ldb, acc, c, ldc)
+		return
+	}
+	kern := b.kernel()
+	gemmCore(kern, m, n, k,
+		func(ap []float32, ic, mc, pc, kc int) []float32 {
+			packA(ap, a, lda, transA, ic, mc, pc, kc, kern.mr)
+			return ap
+		},
+		func(bp []float32, pc, kc, jc, nc int) { packBHalf(bp, bh, dt, ldb, transB, pc, kc, jc, nc, kern.nr) },
+		acc, c, ldc)
+}
+
+// packedA is a whole (m, k) matrix A packed once into the mr-row panels of
+// every kc block: block pc (the k offset) starts at pc*mPad and holds
+// ceil(m/mr) panels of kc×mr, so the panels of rows [ic, ic+mc) of that block
+// start at pc*mPad + ic*kc (ic a multiple of mr). Conv2D packs its weight so
+// once per call and every pixel chunk's sgemm reads it.
+type packedA struct {
+	m, k, mPad int
+	mr         int
+	p          []float32
+}
+
+// packAHalf packs the weight A (m, k), F32 in a or F16/BF16 in ah, into
+// the panels of kern (see packedA), converting while packing. Call done
+// when the panels are no longer read.
+func packAHalf(kern microKernel, m, k int, a []float32, ah []uint16, dt tensor.DType) (pa packedA, done func()) {
+	mr := kern.mr
+	pa = packedA{m: m, k: k, mPad: (m + mr - 1) / mr * mr, mr: mr}
+	pa.p, done = getScratch(pa.mPad * k)
+	panels := pa.mPad / mr
+	parallelFor(panels, mr*k, func(lo, hi int) {
+		var row [gemmKC]float32
+		for pc := 0; pc < k; pc += gemmKC {
+			kc := min(gemmKC, k-pc)
+			for p := lo; p < hi; p++ {
+				dst := pa.p[pc*pa.mPad+p*mr*kc : pc*pa.mPad+(p+1)*mr*kc]
+				for r := 0; r < mr; r++ {
+					i := p*mr + r
+					switch {
+					case i >= m:
+						for kk := 0; kk < kc; kk++ {
+							dst[kk*mr+r] = 0
+						}
+						continue
+					case ah != nil:
+						unpackHalf(row[:kc], ah[i*k+pc:i*k+pc+kc], dt)
+					default:
+						copy(row[:kc], a[i*k+pc:i*k+pc+kc])
+					}
+					for kk, v := range row[:kc] {
+						dst[kk*mr+r] = v
+					}
+				}
+			}
+		}
+	})
+	return pa, done
+}
+
+// gemmPackedA is gemm for C (m, n) = A·op(B) (+ C when acc) with A
+// packed by packAHalf for b's kernel. OpenBLAS is not used: callers on
+// the BLAS path pass an unpacked A to gemm instead.
+func (b *Backend) gemmPackedA(pa packedA, n int, bm []float32, ldb int, transB bool, acc bool, c []float32, ldc int) {
+	kern := b.kernel()
+	gemmCore(kern, pa.m, n, pa.k,
+		func(_ []float32, ic, mc, pc, kc int) []float32 {
+			return pa.p[pc*pa.mPad+ic*kc : pc*pa.mPad+(ic+(mc+pa.mr-1)/pa.mr*pa.mr)*kc]
+		},
+		func(bp []float32, pc, kc, jc, nc int) { packB(bp, bm, ldb, transB, pc, kc, jc, nc, kern.nr) },
+		acc, c, ldc)
 }
 
 // Blocking of the pure-Go sgemm (BLIS-style loops): a kc×nc panel of B is
@@ -61,6 +163,22 @@ func gemmGo(transA, transB bool, m, n, k int, a []float32, lda int, bm []float32
 
 // gemmWith is gemmGo with an explicit micro-kernel.
 func gemmWith(kern microKernel, transA, transB bool, m, n, k int, a []float32, lda int, bm []float32, ldb int, acc bool, c []float32, ldc int) {
+	gemmCore(kern, m, n, k,
+		func(ap []float32, ic, mc, pc, kc int) []float32 {
+			packA(ap, a, lda, transA, ic, mc, pc, kc, kern.mr)
+			return ap
+		},
+		func(bp []float32, pc, kc, jc, nc int) { packB(bp, bm, ldb, transB, pc, kc, jc, nc, kern.nr) },
+		acc, c, ldc)
+}
+
+// gemmCore runs the blocked loops of the pure-Go sgemm for C (m, n) =
+// A (m, k) · B (k, n) (+ C when acc) with the packing of each operand given
+// as a function: packA returns the mr-row panels of A[ic:ic+mc, pc:pc+kc]
+// (packed into the worker's scratch ap, or already packed elsewhere) and
+// packB packs the nr-column panels of B[pc:pc+kc, jc:jc+nc] into bp.
+func gemmCore(kern microKernel, m, n, k int, packA func(ap []float32, ic, mc, pc, kc int) []float32,
+	packB func(bp []float32, pc, kc, jc, nc int), acc bool, c []float32, ldc int) {
 	if !acc {
 		for i := 0; i < m; i++ {
 			clear(c[i*ldc : i*ldc+n])
@@ -79,7 +197,7 @@ func gemmWith(kern microKernel, transA, transB bool, m, n, k int, a []float32, l
 		nc := min(gemmNC, n-jc)
 		for pc := 0; pc < k; pc += gemmKC {
 			kc := min(gemmKC, k-pc)
-			packB(bp, bm, ldb, transB, pc, kc, jc, nc, kern.nr)
+			packB(bp, pc, kc, jc, nc)
 			mBlocks := (m + gemmMC - 1) / gemmMC
 			parallelFor(mBlocks, gemmMC*kc*nc/64, func(lo, hi int) {
 				ap := packPool.Get().(*[]float32)
@@ -87,8 +205,8 @@ func gemmWith(kern microKernel, transA, transB bool, m, n, k int, a []float32, l
 				for blk := lo; blk < hi; blk++ {
 					ic := blk * gemmMC
 					mc := min(gemmMC, m-ic)
-					packA(*ap, a, lda, transA, ic, mc, pc, kc, kern.mr)
-					macroKernel(kern, mc, nc, kc, *ap, bp, c[ic*ldc+jc:], ldc)
+					apn := packA(*ap, ic, mc, pc, kc)
+					macroKernel(kern, mc, nc, kc, apn, bp, c[ic*ldc+jc:], ldc)
 				}
 			})
 		}
@@ -150,6 +268,42 @@ func packB(bp, bm []float32, ldb int, transB bool, pc, kc, jc, nc, nr int) {
 					d[cc] = bm[(pc+kk)*ldb+j]
 				}
 			}
+		}
+	}
+}
+
+// packBHalf is packB for a B of 16-bit words of dtype dt, converted to
+// float32 as it is packed. Transposed (B stored (n, k), as nn.Linear's
+// weight), each column's kc words are contiguous: they are converted in one
+// run and then spread over the panel.
+func packBHalf(bp []float32, bh []uint16, dt tensor.DType, ldb int, transB bool, pc, kc, jc, nc, nr int) {
+	var runBuf [gemmKC]float32
+	run := runBuf[:kc]
+	for q := 0; q*nr < nc; q++ {
+		dst := bp[q*kc*nr : (q+1)*kc*nr]
+		cols := min(nr, nc-q*nr)
+		if transB {
+			for cc := 0; cc < nr; cc++ {
+				if cc >= cols {
+					for kk := 0; kk < kc; kk++ {
+						dst[kk*nr+cc] = 0
+					}
+					continue
+				}
+				j := jc + q*nr + cc
+				// B is stored (n, k): column j of op(B) is bh[j*ldb+pc : j*ldb+pc+kc].
+				unpackHalf(run, bh[j*ldb+pc:j*ldb+pc+kc], dt)
+				for kk, v := range run {
+					dst[kk*nr+cc] = v
+				}
+			}
+			continue
+		}
+		for kk := 0; kk < kc; kk++ {
+			d := dst[kk*nr : kk*nr+nr]
+			row := (pc+kk)*ldb + jc + q*nr
+			unpackHalf(d[:cols], bh[row:row+cols], dt)
+			clear(d[cols:])
 		}
 	}
 }

@@ -30,8 +30,8 @@ func (b *Backend) MatMul(a, bm, bias *tensor.Tensor, transA, transB bool) (*tens
 	if err != nil {
 		return nil, err
 	}
-	// a is (batch, M, K) or (batch, K, M); bw is (batch or 1, K, N) or (…, N, K); c is (batch, M, N).
-	av, bw := data(a), weightF32(bm)
+	// a is (batch, M, K) or (batch, K, M); b is (batch or 1, K, N) or (…, N, K); c is (batch, M, N).
+	av := data(a)
 	lda, ldb := d.K, d.N
 	if transA {
 		lda = d.M
@@ -44,7 +44,12 @@ func (b *Backend) MatMul(a, bm, bias *tensor.Tensor, transA, transB bool) (*tens
 		if !d.SharedB {
 			bo = i * d.K * d.N
 		}
-		b.gemm(transA, transB, d.M, d.N, d.K, av[i*d.M*d.K:], lda, bw[bo:], ldb, false, c[i*d.M*d.N:], d.N)
+		if bm.DType() != tensor.F32 {
+			// A packed weight: converted while the sgemm packs it.
+			b.gemmHalfB(transA, transB, d.M, d.N, d.K, av[i*d.M*d.K:], lda, halfData(bm)[bo:], bm.DType(), ldb, false, c[i*d.M*d.N:], d.N)
+			continue
+		}
+		b.gemm(transA, transB, d.M, d.N, d.K, av[i*d.M*d.K:], lda, data(bm)[bo:], ldb, false, c[i*d.M*d.N:], d.N)
 	}
 	if bias != nil {
 		bv := data(bias)
@@ -103,7 +108,8 @@ func (b *Backend) MatMulBackward(dout, a, bm *tensor.Tensor, transA, transB bool
 		if da, dav, err = b.newF32(op, a.Shape()); err != nil {
 			return
 		}
-		bw := weightF32(bm)
+		bw, done := weightScratch(bm)
+		defer done()
 		for i := 0; i < d.Batch; i++ {
 			bo := 0
 			if !d.SharedB {

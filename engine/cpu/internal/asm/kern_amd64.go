@@ -18,3 +18,13 @@ var HaveAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX
 //
 //go:noescape
 func Kern6x16AVX2(kc int, a, b, c *float32, ldc int)
+
+// HaveF16C reports whether CvtF16F32 may be called on this CPU (F16C and
+// AVX, with the OS saving YMM state).
+var HaveF16C = cpu.X86.HasF16C && cpu.X86.HasAVX
+
+// CvtF16F32 converts n fp16 words at src to float32 at dst; n is a multiple
+// of 16 and the caller guarantees both buffers hold n elements.
+//
+//go:noescape
+func CvtF16F32(dst *float32, src *uint16, n int)

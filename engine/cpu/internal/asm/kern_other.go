@@ -11,3 +11,11 @@ const HaveAVX2 = false
 func Kern6x16AVX2(kc int, a, b, c *float32, ldc int) {
 	panic("asm: Kern6x16AVX2 without AVX2 support")
 }
+
+// HaveF16C is false: no assembly conversion on this platform.
+const HaveF16C = false
+
+// CvtF16F32 is never called when HaveF16C is false.
+func CvtF16F32(dst *float32, src *uint16, n int) {
+	panic("asm: CvtF16F32 without F16C support")
+}
