@@ -68,6 +68,9 @@ type TrainScreen struct {
 	resumeBtn    *widget.Button
 	sampleBtn    *widget.Button
 	saveBtn      *widget.Button
+	exportBtn    *widget.Button
+	export       *exportForm // the open "Export for a cluster…" dialog (nil when none)
+	exportReport *widget.Label
 
 	job         trainJob
 	starting    bool
@@ -78,6 +81,11 @@ type TrainScreen struct {
 	started     time.Time
 	firstStep   int // the first step of this session (ETA waits for a few)
 	lastStep    int
+	sessionFrom int               // the step this session started after (0: a new run)
+	lastEvent   studio.TrainEvent // the newest step event, for the final progress line
+	// samplePending and savePending: Sample now / Save now was asked and its
+	// first sample or its checkpoint has not arrived yet (the button waits).
+	samplePending, savePending bool
 	failedShown bool
 	filling     bool // missing steps are being read from the run's record
 
@@ -181,15 +189,11 @@ func (s *TrainScreen) build() {
 	s.trainBtn.Importance = widget.HighImportance
 	s.stopBtn = widget.NewButtonWithIcon("Stop", theme.MediaStopIcon(), s.Stop)
 	s.resumeBtn = widget.NewButtonWithIcon("Resume", theme.MediaReplayIcon(), s.Resume)
-	s.sampleBtn = widget.NewButtonWithIcon("Sample now", theme.MediaPhotoIcon(), nil)
-	s.saveBtn = widget.NewButtonWithIcon("Save now", theme.DocumentSaveIcon(), nil)
-	s.sampleBtn.Disable()
-	s.saveBtn.Disable()
-	why := widget.NewLabel("Sample now and Save now need a trainer that takes requests mid-run; until then samples come every \"Sample every\" steps and Stop saves a checkpoint.")
-	why.Wrapping = fyne.TextWrapWord
-	why.Importance = widget.LowImportance
-	buttons := container.NewHBox(s.trainBtn, s.stopBtn, s.resumeBtn, s.sampleBtn, s.saveBtn)
-	top := container.NewVBox(buttons, why, s.progress, s.progressText, s.status)
+	s.sampleBtn = widget.NewButtonWithIcon("Sample now", theme.MediaPhotoIcon(), s.SampleNow)
+	s.saveBtn = widget.NewButtonWithIcon("Save now", theme.DocumentSaveIcon(), s.SaveNow)
+	s.exportBtn = widget.NewButtonWithIcon("Export for a cluster…", theme.UploadIcon(), s.showExport)
+	buttons := container.NewHBox(s.trainBtn, s.stopBtn, s.resumeBtn, s.sampleBtn, s.saveBtn, s.exportBtn)
+	top := container.NewVBox(buttons, s.progress, s.progressText, s.status)
 	chartBox := container.NewBorder(nil, s.chartCtl.content, nil, nil, s.chart)
 	right := container.NewBorder(top, nil, nil, nil, container.NewVSplit(chartBox, s.samples.content))
 	split := container.NewHSplit(left, right)
@@ -412,6 +416,41 @@ func (s *TrainScreen) updateButtons() {
 	setEnabled(s.trainBtn, !busy)
 	setEnabled(s.stopBtn, s.job != nil && !s.stopping)
 	setEnabled(s.resumeBtn, !busy && s.runID != 0 && (s.runStatus == studio.RunStopped || s.runStatus == studio.RunFailed))
+	setEnabled(s.sampleBtn, s.job != nil && !s.stopping && !s.samplePending)
+	setEnabled(s.saveBtn, s.job != nil && !s.stopping && !s.savePending)
+}
+
+// SampleNow asks the run to render its sample prompts at the end of the
+// current step; the button waits until the first image arrives.
+func (s *TrainScreen) SampleNow() {
+	if s.job == nil || s.stopping || s.samplePending {
+		return
+	}
+	if !s.job.SampleNow() {
+		s.showFailure("The run did not take the request (it is ending); samples come every \"Sample every\" steps.")
+		return
+	}
+	s.samplePending = true
+	s.status.Importance = widget.MediumImportance
+	s.status.SetText(fmt.Sprintf("Sampling at the end of step %d…", s.lastStep+1))
+	s.updateButtons()
+}
+
+// SaveNow asks the run for a checkpoint (a numbered LoRA file and a
+// resumable state) at the end of the current step; the button waits until
+// it is written.
+func (s *TrainScreen) SaveNow() {
+	if s.job == nil || s.stopping || s.savePending {
+		return
+	}
+	if !s.job.SaveNow() {
+		s.showFailure("The run did not take the request (it is ending); Stop saves a checkpoint.")
+		return
+	}
+	s.savePending = true
+	s.status.Importance = widget.MediumImportance
+	s.status.SetText(fmt.Sprintf("Saving a checkpoint at the end of step %d…", s.lastStep+1))
+	s.updateButtons()
 }
 
 // setEnabled enables or disables b.
@@ -515,7 +554,10 @@ func (s *TrainScreen) attach(j trainJob) {
 	s.runStatus = studio.RunRunning
 	s.started = time.Now()
 	s.firstStep = 0
+	s.sessionFrom = s.lastStep
+	s.lastEvent = studio.TrainEvent{}
 	s.stopping = false
+	s.samplePending, s.savePending = false, false
 	s.failedShown = false
 	s.status.Importance = widget.MediumImportance
 	s.status.SetText(fmt.Sprintf("Run %d: preparing…", s.runID))
@@ -546,11 +588,22 @@ func (s *TrainScreen) apply(e studio.TrainEvent) {
 		}
 		s.chart.Append(0, e.Step, e.Loss, e.LR)
 		s.lastStep = e.Step
+		s.lastEvent = e
 		s.showProgress(e)
 	case studio.TrainSample:
 		s.samples.add(e.Step, e.Prompt, e.Path)
+		if s.samplePending {
+			s.samplePending = false
+			s.status.Importance = widget.MediumImportance
+			s.status.SetText(fmt.Sprintf("Sampling step %d: the images join the grid below.", e.Step))
+			s.updateButtons()
+		}
 	case studio.TrainCheckpoint:
 		s.status.SetText(fmt.Sprintf("Checkpoint saved at step %d: %s", e.Step, e.Path))
+		if s.savePending {
+			s.savePending = false
+			s.updateButtons()
+		}
 	case studio.TrainDone:
 		s.status.SetText("Finished. The LoRA: " + e.Path)
 	case studio.TrainStopped:
@@ -613,7 +666,9 @@ func (s *TrainScreen) finish(j trainJob, res studio.TrainResult, err error) {
 	}
 	s.job = nil
 	s.stopping = false
+	s.samplePending, s.savePending = false, false
 	s.runStatus = res.Status
+	s.showEnd(res, err)
 	switch {
 	case res.Status == studio.RunDone:
 		s.status.Importance = widget.SuccessImportance
@@ -635,6 +690,37 @@ func (s *TrainScreen) finish(j trainJob, res studio.TrainResult, err error) {
 	for _, f := range waiting {
 		f()
 	}
+}
+
+// showEnd replaces the progress line's ETA by how the run ended: done
+// with the time this session took, stopped at its step, or failed.
+func (s *TrainScreen) showEnd(res studio.TrainResult, err error) {
+	total := res.Total
+	if total == 0 {
+		total = int(s.progress.Max)
+	}
+	took := roundDuration(time.Since(s.started))
+	var text string
+	switch {
+	case res.Status == studio.RunDone:
+		s.progress.Max = float64(max(total, res.Steps, 1))
+		s.progress.SetValue(float64(res.Steps))
+		if s.sessionFrom > 0 {
+			text = fmt.Sprintf("step %d / %d · done · steps %d–%d took %s", res.Steps, total, s.sessionFrom+1, res.Steps, took)
+		} else {
+			text = fmt.Sprintf("step %d / %d · done in %s", res.Steps, total, took)
+		}
+	case res.Status == studio.RunStopped:
+		text = fmt.Sprintf("stopped at step %d / %d after %s", res.Steps, total, took)
+	case err != nil:
+		text = fmt.Sprintf("failed at step %d / %d after %s", max(res.Steps, s.lastStep), total, took)
+	default:
+		return
+	}
+	if s.lastEvent.Step > 0 {
+		text += fmt.Sprintf(" · loss %.4g", s.lastEvent.Loss)
+	}
+	s.progressText.SetText(text)
 }
 
 // showFailure shows a failure in red.

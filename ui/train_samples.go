@@ -74,7 +74,7 @@ func (g *samplesGrid) count() int { return len(g.paths) }
 func (g *samplesGrid) rebuild() {
 	g.rows.RemoveAll()
 	if len(g.steps) == 0 {
-		l := widget.NewLabel("Samples appear here every \"Sample every\" steps.")
+		l := widget.NewLabel("Samples appear here every \"Sample every\" steps and on Sample now.")
 		l.Importance = widget.LowImportance
 		g.rows.Add(l)
 		g.rows.Refresh()

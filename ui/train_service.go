@@ -22,6 +22,9 @@ type trainService interface {
 	RecentModels(n int) ([]string, error)
 	Presets() ([]studio.TrainPreset, error)
 	SavePreset(name string, cfg studio.TrainConfig) error
+	// Export writes the folder that trains a request with kohya's
+	// sd-scripts under accelerate (issue 13).
+	Export(req studio.ExportRequest) (*studio.ExportResult, error)
 }
 
 // trainJob is a run going on in the background (studio.TrainJob).
@@ -31,6 +34,10 @@ type trainJob interface {
 	Events() <-chan studio.TrainEvent
 	// Stop asks for a resumable stop (a checkpoint is saved).
 	Stop()
+	// SampleNow and SaveNow ask for samples or a checkpoint at the end of
+	// the current step; false when the run did not take the request.
+	SampleNow() bool
+	SaveNow() bool
 	// Wait returns the run's result once it has ended.
 	Wait() (studio.TrainResult, error)
 }
@@ -76,4 +83,8 @@ func (s studioTrainService) Presets() ([]studio.TrainPreset, error) {
 }
 func (s studioTrainService) SavePreset(name string, cfg studio.TrainConfig) error {
 	return s.st.SaveTrainPreset(name, cfg)
+}
+
+func (s studioTrainService) Export(req studio.ExportRequest) (*studio.ExportResult, error) {
+	return s.st.Export(req)
 }

@@ -23,9 +23,13 @@ type fakeJob struct {
 	events  chan studio.TrainEvent
 	mu      sync.Mutex
 	stopped bool
-	res     studio.TrainResult
-	err     error
-	done    chan struct{}
+	// sampleNows and saveNows count the requests taken; refuse makes the
+	// job turn them down (a run that is ending).
+	sampleNows, saveNows int
+	refuse               bool
+	res                  studio.TrainResult
+	err                  error
+	done                 chan struct{}
 }
 
 func newFakeJob(id int64) *fakeJob {
@@ -42,6 +46,32 @@ func (j *fakeJob) Stop() {
 func (j *fakeJob) Wait() (studio.TrainResult, error) {
 	<-j.done
 	return j.res, j.err
+}
+
+func (j *fakeJob) SampleNow() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.refuse {
+		return false
+	}
+	j.sampleNows++
+	return true
+}
+func (j *fakeJob) SaveNow() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.refuse {
+		return false
+	}
+	j.saveNows++
+	return true
+}
+
+// requests returns how many Sample now and Save now requests the job took.
+func (j *fakeJob) requests() (samples, saves int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.sampleNows, j.saveNows
 }
 
 // wasStopped reports whether the screen asked the job to stop.
@@ -69,6 +99,8 @@ type fakeTrain struct {
 	jobs       []*fakeJob
 	detail     studio.RunDetail
 	deleted    []int64
+	exports    []studio.ExportRequest
+	exportErr  error
 }
 
 // Preflight: 3 images (5 with repeats), 3 steps an epoch; device memory
@@ -165,6 +197,30 @@ func (f *fakeTrain) Presets() ([]studio.TrainPreset, error) {
 }
 func (f *fakeTrain) SavePreset(string, studio.TrainConfig) error { return nil }
 
+// Export records the request and reports a small export with one note,
+// or fails with exportErr.
+func (f *fakeTrain) Export(req studio.ExportRequest) (*studio.ExportResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.exports = append(f.exports, req)
+	if f.exportErr != nil {
+		return nil, f.exportErr
+	}
+	return &studio.ExportResult{
+		Dir: req.To, Model: req.Model, Files: []string{filepath.Join(req.To, studio.ExportTrainConfig), filepath.Join(req.To, studio.ExportLaunch)},
+		Subsets: []studio.ExportSubset{{Dir: "dataset/2_cats", Source: "2_cats", Repeats: 2, Images: 2}},
+		Images:  2, Linked: 2, Steps: req.Config.MaxSteps,
+		Notes: []string{"targets \"attn\": networks.lora trains every Linear"},
+	}, nil
+}
+
+// exported returns the export requests made so far.
+func (f *fakeTrain) exported() []studio.ExportRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]studio.ExportRequest(nil), f.exports...)
+}
+
 // metrics makes recorded steps 1..n with loss 1/step.
 func metrics(n int) []studio.Metric {
 	var ms []studio.Metric
@@ -259,7 +315,7 @@ func TestTrainScreenFlow(t *testing.T) {
 		t.Fatal("before a run only Train is enabled")
 	}
 	if !s.sampleBtn.Disabled() || !s.saveBtn.Disabled() {
-		t.Fatal("Sample now and Save now are enabled without a trainer that takes them")
+		t.Fatal("Sample now and Save now are enabled without a run")
 	}
 	test.Tap(s.trainBtn)
 	waitFor(t, "the job", func() (bool, string) { return f.job() != nil && s.job != nil, "" })
@@ -267,8 +323,8 @@ func TestTrainScreenFlow(t *testing.T) {
 	if req := f.started[0]; req.Config.MaxSteps != 6 || req.Name != "cats" || req.Dataset != s.dataset {
 		t.Fatalf("request %+v", req)
 	}
-	if !s.trainBtn.Disabled() || s.stopBtn.Disabled() || !s.Running() {
-		t.Fatal("while training: Train disabled, Stop enabled")
+	if !s.trainBtn.Disabled() || s.stopBtn.Disabled() || !s.Running() || s.sampleBtn.Disabled() || s.saveBtn.Disabled() {
+		t.Fatal("while training: Train disabled, Stop, Sample now and Save now enabled")
 	}
 	j.events <- studio.TrainEvent{Kind: studio.TrainPreparing, RunID: j.id, Message: "filling the caches"}
 	waitFor(t, "preparing", func() (bool, string) { return strings.Contains(s.status.Text, "caches"), s.status.Text })
@@ -333,12 +389,21 @@ func TestTrainScreenFlow(t *testing.T) {
 	if !j.wasStopped() || !s.stopBtn.Disabled() {
 		t.Fatal("Yes did not stop the run")
 	}
+	if !s.sampleBtn.Disabled() || !s.saveBtn.Disabled() {
+		t.Fatal("Sample now and Save now stay enabled while the run stops")
+	}
 	j.end(studio.TrainEvent{Kind: studio.TrainStopped, RunID: j.id, Step: 5}, studio.TrainResult{RunID: j.id, Status: studio.RunStopped, Steps: 5, Total: 6}, errors.New("stopped"))
 	waitFor(t, "stopped", func() (bool, string) {
 		return !s.Running() && !s.resumeBtn.Disabled() && strings.Contains(s.status.Text, "Stopped at step 5"), s.status.Text
 	})
 	if !closed {
 		t.Fatal("the window did not close once the run was stopped and saved")
+	}
+	if txt := s.progressText.Text; !strings.Contains(txt, "stopped at step 5 / 6") || strings.Contains(txt, "ETA") {
+		t.Errorf("the progress line of a stopped run: %q", txt)
+	}
+	if !s.sampleBtn.Disabled() || !s.saveBtn.Disabled() {
+		t.Fatal("Sample now and Save now enabled after the run stopped")
 	}
 
 	test.Tap(s.resumeBtn)
@@ -359,6 +424,10 @@ func TestTrainScreenFlow(t *testing.T) {
 	if !s.resumeBtn.Disabled() || s.trainBtn.Disabled() {
 		t.Fatal("after a finished run: Resume disabled, Train enabled")
 	}
+	// The resumed session ran steps 6–6: the line says done, not an ETA.
+	if txt := s.progressText.Text; !strings.Contains(txt, "step 6 / 6 · done · steps 6–6 took") || strings.Contains(txt, "ETA") || !strings.Contains(txt, "loss 0.15") {
+		t.Errorf("the progress line of a finished run: %q", txt)
+	}
 
 	test.Tap(s.trainBtn)
 	waitFor(t, "a third job", func() (bool, string) { return len(f.jobs) == 3 && s.job == f.jobs[2], "" })
@@ -371,6 +440,9 @@ func TestTrainScreenFlow(t *testing.T) {
 	waitFor(t, "the failure", func() (bool, string) {
 		return !s.Running() && strings.Contains(s.status.Text, "loss is NaN") && s.status.Importance == widget.DangerImportance, s.status.Text
 	})
+	if txt := s.progressText.Text; !strings.Contains(txt, "failed at step 1") {
+		t.Errorf("the progress line of a failed run: %q", txt)
+	}
 	if s.resumeBtn.Disabled() {
 		t.Fatal("a failed run can be resumed from its last checkpoint")
 	}
