@@ -83,11 +83,12 @@ type TrainScreen struct {
 	lastStep    int
 	sessionFrom int               // the step this session started after (0: a new run)
 	lastEvent   studio.TrainEvent // the newest step event, for the final progress line
+	failedShown bool
+	filling     bool // missing steps are being read from the run's record
+
 	// samplePending and savePending: Sample now / Save now was asked and its
 	// first sample or its checkpoint has not arrived yet (the button waits).
 	samplePending, savePending bool
-	failedShown bool
-	filling     bool // missing steps are being read from the run's record
 
 	runs *runsList
 
