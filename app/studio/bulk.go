@@ -274,9 +274,9 @@ func (d *Dataset) ApplyBulk(op BulkOp) (BulkResult, error) {
 	files := make([]storage.IntentFile, 0, len(plan.Changes))
 	for _, c := range plan.Changes {
 		e := d.items[c.Rel]
-		// The history must hold what the plan starts from: prepare records a
+		// The history must hold what the plan starts from: planFile records a
 		// caption it has not seen yet, and refuses one changed since loaded.
-		id, _, err := d.prepare(e, true)
+		id, err := d.planFile(e)
 		if err != nil {
 			if errors.Is(err, errDatasetGone) {
 				return res, err
@@ -300,6 +300,26 @@ func (d *Dataset) ApplyBulk(op BulkOp) (BulkResult, error) {
 		res.Failed = append(res.Failed, &ConflictError{Rel: c.Rel, Path: c.Path, DiskText: c.Disk, DiskExists: c.Disk != ""})
 	}
 	return res, err
+}
+
+// planFile is prepare for a bulk edit's plan: it refuses a caption changed
+// on disk since loaded (or not UTF-8) and records the caption in the history
+// when it is not there yet, but takes the image id recordAll registered
+// rather than hashing the image, so planning 1,000 captions costs no
+// database write per image. The caller holds d.mu.
+func (d *Dataset) planFile(e *entry) (int64, error) {
+	if e.imageID == 0 {
+		id, _, err := d.prepare(e, true)
+		return id, err
+	}
+	cur, err := d.readDisk(e)
+	if err != nil {
+		return 0, err
+	}
+	if err := d.conflict(e, cur); err != nil {
+		return 0, err
+	}
+	return e.imageID, d.record(e.imageID, e.disk, cur)
 }
 
 // UndoLastBulk takes back the dataset's last bulk edit in one step, as a
