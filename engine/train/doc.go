@@ -23,7 +23,10 @@
 // dataset.Caption(seed, k) and its LoRA dropout masks from (seed, k). So a
 // stopped or killed run resumed from a checkpoint draws exactly what the
 // uninterrupted run drew: the losses and the final weights are the same bit
-// for bit (TestResumeIsBitIdentical).
+// for bit (TestResumeIsBitIdentical). Save now and Sample now requests
+// (RunWith's Options.Requests) are read between optimizer steps and draw
+// from none of those streams, so they leave the losses and the weights as
+// they were (TestRequestsKeepTheRunIdentical).
 //
 // The run folder:
 //

@@ -24,7 +24,9 @@ func TestRequestsKeepTheRunIdentical(t *testing.T) {
 	cache := filepath.Join(tmp, "cache")
 	be := cpu.New()
 	cfg := tinyConfig(cache, steps)
-	cfg.SampleSteps, cfg.SampleGuidance, cfg.SampleSize = 3, 2, 64
+	// No samples scheduled and no sample steps set (Validate asks for them
+	// only with SampleEvery): Sample now takes the default steps.
+	cfg.SampleEvery, cfg.SampleSteps, cfg.SampleGuidance, cfg.SampleSize = 0, 0, 2, 64
 
 	plainDir := filepath.Join(tmp, "plain")
 	plain := losses{}

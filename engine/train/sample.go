@@ -52,8 +52,15 @@ func (r *runner) sample() error {
 	if size == 0 {
 		size = r.cfg.Data.Resolution
 	}
+	steps := r.cfg.SampleSteps
+	if steps < 1 {
+		// Validate checks SampleSteps only when SampleEvery schedules
+		// samples; a Sample now request on a run without them takes the
+		// default.
+		steps = Default().SampleSteps
+	}
 	for i, prompt := range prompts {
-		req := pipeline.Request{Prompt: prompt, Steps: r.cfg.SampleSteps, Guidance: r.cfg.SampleGuidance,
+		req := pipeline.Request{Prompt: prompt, Steps: steps, Guidance: r.cfg.SampleGuidance,
 			Sampler: "dpmpp_2m", Width: size, Height: size, Seed: r.cfg.SampleSeed + uint64(i)}
 		img, err := p.Generate(r.ctx, req, nil)
 		if err != nil {
