@@ -61,7 +61,8 @@ type GalleryScreen struct {
 	lora      *widget.Select
 	date      *widget.Select
 	favs      *widget.Check
-	grid      *widget.GridWrap
+	grid      *galleryGrid
+	gridSel   widget.GridWrapItemID // the grid's selected cell, -1 for none
 	countText *widget.Label
 
 	selected  *studio.GalleryItem
@@ -87,7 +88,7 @@ type GalleryScreen struct {
 // NewGalleryScreen builds the gallery; call Refresh to fill it.
 func NewGalleryScreen(win fyne.Window, st *studio.Studio) *GalleryScreen {
 	g := &GalleryScreen{win: win, st: st, pages: map[int][]studio.GalleryItem{}, cells: map[*canvas.Image]int64{},
-		modelPath: map[string]string{}, now: time.Now}
+		modelPath: map[string]string{}, now: time.Now, gridSel: -1}
 	g.build()
 	return g
 }
@@ -123,20 +124,19 @@ func (g *GalleryScreen) build() {
 		g.Refresh()
 	})
 	g.countText = widget.NewLabel("")
-	g.grid = widget.NewGridWrap(func() int { return g.count }, g.newCell, g.updateCell)
+	g.grid = newGalleryGrid(func() int { return g.count }, g.newCell, g.updateCell, func() {
+		if g.gridSel >= 0 { // an empty grid selects nothing: no stale image is reused
+			g.ReuseSelected(ReuseAll)
+		}
+	})
 	g.grid.OnSelected = g.selectCell
+	g.grid.OnUnselected = func(widget.GridWrapItemID) { g.gridSel = -1 }
 
 	g.detail = widget.NewLabel("Select an image to see its parameters.")
 	g.detail.Wrapping = fyne.TextWrapWord
 	g.detail.Selectable = true
 	g.favButton = widget.NewButtonWithIcon("Favourite", theme.ConfirmIcon(), g.toggleFavourite)
-	reuse := func(what Reuse) func() {
-		return func() {
-			if g.selected != nil && g.OnReuse != nil {
-				g.OnReuse(g.selected.Request(), what)
-			}
-		}
-	}
+	reuse := func(what Reuse) func() { return func() { g.ReuseSelected(what) } }
 	g.actions = container.NewGridWithColumns(2,
 		widget.NewButtonWithIcon("Reuse all", theme.ContentRedoIcon(), reuse(ReuseAll)),
 		widget.NewButton("Reuse seed", reuse(ReuseSeed)),
@@ -356,7 +356,50 @@ func (g *GalleryScreen) selectCell(i widget.GridWrapItemID) {
 	if !ok {
 		return
 	}
+	g.gridSel = i
 	g.Select(it)
+}
+
+// ReuseSelected hands the selected image's request to OnReuse with what to take from it.
+func (g *GalleryScreen) ReuseSelected(what Reuse) {
+	if g.selected != nil && g.OnReuse != nil {
+		g.OnReuse(g.selected.Request(), what)
+	}
+}
+
+// Focus re-reads the history (the command line may have added images) and puts the keyboard
+// in the grid: the arrow keys move between images, Space selects one, Enter reuses all of
+// its parameters.
+func (g *GalleryScreen) Focus() {
+	g.Refresh()
+	g.win.Canvas().Focus(g.grid)
+}
+
+// galleryGrid is the gallery's GridWrap with one more key: Enter selects the image that has
+// the keyboard focus (as Space does) and reuses all its parameters, so an image is reused
+// without the mouse.
+type galleryGrid struct {
+	widget.GridWrap
+	onEnter func()
+}
+
+// newGalleryGrid builds the grid; onEnter runs after Enter has selected the focused cell.
+func newGalleryGrid(length func() int, create func() fyne.CanvasObject, update func(widget.GridWrapItemID, fyne.CanvasObject), onEnter func()) *galleryGrid {
+	g := &galleryGrid{GridWrap: widget.GridWrap{Length: length, CreateItem: create, UpdateItem: update}, onEnter: onEnter}
+	g.ExtendBaseWidget(g)
+	return g
+}
+
+// TypedKey handles Enter and leaves every other key to the GridWrap.
+func (g *galleryGrid) TypedKey(k *fyne.KeyEvent) {
+	if k.Name != fyne.KeyReturn && k.Name != fyne.KeyEnter {
+		g.GridWrap.TypedKey(k)
+		return
+	}
+	// Space selects the focused cell (and does nothing when it is already selected); the
+	// focused cell is not otherwise visible outside the GridWrap.
+	g.GridWrap.TypedKey(&fyne.KeyEvent{Name: fyne.KeySpace})
+	g.onEnter()
 }
 
 // Select makes it the image the actions work on.

@@ -352,3 +352,78 @@ func TestGalleryCompare(t *testing.T) {
 		t.Errorf("the top rows of a wide image are not transparent: %v", c)
 	}
 }
+
+// TestGalleryKeyboardReuse reuses an image without the mouse: Ctrl+G brings the gallery to
+// the keyboard (re-reading the history, so an image the command line added since shows), an
+// arrow key moves the focus, Enter selects the focused image and reuses all its parameters;
+// Ctrl+Shift+R reuses the selected image again from anywhere; Enter on an empty grid reuses
+// nothing.
+func TestGalleryKeyboardReuse(t *testing.T) {
+	m, st := newTestWindow(t, "")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "one.png")
+	writePNG(t, file, 32, 32)
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	item := func(prompt string, seed uint64, steps int, k int) studio.GalleryItem {
+		return studio.GalleryItem{Time: base.Add(time.Duration(k) * time.Minute), Prompt: prompt, Model: "/m/base.safetensors",
+			Seed: seed, Steps: steps, CFG: 5.5, Sampler: "euler_a", Width: 832, Height: 1216, File: file}
+	}
+	if _, err := st.ImportGenerations([]studio.GalleryItem{item("oldest", 11, 10, 0), item("middle", 22, 20, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	g, p := m.Gallery, m.Playground
+	g.Refresh()
+	// Added behind the window's back, as `lorastudio generate` does: newest first, it is
+	// item 0 and "middle" item 1 once Ctrl+G has re-read the history.
+	if _, err := st.ImportGenerations([]studio.GalleryItem{item("newest", 33, 30, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tab := range m.tabs.Items {
+		if tab.Text != "Playground" {
+			m.tabs.Select(tab) // start elsewhere: Ctrl+G brings the Playground tab to the front
+			break
+		}
+	}
+	p.prompt.SetText("typed by hand")
+	p.seed.SetText("5")
+	press(m.Window, key(fyne.KeyG, ctrl))
+	if !m.playgroundShown() {
+		t.Error("Ctrl+G did not show the Playground tab")
+	}
+	if g.Count() != 3 {
+		t.Fatalf("Ctrl+G: %d images, want the 3 in the history", g.Count())
+	}
+	focused, ok := m.Window.Canvas().Focused().(*galleryGrid)
+	if !ok || focused != g.grid {
+		t.Fatalf("Ctrl+G focused %T, want the gallery grid", m.Window.Canvas().Focused())
+	}
+	focused.TypedKey(&fyne.KeyEvent{Name: fyne.KeyRight})
+	focused.TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
+	r, n, err := p.Request()
+	if err != nil || n != 1 || r.Prompt != "middle" || r.Seed == nil || *r.Seed != 22 || r.Steps != 20 || r.CFG != 5.5 ||
+		r.Sampler != "euler_a" || r.Width != 832 || r.Height != 1216 || r.Model != "/m/base.safetensors" {
+		t.Fatalf("after Right, Enter: request %+v (%v), want the parameters of \"middle\"", r, err)
+	}
+	if sel, ok := g.Selected(); !ok || sel.Prompt != "middle" {
+		t.Errorf("Enter selected %+v, want \"middle\"", sel)
+	}
+	p.prompt.SetText("typed again")
+	press(m.Window, key(fyne.KeyR, ctrl|fyne.KeyModifierShift))
+	if p.prompt.Text != "middle" || p.seed.Text != "22" {
+		t.Errorf("Ctrl+Shift+R: prompt %q seed %q, want the selected image's", p.prompt.Text, p.seed.Text)
+	}
+	focused.TypedKey(&fyne.KeyEvent{Name: fyne.KeyLeft})
+	focused.TypedKey(&fyne.KeyEvent{Name: fyne.KeyEnter})
+	if p.prompt.Text != "newest" || p.seed.Text != "33" || p.steps.Text != "30" {
+		t.Errorf("after Left, Enter (keypad): prompt %q seed %q steps %q, want \"newest\"'s", p.prompt.Text, p.seed.Text, p.steps.Text)
+	}
+
+	// A filter matching nothing: Enter reuses no image left over from before.
+	g.SetFilter(studio.GalleryFilter{Model: "/m/none.safetensors"})
+	p.prompt.SetText("kept")
+	m.Window.Canvas().Focus(g.grid)
+	g.grid.TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
+	if g.Count() != 0 || p.prompt.Text != "kept" {
+		t.Errorf("Enter on an empty gallery (%d images) changed the prompt to %q", g.Count(), p.prompt.Text)
+	}
+}

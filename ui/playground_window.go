@@ -62,7 +62,14 @@ func (m *MainWindow) actions() []Action {
 		Run: func() {
 			m.showPlayground()
 			m.Playground.FocusPrompt()
-		}})
+		}},
+		Action{Menu: "Generate", Label: "Go to the gallery (arrows move, Space selects, Enter reuses all)",
+			Shortcuts: []fyne.Shortcut{key(fyne.KeyG, ctrl)}, Run: func() {
+				m.showPlayground()
+				m.Gallery.Focus()
+			}},
+		Action{Menu: "Generate", Label: "Reuse all parameters of the selected image",
+			Shortcuts: []fyne.Shortcut{key(fyne.KeyR, ctrl|fyne.KeyModifierShift)}, Run: func() { m.Gallery.ReuseSelected(ReuseAll) }})
 }
 
 // DropFiles loads the generation parameters of the first dropped PNG into the Playground
