@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"lorastudio/engine/cpu"
 	"lorastudio/engine/device"
 	"lorastudio/engine/sdxl"
 	"lorastudio/engine/tensor"
@@ -158,4 +159,77 @@ func benchBase(b *testing.B, train, checkpoint, noInputGrads bool) {
 	b.ReportMetric(float64(be.Memory().Peak)/(1<<20), "peakMiB")
 	b.ReportMetric(float64(be.Memory().Peak-base)/(1<<20), "stepMiB")
 	b.Log(fmt.Sprintf("latent %dx%d (image %dx%d) on %s, train %v, checkpoint %v, no input grads %v", side, side, side*8, side*8, be.Name(), train, checkpoint, noInputGrads))
+}
+
+// BenchmarkHalfSDXLUNetTrain is a training step (ForwardTrain + Backward,
+// batch 1, timestep 500) of SDXL base's UNet at half its widths
+// (block_out_channels 160, 320, 640; the same depths, heads and
+// conditioning) with synthetic F16 weights: without checkpointing, with
+// it, and as the LoRA trainer runs it (with NoInputGrads too). stepMiB is
+// the device peak above the weights and inputs. LORASTUDIO_BENCH_LATENT
+// sets the latent side (64 by default, a 512² image).
+func BenchmarkHalfSDXLUNetTrain(b *testing.B) {
+	side := 64
+	if s := os.Getenv("LORASTUDIO_BENCH_LATENT"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 || n%4 != 0 {
+			b.Fatalf("LORASTUDIO_BENCH_LATENT=%q: want a positive multiple of 4", s)
+		}
+		side = n
+	}
+	cfg := sdxl.SDXLBaseUNet()
+	cfg.BlockOutChannels = []int{160, 320, 640}
+	ps, err := sdxl.UNetParams(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	be := cpu.New()
+	m, err := unet.Load(be, cfg, newSynthWeights(ps))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Free()
+	up := func(shape ...int) *tensor.Tensor {
+		v := make([]float32, tensor.Shape(shape).Numel())
+		for i := range v {
+			v[i] = float32(i%7) * 0.1
+		}
+		t, err := be.Upload(v, shape, tensor.F32)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return t
+	}
+	x := up(1, cfg.InChannels, side, side)
+	ctx := up(1, 77, cfg.CrossAttentionDim.At(0))
+	text := up(1, m.TextEmbedsDim())
+	px := float32(side * 8)
+	ids, err := be.Upload([]float32{px, px, 0, 0, px, px}, tensor.Shape{1, 6}, tensor.F32)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tensor.FreeAll(x, ctx, text, ids)
+	for _, c := range []struct {
+		name                     string
+		checkpoint, noInputGrads bool
+	}{{"plain", false, false}, {"checkpoint", true, false}, {"lora-step", true, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			m.Checkpoint, m.NoInputGrads = c.checkpoint, c.noInputGrads
+			base := be.Memory().InUse
+			be.ResetPeak()
+			for range b.N {
+				out, err := m.ForwardTrain(x, []float32{500}, ctx, text, ids)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ds, dc, err := m.Backward(out)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tensor.FreeAll(out, ds, dc)
+				m.FreeCache()
+			}
+			b.ReportMetric(float64(be.Memory().Peak-base)/(1<<20), "stepMiB")
+		})
+	}
 }
