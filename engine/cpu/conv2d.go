@@ -173,7 +173,7 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 	// The weight w (Cout, ckk) is the sgemm's A for every pixel chunk. The
 	// pure-Go sgemm takes it packed once for the call (converted from
 	// F16/BF16 while packing); OpenBLAS takes it as float32 (unpacked into
-	// pooled scratch when packed).
+	// kept scratch when packed).
 	var wv []float32
 	var wp packedA
 	if b.useBLAS() {

@@ -32,7 +32,7 @@ func (b *Backend) kernel() microKernel {
 
 // gemmHalfB is gemm with B given as 16-bit words of dtype dt (F16/BF16, a
 // packed weight). The pure-Go sgemm converts B block by block while packing
-// it; OpenBLAS gets op(B) unpacked into pooled scratch.
+// it; OpenBLAS gets op(B) unpacked into kept scratch (getScratch).
 func (b *Backend) gemmHalfB(transA, transB bool, m, n, k int, a []float32, lda int, bh []uint16, dt tensor.DType, ldb int, acc bool, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return

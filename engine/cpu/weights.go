@@ -15,9 +15,11 @@ import (
 //     packing its kc×nc panels, and packs a weight A (Conv2D's w) once per
 //     call into its mr-row panels, converting while packing, so the pixel
 //     chunks of the call share one packing (see packAHalf, gemmPackedA);
-//   - OpenBLAS, which takes fp32 only, gets the weight unpacked into a pooled
+//   - OpenBLAS, which takes fp32 only, gets the weight unpacked into a kept
 //     scratch slice (weightScratch), reused from call to call instead of a
 //     new allocation the runtime zeroes first.
+// The packed or unpacked copy is one layer's, for one call; at most
+// scratchKeepBytes of them are kept between calls, never a copy of the model.
 // The conversion itself is F16C's VCVTPH2PS on amd64 CPUs that have it and a
 // 64K-entry table elsewhere (both exact).
 
@@ -55,23 +57,69 @@ func unpackHalf(dst []float32, src []uint16, dt tensor.DType) {
 	}
 }
 
-// scratchPool holds float32 slices reused for unpacked weights and packed
-// weight panels.
-var scratchPool = sync.Pool{New: func() any { s := []float32(nil); return &s }}
+// scratchKeepBytes bounds the scratch slices kept between calls: enough for
+// the largest SDXL conv weight packed as fp32 (1280×2560×3×3, 118 MB) and a
+// few smaller ones. Unlike a sync.Pool, which every GC empties (and a UNet
+// step runs many), the kept slices survive, so the per-call packing does not
+// allocate; past the bound a returned slice is left to the GC.
+var scratchKeepBytes int64 = 256 << 20
 
-// getScratch returns a pooled slice of n float32 (contents undefined) and
-// the function that returns it to the pool.
+// scratch is the free list of float32 slices reused for unpacked weights
+// and packed weight panels.
+var scratch struct {
+	mu   sync.Mutex
+	free [][]float32
+	held int64 // bytes in free
+}
+
+// getScratch returns a slice of n float32 (contents undefined), reused when
+// one large enough is kept, and the function that gives it back.
 func getScratch(n int) ([]float32, func()) {
-	p := scratchPool.Get().(*[]float32)
-	if cap(*p) < n {
-		*p = make([]float32, n)
+	scratch.mu.Lock()
+	best := -1
+	for i, s := range scratch.free {
+		if cap(s) >= n && (best < 0 || cap(s) < cap(scratch.free[best])) {
+			best = i
+		}
 	}
-	s := (*p)[:n]
-	return s, func() { scratchPool.Put(p) }
+	var s []float32
+	if best >= 0 {
+		s = scratch.free[best]
+		scratch.free = append(scratch.free[:best], scratch.free[best+1:]...)
+		scratch.held -= 4 * int64(cap(s))
+	}
+	scratch.mu.Unlock()
+	if s == nil {
+		s = make([]float32, n)
+	}
+	return s[:n], func() { putScratch(s) }
+}
+
+// putScratch keeps s for reuse while the kept bytes stay under
+// scratchKeepBytes, dropping the smallest kept slices to make room.
+func putScratch(s []float32) {
+	b := 4 * int64(cap(s))
+	if b > scratchKeepBytes {
+		return
+	}
+	scratch.mu.Lock()
+	defer scratch.mu.Unlock()
+	for scratch.held+b > scratchKeepBytes && len(scratch.free) > 0 {
+		small := 0
+		for i, f := range scratch.free {
+			if cap(f) < cap(scratch.free[small]) {
+				small = i
+			}
+		}
+		scratch.held -= 4 * int64(cap(scratch.free[small]))
+		scratch.free = append(scratch.free[:small], scratch.free[small+1:]...)
+	}
+	scratch.free = append(scratch.free, s)
+	scratch.held += b
 }
 
 // weightScratch returns a weight operand as float32: an F32 tensor's own
-// data, or an F16/BF16 one unpacked into pooled scratch. Call done when the
+// data, or an F16/BF16 one unpacked into kept scratch. Call done when the
 // values are no longer read.
 func weightScratch(t *tensor.Tensor) (vals []float32, done func()) {
 	bf, _ := t.Buffer()

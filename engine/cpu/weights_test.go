@@ -264,3 +264,48 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestScratchReuseAndBound checks that a returned scratch slice is handed
+// out again, that one over the bound is not kept, and that the kept bytes
+// never exceed it.
+func TestScratchReuseAndBound(t *testing.T) {
+	scratch.mu.Lock()
+	saved, savedHeld, savedKeep := scratch.free, scratch.held, scratchKeepBytes
+	scratch.free, scratch.held, scratchKeepBytes = nil, 0, 1000
+	scratch.mu.Unlock()
+	defer func() {
+		scratch.mu.Lock()
+		scratch.free, scratch.held, scratchKeepBytes = saved, savedHeld, savedKeep
+		scratch.mu.Unlock()
+	}()
+	a, doneA := getScratch(100) // 400 bytes
+	doneA()
+	b, doneB := getScratch(50)
+	if &a[0] != &b[0] || len(b) != 50 {
+		t.Fatalf("a kept 100-float slice was not reused for 50 (len %d)", len(b))
+	}
+	c, doneC := getScratch(120) // a second slice while b is out
+	doneB()
+	doneC()
+	if scratch.held != 4*(100+120) {
+		t.Errorf("kept %d bytes, want %d", scratch.held, 4*(100+120))
+	}
+	big, doneBig := getScratch(300) // 1200 bytes: over the bound
+	doneBig()
+	for _, f := range scratch.free {
+		if &f[:1][0] == &big[0] {
+			t.Error("a slice over the bound was kept")
+		}
+	}
+	d, doneD := getScratch(200) // 800 bytes: kept by dropping the smaller ones
+	doneD()
+	if scratch.held > scratchKeepBytes {
+		t.Errorf("kept %d bytes over the bound %d", scratch.held, scratchKeepBytes)
+	}
+	e, doneE := getScratch(150)
+	defer doneE()
+	if &e[0] != &d[0] {
+		t.Error("the 200-float slice, kept last, was not reused")
+	}
+	_ = c
+}
