@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"slices"
@@ -262,7 +263,7 @@ func fdCases() []fdCase {
 		transformerCase(true, 2), transformerCase(false, 1),
 		downCase(1), downCase(0), upCase(), tembCase(),
 	}
-	return append(cases, []fdCase{
+	cases = append(cases, []fdCase{
 		{
 			// a frozen base with a trainable low-rank adapter: the LoRA case
 			name: "linear-adapter", params: map[string][]int{"l.weight": {5, 7}, "l.bias": {5}, "a.down.weight": {2, 7}, "a.up.weight": {5, 2}},
@@ -474,6 +475,80 @@ func fdCases() []fdCase {
 			free: func(m any) { m.(*FeedForward).Free() },
 		},
 	}...)
+	return append(cases, variantCases(cases)...)
+}
+
+// variantCases are the checkpointed and input-gradient-free variants of
+// some of cases: Checkpoint on a resnet and a transformer (the same
+// gradients, nothing left behind), a transformer whose cross-attentions
+// skip the context gradient (NoContextGrad), and BackwardParams of a conv,
+// a frozen linear with an adapter and a timestep embedding (the same
+// parameter gradients without an input gradient).
+func variantCases(cases []fdCase) []fdCase {
+	params := func(f func(m any, dy *tensor.Tensor) error) func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+		return func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+			return []*tensor.Tensor{nil}, f(m, dy)
+		}
+	}
+	var out []fdCase
+	for _, c := range cases {
+		load, bwd := c.load, c.bwd
+		switch c.name {
+		case "resnet-temb-shortcut", "transformer2d-linear":
+			v := c
+			v.name += "-checkpoint"
+			v.load = func(s Scope) (any, error) {
+				m, err := load(s)
+				switch l := m.(type) {
+				case *ResnetBlock2D:
+					l.Checkpoint = true
+				case *Transformer2DModel:
+					l.Checkpoint = true
+				}
+				return m, err
+			}
+			out = append(out, v)
+			if c.name != "transformer2d-linear" {
+				continue
+			}
+			w := v
+			w.name += "-no-context-grad"
+			w.load = func(s Scope) (any, error) {
+				m, err := v.load(s)
+				if err == nil {
+					for _, blk := range m.(*Transformer2DModel).Blocks {
+						blk.Attn2.NoContextGrad = true
+					}
+				}
+				return m, err
+			}
+			w.bwd = func(m any, dy *tensor.Tensor) ([]*tensor.Tensor, error) {
+				ds, err := bwd(m, dy)
+				if err == nil && ds[1] != nil {
+					tensor.FreeAll(ds...)
+					return nil, fmt.Errorf("a context gradient with NoContextGrad")
+				}
+				return ds, err
+			}
+			out = append(out, w)
+		case "conv2d", "linear-adapter", "timestep-embedding":
+			v := c
+			v.name += "-params-only"
+			v.bwd = params(func(m any, dy *tensor.Tensor) error {
+				switch l := m.(type) {
+				case *Conv2d:
+					return l.BackwardParams(dy)
+				case *Linear:
+					return l.BackwardParams(dy)
+				case *TimestepEmbedding:
+					return l.BackwardParams(dy)
+				}
+				return fmt.Errorf("%T has no BackwardParams", m)
+			})
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // TestBackwardFiniteDiff checks every layer's input and parameter gradients
