@@ -15,8 +15,13 @@ import (
 // image made from the command line (the Playground starts from the newest image's
 // parameters: the demo model at 64×64, 2 steps), Ctrl+P puts the keyboard in the prompt, a
 // new prompt is typed and Ctrl+Enter generates it; the image lands on disk and in the
-// history, where a search finds it. With LORASTUDIO_PLAYGROUND_SCREENSHOT_OUT=path the
-// screenshot of the Playground is copied there (the README's docs/screenshot-playground.png).
+// history, where a search finds it. Then its parameters are reused from the gallery by
+// keyboard: another prompt is typed over the form, Ctrl+G puts the keyboard in the gallery
+// (its newest image, the lighthouse, has the focus), Enter reuses all its parameters and
+// Ctrl+Enter generates again: the second image has the first one's prompt and random seed
+// and comes from the generation cache, which only the same parameters hit. With
+// LORASTUDIO_PLAYGROUND_SCREENSHOT_OUT=path the screenshot of the Playground is copied there
+// (the README's docs/screenshot-playground.png).
 func TestE2EPlayground(t *testing.T) {
 	for _, tool := range []string{"Xvfb", "xdotool", "import"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -78,17 +83,25 @@ func TestE2EPlayground(t *testing.T) {
 		}
 	}
 	type item struct {
+		ID     int64  `json:"id"`
 		Prompt string `json:"prompt"`
+		Model  string `json:"model"`
+		Seed   uint64 `json:"seed"`
 		Size   string `json:"size"`
 		Steps  int    `json:"steps"`
 		File   string `json:"file"`
+		Cached bool   `json:"cached"`
+	}
+	search := func(text string) []item {
+		var found []item
+		if err := json.Unmarshal(cli("gallery", "list", "--json", "--search", text), &found); err != nil {
+			t.Fatal(err)
+		}
+		return found
 	}
 	var found []item
 	mustWait(t, app, 5*time.Minute, "the typed prompt's image in the history, found by a search", func() bool {
-		found = nil
-		if err := json.Unmarshal(cli("gallery", "list", "--json", "--search", "lighthouse"), &found); err != nil {
-			t.Fatal(err)
-		}
+		found = search("lighthouse")
 		return len(found) == 1
 	})
 	if found[0].Prompt != prompt || found[0].Size != "64x64" || found[0].Steps != 2 {
@@ -107,6 +120,40 @@ func TestE2EPlayground(t *testing.T) {
 		if err := os.WriteFile(out, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	// Reuse all of its parameters from the gallery, by keyboard, over a form typed anew.
+	const other = "an empty meadow at noon"
+	for _, step := range [][]string{
+		{"xdotool", "key", "--window", wid, "ctrl+p"},
+		{"xdotool", "key", "ctrl+a"},
+		{"xdotool", "type", "--delay", "20", other},
+		{"xdotool", "key", "ctrl+g"},
+		{"xdotool", "key", "Return"},
+		{"xdotool", "key", "ctrl+Return"},
+	} {
+		if out, err := x(step...); err != nil {
+			t.Fatalf("%s: %v %s", strings.Join(step, " "), err, out)
+		}
+	}
+	var again []item
+	mustWait(t, app, 5*time.Minute, "a second lighthouse image, made from the reused parameters", func() bool {
+		again = search("lighthouse")
+		return len(again) == 2
+	})
+	first, second := found[0], again[0] // newest first
+	if again[1].ID != first.ID || second.ID == first.ID {
+		t.Fatalf("after the reuse the search lists %+v, want a new image before the first %+v", again, first)
+	}
+	if second.Prompt != first.Prompt || second.Seed != first.Seed || second.Model != first.Model || second.Size != first.Size ||
+		second.Steps != first.Steps {
+		t.Errorf("the image from the reused parameters %+v, want the first image's %+v", second, first)
+	}
+	if !second.Cached {
+		t.Errorf("the image from the reused parameters %+v did not come from the generation cache: not all parameters were reused", second)
+	}
+	if n := len(search("meadow")); n != 0 {
+		t.Errorf("%d images with the prompt typed before the reuse: Enter in the gallery did not replace the form", n)
 	}
 	if strings.Contains(app.out.String(), "panic:") {
 		t.Fatalf("lorastudio panicked; %s", app.report())
