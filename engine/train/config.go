@@ -65,8 +65,8 @@ type Config struct {
 	// Seed makes the run a pure function of its settings: initial weights,
 	// data order, noise, timesteps and dropout all derive from it.
 	Seed uint64 `json:"seed"`
-	// GradientCheckpointing recomputes each UNet block in backward instead
-	// of keeping its activations.
+	// GradientCheckpointing recomputes each UNet resnet and transformer
+	// block in backward instead of keeping its activations.
 	GradientCheckpointing bool `json:"gradient_checkpointing"`
 
 	// SaveEvery writes a numbered LoRA file and a resumable state every N
