@@ -241,6 +241,7 @@ func Train(b tensor.Backend, opts TrainOptions, w io.Writer) (TrainReport, error
 	}
 	fmt.Fprintf(w, "SDXL LoRA training step on %s (%s): %d², batch %d, rank %d (%s), %d trainable values\n",
 		b.Name(), b.Device(), opts.Size, n, opts.Rank, opts.Targets, rep.LoRAParams)
+	m.NoInputGrads = true // as engine/train runs it: the latents and text embeddings want no gradient
 	for _, ck := range opts.Checkpointing {
 		m.Checkpoint = ck
 		if opts.Warmup {
