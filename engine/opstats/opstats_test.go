@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"lorastudio/engine/cpu"
+	"lorastudio/engine/internal/gltest"
 	"lorastudio/engine/opstats"
 	"lorastudio/engine/tensor"
 )
@@ -201,4 +202,30 @@ func TestSyncsAfterEveryOpOnAnAsynchronousBackend(t *testing.T) {
 	if !strings.Contains(buf.String(), "serialises the queue") {
 		t.Errorf("the table of a synced run does not say so:\n%s", buf.String())
 	}
+}
+
+// TestOnGL runs the graph through the wrapper on the GL backend, which
+// queues its ops: the wrapper syncs after each and counts the same ops.
+func TestOnGL(t *testing.T) {
+	inner := gltest.Backend(t)
+	want := graph(t, inner)
+	b := opstats.New(inner)
+	if !b.Synced() {
+		t.Fatal("the GL backend is asynchronous, yet the wrapper does not sync")
+	}
+	got := graph(t, b)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("value %d through the wrapper %g, directly %g", i, got[i], want[i])
+		}
+	}
+	s := b.Stats()
+	var calls int64
+	for _, c := range s.Ops {
+		calls += c.Calls
+	}
+	if calls != 10 || !s.Synced {
+		t.Errorf("%d calls counted (want 10), synced %v: %+v", calls, s.Synced, s.Ops)
+	}
+	must(t, b.Sync())
 }
