@@ -108,14 +108,30 @@ func (b *Backend) MatMulBackward(dout, a, bm *tensor.Tensor, transA, transB bool
 		if da, dav, err = b.newF32(op, a.Shape()); err != nil {
 			return
 		}
-		bw, done := weightScratch(bm)
-		defer done()
+		var bw []float32
+		var bh []uint16
+		if bm.DType() == tensor.F32 {
+			bw = data(bm)
+		} else if transA {
+			var done func()
+			bw, done = weightScratch(bm)
+			defer done()
+		} else {
+			bh = halfData(bm)
+		}
 		for i := 0; i < d.Batch; i++ {
 			bo := 0
 			if !d.SharedB {
 				bo = i * K * N
 			}
-			dci, dai, bi := dc[i*M*N:], dav[i*M*K:], bw[bo:]
+			dci, dai := dc[i*M*N:], dav[i*M*K:]
+			if bh != nil {
+				// dA (M, K) = dC (M, N) · op(B)ᵀ (N, K), the packed weight
+				// converted while the sgemm packs it.
+				b.gemmHalfB(false, !transB, M, K, N, dci, N, bh[bo:], bm.DType(), ldb, false, dai, K)
+				continue
+			}
+			bi := bw[bo:]
 			if transA {
 				// dA stored (K, M) = op(B) (K, N) · dCᵀ (N, M)
 				b.gemm(transB, true, K, M, N, bi, ldb, dci, N, false, dai, M)
