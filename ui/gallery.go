@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"container/list"
 	"fmt"
 	"image"
 	"image/color"
@@ -27,6 +28,15 @@ const galleryPageSize = 200
 // galleryThumbSize is the longest side of a gallery thumbnail in pixels.
 const galleryThumbSize = 160
 
+// galleryRecentThumbs is how many thumbnails the gallery keeps for the cells it showed last
+// (about fifteen screens), so scrolling back shows them at once without asking the studio.
+const galleryRecentThumbs = 512
+
+// galleryPrefetch is how close (in images) to the start of a page the grid must show before
+// the page before it is read in the background (the page after is read as soon as a page
+// shows: scrolling down is the common way, and a whole page is time enough for the read).
+const galleryPrefetch = galleryPageSize / 2
+
 // Date filter choices.
 const (
 	anyTime   = "Any time"
@@ -51,9 +61,15 @@ type GalleryScreen struct {
 
 	filter studio.GalleryFilter
 	count  int
-	pages  map[int][]studio.GalleryItem // page number → its rows
-	cellMu sync.Mutex                   // guards cells: thumbnail callbacks run off the UI goroutine in Fyne's test driver
-	cells  map[*canvas.Image]int64      // the id each grid cell shows, so a late thumbnail lands only where it belongs
+	// pageMu guards pages, loading and pageGen: pages read in the background land through
+	// fromBackground, which runs off the UI goroutine in Fyne's test driver.
+	pageMu  sync.Mutex
+	pages   map[int][]studio.GalleryItem // page number → its rows
+	loading map[int]bool                 // pages being read in the background
+	pageGen int                          // counts Refresh calls: a page read before the last one is dropped
+	cellMu  sync.Mutex                   // guards cells and recent: thumbnail callbacks run off the UI goroutine in Fyne's test driver
+	cells   map[*canvas.Image]int64      // the id each grid cell shows, so a late thumbnail lands only where it belongs
+	recent  *thumbLRU                    // the thumbnails of the cells shown last, by image id
 
 	search    *widget.Entry
 	model     *widget.Select
@@ -87,8 +103,8 @@ type GalleryScreen struct {
 
 // NewGalleryScreen builds the gallery; call Refresh to fill it.
 func NewGalleryScreen(win fyne.Window, st *studio.Studio) *GalleryScreen {
-	g := &GalleryScreen{win: win, st: st, pages: map[int][]studio.GalleryItem{}, cells: map[*canvas.Image]int64{},
-		modelPath: map[string]string{}, now: time.Now, gridSel: -1}
+	g := &GalleryScreen{win: win, st: st, pages: map[int][]studio.GalleryItem{}, loading: map[int]bool{},
+		cells: map[*canvas.Image]int64{}, recent: newThumbLRU(galleryRecentThumbs), modelPath: map[string]string{}, now: time.Now, gridSel: -1}
 	g.build()
 	return g
 }
@@ -205,7 +221,10 @@ func (g *GalleryScreen) Refresh() {
 	default:
 		g.count = n
 	}
-	g.pages = map[int][]studio.GalleryItem{}
+	g.pageMu.Lock()
+	g.pages, g.loading = map[int][]studio.GalleryItem{}, map[int]bool{}
+	g.pageGen++
+	g.pageMu.Unlock()
 	g.countText.SetText(fmt.Sprintf("%d images", g.count))
 	g.refreshMenus()
 	g.grid.UnselectAll()
@@ -234,13 +253,17 @@ func (g *GalleryScreen) refreshMenus() {
 func (g *GalleryScreen) Count() int { return g.count }
 
 // Item returns the i-th image of the filtered gallery (newest first), reading its page
-// from the history when it is not loaded.
+// from the history when it is not loaded. Scrolling rarely waits for that: near a page's
+// end the next page is read in the background (see prefetch); a jump (the scroll bar
+// dragged, the end key) reads the page it lands on here.
 func (g *GalleryScreen) Item(i int) (studio.GalleryItem, bool) {
 	if i < 0 || i >= g.count {
 		return studio.GalleryItem{}, false
 	}
 	pg := i / galleryPageSize
+	g.pageMu.Lock()
 	rows, ok := g.pages[pg]
+	g.pageMu.Unlock()
 	if !ok {
 		var err error
 		rows, err = g.st.Gallery(g.filter, pg*galleryPageSize, galleryPageSize)
@@ -248,7 +271,9 @@ func (g *GalleryScreen) Item(i int) (studio.GalleryItem, bool) {
 			g.setStatus(err.Error())
 			return studio.GalleryItem{}, false
 		}
+		g.pageMu.Lock()
 		g.pages[pg] = rows
+		g.pageMu.Unlock()
 	}
 	k := i - pg*galleryPageSize
 	if k >= len(rows) {
@@ -257,8 +282,55 @@ func (g *GalleryScreen) Item(i int) (studio.GalleryItem, bool) {
 	return rows[k], true
 }
 
+// prefetch reads, on a background goroutine, the page after i's, and the page before when i
+// is near its page's start, so that scrolling on finds its rows loaded and the UI goroutine
+// does not wait for SQLite.
+func (g *GalleryScreen) prefetch(i int) {
+	pg := i / galleryPageSize
+	if (pg+1)*galleryPageSize < g.count {
+		g.prefetchPage(pg + 1)
+	}
+	if i%galleryPageSize < galleryPrefetch && pg > 0 {
+		g.prefetchPage(pg - 1)
+	}
+}
+
+// prefetchPage reads page next in the background unless it is held or being read.
+func (g *GalleryScreen) prefetchPage(next int) {
+	g.pageMu.Lock()
+	_, have := g.pages[next]
+	if have || g.loading[next] {
+		g.pageMu.Unlock()
+		return
+	}
+	g.loading[next] = true
+	gen, filter := g.pageGen, g.filter
+	g.pageMu.Unlock()
+	go func() {
+		rows, err := g.st.Gallery(filter, next*galleryPageSize, galleryPageSize)
+		fromBackground(func() {
+			g.pageMu.Lock()
+			defer g.pageMu.Unlock()
+			if gen != g.pageGen {
+				return // read for a filter or history that has changed since
+			}
+			delete(g.loading, next)
+			if err != nil {
+				return // Item reads it again when it is shown, and reports the error then
+			}
+			if _, have := g.pages[next]; !have {
+				g.pages[next] = rows
+			}
+		})
+	}()
+}
+
 // LoadedPages is how many pages of rows are held (the grid reads only what it shows).
-func (g *GalleryScreen) LoadedPages() int { return len(g.pages) }
+func (g *GalleryScreen) LoadedPages() int {
+	g.pageMu.Lock()
+	defer g.pageMu.Unlock()
+	return len(g.pages)
+}
 
 // galleryCell is a grid cell: a placeholder under the thumbnail, a star for favourites.
 func (g *GalleryScreen) newCell() fyne.CanvasObject {
@@ -279,8 +351,10 @@ func cellParts(o fyne.CanvasObject) (*canvas.Image, *fyne.Container, *widget.Lab
 	return cell.Objects[2].(*canvas.Image), cell.Objects[1].(*fyne.Container), star
 }
 
-// updateCell shows image i: its thumbnail at once when cached, else the placeholder until
-// a worker has made it.
+// updateCell shows image i: its thumbnail at once when the cell showed it lately, else the
+// placeholder until a worker has it. The UI goroutine never reads a thumbnail file: the
+// studio's thumbnail lookup can read and decode one from its disk cache, so the lookup is
+// left to its workers and only this screen's own recent thumbnails are used here.
 func (g *GalleryScreen) updateCell(i widget.GridWrapItemID, o fyne.CanvasObject) {
 	img, placeholder, star := cellParts(o)
 	it, ok := g.Item(i)
@@ -290,22 +364,29 @@ func (g *GalleryScreen) updateCell(i widget.GridWrapItemID, o fyne.CanvasObject)
 		img.Refresh()
 		return
 	}
+	g.prefetch(i)
 	if it.Favourite {
 		star.SetText("★")
 	} else {
 		star.SetText("")
 	}
-	g.setCell(img, it.ID)
-	if th, ok := g.st.GalleryThumbnail(it, galleryThumbSize); ok {
+	id := it.ID
+	g.cellMu.Lock()
+	g.cells[img] = id
+	th, ok := g.recent.get(id)
+	g.cellMu.Unlock()
+	if ok {
 		g.setThumb(img, placeholder, th)
 		return
 	}
 	g.setThumb(img, placeholder, nil)
-	id := it.ID
 	g.st.RequestGalleryThumbnail(it, galleryThumbSize, func(th image.Image, err error) {
 		fromBackground(func() {
 			g.cellMu.Lock()
 			defer g.cellMu.Unlock()
+			if err == nil {
+				g.recent.put(id, th)
+			}
 			if g.cells[img] != id {
 				return // the cell shows another image by now
 			}
@@ -325,6 +406,54 @@ func (g *GalleryScreen) setCell(img *canvas.Image, id int64) {
 	g.cells[img] = id
 	g.cellMu.Unlock()
 }
+
+// thumbLRU holds the last n thumbnails by image id. It is not safe for concurrent use.
+// The images are mostly the studio cache's own (shared, not copied); this keeps the ones
+// just shown even when the studio's larger cache has moved on.
+type thumbLRU struct {
+	n   int
+	m   map[int64]*list.Element
+	lru *list.List // front: most recent; values are thumbEntry
+}
+
+// thumbEntry is one thumbnail of a thumbLRU.
+type thumbEntry struct {
+	id  int64
+	img image.Image
+}
+
+// newThumbLRU makes an empty cache of n thumbnails.
+func newThumbLRU(n int) *thumbLRU {
+	return &thumbLRU{n: n, m: map[int64]*list.Element{}, lru: list.New()}
+}
+
+// get returns image id's thumbnail and marks it used.
+func (c *thumbLRU) get(id int64) (image.Image, bool) {
+	el, ok := c.m[id]
+	if !ok {
+		return nil, false
+	}
+	c.lru.MoveToFront(el)
+	return el.Value.(thumbEntry).img, true
+}
+
+// put keeps image id's thumbnail, dropping the least recently used beyond n.
+func (c *thumbLRU) put(id int64, img image.Image) {
+	if el, ok := c.m[id]; ok {
+		el.Value = thumbEntry{id, img}
+		c.lru.MoveToFront(el)
+		return
+	}
+	c.m[id] = c.lru.PushFront(thumbEntry{id, img})
+	for c.lru.Len() > c.n {
+		el := c.lru.Back()
+		c.lru.Remove(el)
+		delete(c.m, el.Value.(thumbEntry).id)
+	}
+}
+
+// len is how many thumbnails are held.
+func (c *thumbLRU) len() int { return c.lru.Len() }
 
 // setThumb shows a thumbnail, or the placeholder for nil.
 func (g *GalleryScreen) setThumb(img *canvas.Image, placeholder *fyne.Container, th image.Image) {

@@ -427,3 +427,79 @@ func TestGalleryKeyboardReuse(t *testing.T) {
 		t.Errorf("Enter on an empty gallery (%d images) changed the prompt to %q", g.Count(), p.prompt.Text)
 	}
 }
+
+// TestGalleryCellsAndReadAhead: a cell waits for its thumbnail from the studio's workers the
+// first time and shows it at once (from the gallery's recent thumbnails, no studio lookup on
+// the UI goroutine) when it shows that image again; the page after the one shown is read in
+// the background, so scrolling down does not wait for SQLite; the recent thumbnails stay
+// within their bound, dropping the least recently used.
+func TestGalleryCellsAndReadAhead(t *testing.T) {
+	m, st := newTestWindow(t, "")
+	fillGallery(t, st, galleryRows)
+	g := m.Gallery
+	g.Refresh()
+	cell := g.newCell()
+	img, placeholder, _ := cellParts(cell)
+	backgroundMu.Lock()
+	g.updateCell(0, cell)
+	if img.Image != nil || !placeholder.Visible() {
+		t.Error("a thumbnail never asked for shows at once: it was looked up on the UI goroutine")
+	}
+	backgroundMu.Unlock()
+	waitUI(t, "item 0's thumbnail from the workers", func() (bool, string) {
+		return img.Image != nil && !placeholder.Visible(), "placeholder still shown"
+	})
+	first := img.Image
+	// Another cell showing the same image has it at once; the page after is read ahead.
+	backgroundMu.Lock()
+	again := g.newCell()
+	img2, placeholder2, _ := cellParts(again)
+	g.updateCell(0, again)
+	if img2.Image != first || placeholder2.Visible() {
+		t.Errorf("item 0 shown again: image %p (want %p), placeholder shown %v", img2.Image, first, placeholder2.Visible())
+	}
+	backgroundMu.Unlock()
+	waitUI(t, "the second page read ahead", func() (bool, string) {
+		g.pageMu.Lock()
+		defer g.pageMu.Unlock()
+		rows, ok := g.pages[1]
+		return ok && len(rows) == galleryPageSize && rows[0].Seed == galleryRows-1-galleryPageSize, fmt.Sprintf("%d pages", len(g.pages))
+	})
+	// A filter drops the pages read before it (and the reads still under way: a new
+	// generation), and the grid reads the filtered rows.
+	g.pageMu.Lock()
+	gen := g.pageGen
+	g.pageMu.Unlock()
+	g.SetFilter(studio.GalleryFilter{Model: "/models/other.safetensors"})
+	g.pageMu.Lock()
+	if g.pageGen == gen || len(g.loading) > 1 {
+		t.Errorf("a filter kept the reads of generation %d (now %d, %d reads under way)", gen, g.pageGen, len(g.loading))
+	}
+	for pg, rows := range g.pages {
+		for _, r := range rows {
+			if r.Model != "/models/other.safetensors" {
+				t.Fatalf("page %d after the model filter holds an image of %s", pg, r.Model)
+			}
+		}
+	}
+	g.pageMu.Unlock()
+
+	c := newThumbLRU(3)
+	thumbs := make([]image.Image, 5)
+	for i := range thumbs {
+		thumbs[i] = image.NewNRGBA(image.Rect(0, 0, i+1, 1))
+	}
+	c.put(1, thumbs[1])
+	c.put(2, thumbs[2])
+	c.put(3, thumbs[3])
+	c.get(1) // 2 is now the least recently used
+	c.put(4, thumbs[4])
+	if _, ok := c.get(2); ok || c.len() != 3 {
+		t.Errorf("after a fourth thumbnail: 2 kept %v, %d held; want 2 dropped, 3 held", ok, c.len())
+	}
+	for _, id := range []int64{1, 3, 4} {
+		if th, ok := c.get(id); !ok || th != thumbs[id] {
+			t.Errorf("thumbnail %d: %v %v", id, th, ok)
+		}
+	}
+}
