@@ -93,6 +93,11 @@ func (p *bufferPool) alloc(n int) (*buffer, error) {
 			return nil, fmt.Errorf("gl: allocating a buffer of %d bytes: GL error 0x%x", c, e)
 		}
 	}
+	if p.dev.poison {
+		nan := uint32(0x7fc00000)
+		gl.BindBuffer(gl.SHADER_STORAGE_BUFFER, id)
+		gl.ClearBufferSubData(gl.SHADER_STORAGE_BUFFER, gl.R32UI, 0, c, gl.RED_INTEGER, gl.UNSIGNED_INT, unsafe.Pointer(&nan))
+	}
 	p.mu.Lock()
 	p.inUse += c
 	if p.inUse > p.peak {

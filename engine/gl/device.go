@@ -36,7 +36,21 @@ type Device struct {
 	gemmReg  bool // GEMM kernels use the register-only variant (CPU rasterizers)
 	gemm128  bool // tests: always use the 128x128 shared-memory tiles
 	splitK   int  // tests: split K this many ways in every product without bias
-	closed   atomic.Bool
+	// finish waits (glFinish) for every dispatch before the next GL call.
+	// On an NVIDIA H200 (driver 580.159) some multi-op results came out
+	// wrong without it — CLIP's concatenated prompt embeddings, NaN
+	// pipeline latents, a checkpointed resnet backward — while every op's
+	// parity test passed, and extra glMemoryBarrier bits (all bits, before
+	// and after each dispatch) did not help; with glFinish every GL golden
+	// passed. Until the cause is found it is on; LORASTUDIO_GL_FINISH=0
+	// turns it off to look for it.
+	finish bool
+	// poison (LORASTUDIO_GL_POISON=1) fills every new allocation with NaN, as
+	// a real GPU hands out whatever its memory held (llvmpipe's fresh buffers
+	// read as zeros): a kernel that reads what no one wrote then fails on
+	// any renderer.
+	poison bool
+	closed atomic.Bool
 }
 
 // OpenDevice creates a headless OpenGL 4.3+ context on its own locked thread
@@ -65,6 +79,8 @@ func OpenDevice() (*Device, error) {
 	}
 	d.thread = th
 	d.gemmReg = chooseGemmReg(d.limits.Renderer, os.Getenv("LORASTUDIO_GL_GEMM"))
+	d.finish = os.Getenv("LORASTUDIO_GL_FINISH") != "0"
+	d.poison = os.Getenv("LORASTUDIO_GL_POISON") == "1"
 	d.programs = newProgramCache()
 	d.pool = newBufferPool(d)
 	return d, nil

@@ -115,6 +115,9 @@ func (d *Device) run(l launch) error {
 		return err
 	}
 	gl.MemoryBarrier(gl.SHADER_STORAGE_BARRIER_BIT | gl.BUFFER_UPDATE_BARRIER_BIT)
+	if d.finish {
+		gl.Finish() // see Device.finish
+	}
 	return check(l.kernel, "glMemoryBarrier")
 }
 
@@ -148,6 +151,9 @@ func (d *Device) runChunked(l launch, prog *program) error {
 		g := d.grid1D(cnt, 256)
 		gl.DispatchCompute(uint32(g[0]), uint32(g[1]), uint32(g[2]))
 		gl.MemoryBarrier(gl.SHADER_STORAGE_BARRIER_BIT | gl.BUFFER_UPDATE_BARRIER_BIT)
+		if d.finish {
+			gl.Finish()
+		}
 		if err := check(l.kernel, "glDispatchCompute"); err != nil {
 			return err
 		}
