@@ -7,6 +7,9 @@
 # and .gl/ (Debian's libglvnd EGL/GL loaders and libX11's chain, which the
 # binaries link). Usage: scripts/gpu-bundle.sh; then run
 # scripts/gpu-on-device.sh there with .devbin and .gl beside it.
+# The device tool copies at most 64 MiB (tree + carried folders) and the
+# tracked fixtures alone are larger: move engine/testdata aside for the call
+# (the golden tests there read the copy in .devbin/fixtures.tgz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .devbin .gl/x11
@@ -20,9 +23,8 @@ for p in engine/unet engine/lora engine/train; do
 done
 rm -f .devbin/*.gz
 gzip -f .devbin/lorastudio .devbin/*.test
-tar -czf .devbin/fixtures.tgz engine/testdata/sdxl-tiny/model/unet engine/testdata/sdxl-tiny/model/model_index.json \
-	engine/testdata/sdxl-tiny/model/scheduler engine/testdata/sdxl-tiny/goldens/lora engine/testdata/sdxl-tiny/goldens/README.md \
-	engine/testdata/sdxl-tiny/lora/lora_info.json engine/testdata/sdxl-tiny/lora/peft engine/testdata/sdxl-tiny/lora/train_step.json
+tar -czf .devbin/fixtures.tgz engine/testdata/sdxl-tiny/model engine/testdata/sdxl-tiny/goldens/lora \
+	engine/testdata/sdxl-tiny/goldens/README.md engine/testdata/sdxl-tiny/lora
 if [ ! -f .gl/libegl1_*.deb ]; then
 	o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
 	mkdir -p /tmp/amd64/partial

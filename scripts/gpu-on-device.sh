@@ -24,22 +24,19 @@ ls=$bin/lorastudio
 section() { echo; echo "== $* ($(date +%T))"; }
 section "device"; timeout 60 $ls info --device gl
 section "GL parity and edge tests (engine/gl vs the CPU reference)"
-(cd engine/gl && timeout 300 $bin/gl.test -test.count=1 2>&1 | tail -n 25)
+(cd engine/gl && timeout 150 $bin/gl.test -test.count=1 2>&1 | tail -n 25)
 for t in unet lora train; do
 	[ -x $bin/$t.test ] || continue
 	section "GL goldens: engine/$t (training step)"
-	(cd engine/$t && timeout 240 $bin/$t.test -test.count=1 -test.v -test.run 'Train|Golden|Network' 2>&1 | grep -E '^(--- |ok|FAIL|PASS)|loss|worst|gradients' | head -40)
+	(cd engine/$t && timeout 90 $bin/$t.test -test.count=1 -test.v -test.run 'Train|Golden|Network' 2>&1 | grep -E '^(--- |ok|FAIL|PASS)|loss|worst|gradients|_test.go:' | head -60)
 done
 section "GL op benchmarks (fp32 peak ${peak} TFLOP/s)"
-(cd engine/gl && timeout 300 $bin/gl.test -test.run '^$' -test.bench 'Suite|MatMul|Conv3x3|Attention|GroupNorm' -test.benchtime 1x 2>&1) | awk -v peak="$peak" '
+(cd engine/gl && timeout 120 $bin/gl.test -test.run '^$' -test.bench 'Suite|MatMul|Conv3x3|Attention|GroupNorm' -test.benchtime 1x 2>&1) | awk -v peak="$peak" '
 	/^Benchmark/ { name=$1; sub(/-[0-9]+$/,"",name); sub(/^Benchmark/,"",name); ms=""; gf="";
 		for (i=2;i<NF;i++) { if ($(i+1)=="ms") ms=$i; if ($(i+1)=="GFLOP/s") gf=$i }
 		if (gf=="") next; printf "%-44s %10s ms %10.1f GFLOP/s %6.1f%% of fp32 peak\n", name, ms, gf, 100*gf/(peak*1000) }'
-section "lorastudio bench ops --device gl"; timeout 300 $ls bench ops --device gl
-section "lorastudio bench generate --device gl --size 1024x1024"; timeout 420 $ls bench generate --device gl --size 1024x1024 --steps 2
-if $ls bench train --help >/dev/null 2>&1; then
-	section "lorastudio bench train --device gl --size 1024 --rank 8"; timeout 420 $ls bench train --device gl --size 1024 --rank 8
-fi
+section "lorastudio bench generate --device gl --size 1024x1024 --steps 2 --ops"; timeout 150 $ls bench generate --device gl --size 1024x1024 --steps 2 --ops
+section "lorastudio bench train --device gl --size 1024 --rank 8 --runs 1"; timeout 200 $ls bench train --device gl --size 1024 --rank 8 --runs 1
 if command -v python3 >/dev/null && python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
 	section "PyTorch fp32 matmul on the same GPU (TF32 off), for comparison"
 	python3 - <<'PY'
