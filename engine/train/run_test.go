@@ -278,7 +278,10 @@ func TestTrainingLearns(t *testing.T) {
 	cfg.Batch, cfg.GradAccum = 1, 1
 	cfg.Data.Flip, cfg.Data.CaptionDropout = false, 0
 	cfg.Dropout, cfg.NoiseOffset, cfg.MinSNRGamma = 0, 0, 0
-	cfg.LR = 3e-2
+	// 1e-2 descends steadily (below half at step 35 with OpenBLAS and with
+	// the Go sgemm alike); at 3e-2 AdamW oscillates, and the sgemm paths'
+	// rounding decided whether the loss dipped below half within the limit.
+	cfg.LR = 1e-2
 	cfg.Targets = "attn-mlp"
 	cfg.Rank, cfg.Alpha = 8, 8
 	ctx, cancel := context.WithCancel(context.Background())
