@@ -33,8 +33,32 @@ func newLossChartControls(c *LossChart, spe func() int) *lossChartControls {
 		c.SetSmoothing(v)
 	}
 	k.logScale = widget.NewCheck("log scale", c.SetLogScale)
-	k.epochs = widget.NewCheck("x in epochs", func(on bool) { c.SetEpochs(on, k.spe()) })
+	k.epochs = widget.NewCheck(epochsLabel, func(on bool) { c.SetEpochs(on, k.spe()) })
 	k.reset = widget.NewButtonWithIcon("", theme.ZoomFitIcon(), c.ResetZoom)
 	k.content = container.NewBorder(nil, nil, label, container.NewHBox(k.logScale, k.epochs, k.reset), k.smoothing)
 	return k
+}
+
+// epochsLabel is the epochs switch's text; epochsUnknownLabel says why it is
+// off for a run that recorded no steps per epoch.
+const (
+	epochsLabel        = "x in epochs"
+	epochsUnknownLabel = "x in epochs (not recorded for this run)"
+)
+
+// setStepsPerEpoch offers the epochs axis for a run of spe steps an epoch,
+// or, when spe is 0 (a run recorded before runs kept it), turns it off and
+// disables the switch with a hint.
+func (k *lossChartControls) setStepsPerEpoch(c *LossChart, spe int) {
+	if spe <= 0 {
+		k.epochs.SetChecked(false)
+		k.epochs.Text = epochsUnknownLabel
+		k.epochs.Disable()
+		k.epochs.Refresh()
+		return
+	}
+	k.epochs.Text = epochsLabel
+	k.epochs.Enable()
+	k.epochs.Refresh()
+	c.SetEpochs(k.epochs.Checked, spe)
 }

@@ -76,7 +76,8 @@ func newRunsList(win fyne.Window, svc trainService) *runsList {
 	r.title = widget.NewLabelWithStyle("Select a run.", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	r.title.Wrapping = fyne.TextWrapWord
 	r.chart = NewLossChart()
-	r.ctl = newLossChartControls(r.chart, func() int { return 0 })
+	r.ctl = newLossChartControls(r.chart, func() int { return r.selected.StepsPerEpoch })
+	r.ctl.epochs.Disable() // until a run is shown
 	r.compare = widget.NewSelect(nil, r.compareWith)
 	r.compare.PlaceHolder = "compare with…"
 	r.samples = newSamplesGrid(win)
@@ -189,6 +190,7 @@ func (r *runsList) draw() {
 	r.title.SetText(fmt.Sprintf("#%d %s — %s, %d of %d steps, on %s with %s", d.ID, d.Name, status, d.StepsDone, d.StepsTotal, d.DatasetPath, d.BaseModel))
 	steps, loss, lr := metricSeries(d.Metrics)
 	r.chart.SetSeries(0, d.Name, steps, loss, lr)
+	r.ctl.setStepsPerEpoch(r.chart, d.StepsPerEpoch)
 	r.samples.clear()
 	for _, s := range d.Samples {
 		r.samples.add(s.Step, s.Prompt, s.ImagePath)

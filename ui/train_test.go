@@ -469,6 +469,26 @@ func TestRunsList(t *testing.T) {
 	if !strings.Contains(r.settings.Text, `"rank": 8`) || !strings.Contains(r.files.Text, "cats.safetensors") {
 		t.Fatalf("settings %q files %q", r.settings.Text, r.files.Text)
 	}
+	// A run recorded without steps per epoch cannot draw epochs: the switch
+	// is off, disabled and says why.
+	if !r.ctl.epochs.Disabled() || r.ctl.epochs.Text != epochsUnknownLabel || r.chart.view().epochs {
+		t.Fatalf("epochs switch of a run without steps per epoch: disabled %v, %q", r.ctl.epochs.Disabled(), r.ctl.epochs.Text)
+	}
+	d.StepsPerEpoch = 2
+	f.setDetail(d)
+	r.show(3)
+	waitFor(t, "the epochs switch enabled", func() (bool, string) { return !r.ctl.epochs.Disabled(), r.ctl.epochs.Text })
+	r.ctl.epochs.SetChecked(true)
+	if v := r.chart.view(); !v.epochs || v.spe != 2 || r.ctl.epochs.Text != epochsLabel {
+		t.Fatalf("x in epochs on a run of 2 steps an epoch: epochs %v, %d steps an epoch", v.epochs, v.spe)
+	}
+	d.StepsPerEpoch = 0
+	f.setDetail(d)
+	r.show(3)
+	waitFor(t, "the epochs switch off again", func() (bool, string) { return r.ctl.epochs.Disabled(), r.ctl.epochs.Text })
+	if r.ctl.epochs.Checked || r.chart.view().epochs {
+		t.Fatal("showing a run without steps per epoch left the epochs axis on")
+	}
 	var tried string
 	var weight float64
 	s.OnTryInPlayground = func(p string, w float64) { tried, weight = p, w }

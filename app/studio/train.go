@@ -394,13 +394,41 @@ func configJSON(cfg TrainConfig) (string, error) {
 	return string(b), nil
 }
 
+// runConfigJSON is configJSON with the plan's optimizer steps per epoch
+// added as "steps_per_epoch": the Runs page draws a recorded run's curve in
+// epochs without re-reading its dataset (which may have changed since).
+func runConfigJSON(cfg TrainConfig, stepsPerEpoch int) (string, error) {
+	cfg.Metadata = nil
+	b, err := json.Marshal(struct {
+		TrainConfig
+		StepsPerEpoch int `json:"steps_per_epoch,omitempty"`
+	}{cfg, stepsPerEpoch})
+	if err != nil {
+		return "", fmt.Errorf("training settings: %w", err)
+	}
+	return string(b), nil
+}
+
+// recordedStepsPerEpoch is the "steps_per_epoch" runConfigJSON stored with a
+// run; 0 for runs recorded before it was (or imported ones), and for settings
+// that do not parse (storage only keeps valid JSON; 0 then means unknown).
+func recordedStepsPerEpoch(configJSON string) int {
+	var x struct {
+		StepsPerEpoch int `json:"steps_per_epoch"`
+	}
+	if json.Unmarshal([]byte(configJSON), &x) != nil || x.StepsPerEpoch < 0 {
+		return 0
+	}
+	return x.StepsPerEpoch
+}
+
 // createRun records the plan as a new queued run and makes its folder
 // <data>/runs/<id>-<name>.
 func (s *Studio) createRun(p *TrainPlan) (storage.Run, error) {
 	if err := p.prepareMetadata(); err != nil {
 		return storage.Run{}, err
 	}
-	cj, err := configJSON(p.Request.Config)
+	cj, err := runConfigJSON(p.Request.Config, p.Preflight.StepsPerEpoch)
 	if err != nil {
 		return storage.Run{}, err
 	}
@@ -708,6 +736,9 @@ func (s *Studio) executeWith(ctx context.Context, p *TrainPlan, r storage.Run, r
 // RunDetail is one run with everything it recorded.
 type RunDetail struct {
 	storage.Run
+	// StepsPerEpoch is the optimizer steps of one epoch as planned when the
+	// run was created; 0 when not recorded (runs made before it was).
+	StepsPerEpoch int
 	Metrics []storage.Metric
 	Samples []storage.Sample
 	Files   []storage.RunFile
@@ -722,7 +753,7 @@ func (s *Studio) Run(id int64) (RunDetail, error) {
 	if err != nil {
 		return RunDetail{}, err
 	}
-	d := RunDetail{Run: r}
+	d := RunDetail{Run: r, StepsPerEpoch: recordedStepsPerEpoch(r.ConfigJSON)}
 	if d.Metrics, err = s.db.Metrics(id); err != nil {
 		return RunDetail{}, err
 	}

@@ -221,6 +221,12 @@ func TestTrainRecordsRun(t *testing.T) {
 	if d.Status != RunDone || d.StepsDone != 4 || d.StepsTotal != 4 || d.Name != "my lora" || d.ModelName != "model" || d.ModelHash == "" || d.OutputPath != out {
 		t.Errorf("run row %+v", d.Run)
 	}
+	if d.StepsPerEpoch != p.Preflight.StepsPerEpoch || d.StepsPerEpoch <= 0 {
+		t.Errorf("run recorded %d steps an epoch, the plan had %d", d.StepsPerEpoch, p.Preflight.StepsPerEpoch)
+	}
+	if recordedStepsPerEpoch(`{"rank":8}`) != 0 || recordedStepsPerEpoch(`[1]`) != 0 {
+		t.Error("a run recorded without steps per epoch must read as 0 (unknown)")
+	}
 	if len(d.Metrics) != 4 {
 		t.Fatalf("metrics %+v", d.Metrics)
 	}
