@@ -739,9 +739,9 @@ type RunDetail struct {
 	// StepsPerEpoch is the optimizer steps of one epoch as planned when the
 	// run was created; 0 when not recorded (runs made before it was).
 	StepsPerEpoch int
-	Metrics []storage.Metric
-	Samples []storage.Sample
-	Files   []storage.RunFile
+	Metrics       []storage.Metric
+	Samples       []storage.Sample
+	Files         []storage.RunFile
 }
 
 // Runs lists the training runs, newest first, with each one's last loss and outputs.
