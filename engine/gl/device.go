@@ -23,6 +23,14 @@ type Limits struct {
 	Version          string // GL_VERSION
 	GLSL             string // GL_SHADING_LANGUAGE_VERSION
 	Platform         string // the EGL platform: surfaceless, device or default
+	// DeviceMemory is the GPU's memory in bytes as the driver reports it
+	// (core GL has no query): GL_NVX_gpu_memory_info's total available
+	// memory on NVIDIA, GL_ATI_meminfo's free texture memory at open on AMD;
+	// 0 when unknown (no such extension, as on Mesa's llvmpipe).
+	DeviceMemory int64
+	// DeviceMemoryFree says DeviceMemory is what was free at open (AMD's
+	// query) rather than the total.
+	DeviceMemoryFree bool
 }
 
 // Device is one headless GL context with the thread that owns it, its
@@ -129,8 +137,63 @@ func (d *Device) queryLimits() error {
 	if l.SSBOAlign <= 0 {
 		l.SSBOAlign = 256
 	}
+	l.DeviceMemory, l.DeviceMemoryFree = queryDeviceMemory()
 	d.limits = l
 	return nil
+}
+
+// The vendor memory queries (not in core GL, so not in go-gl's constants).
+const (
+	gpuMemoryInfoTotalAvailableNVX = 0x9048 // GL_GPU_MEMORY_INFO_TOTAL_AVAILABLE_MEMORY_NVX: KiB
+	textureFreeMemoryATI           = 0x87FC // GL_TEXTURE_FREE_MEMORY_ATI: 4 ints, [0] the pool's free KiB
+)
+
+// memoryQuery picks the vendor query for the device's memory from the
+// context's extensions: the enum to read with glGetIntegerv and whether it
+// reports free (AMD) rather than total (NVIDIA) memory; ok is false when
+// neither extension is there.
+func memoryQuery(extensions []string) (enum uint32, free, ok bool) {
+	has := func(name string) bool {
+		for _, e := range extensions {
+			if strings.TrimSpace(e) == name {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("GL_NVX_gpu_memory_info"):
+		return gpuMemoryInfoTotalAvailableNVX, false, true
+	case has("GL_ATI_meminfo"):
+		return textureFreeMemoryATI, true, true
+	}
+	return 0, false, false
+}
+
+// queryDeviceMemory asks the driver for the GPU's memory in bytes when an
+// extension offers it (memoryQuery); 0 when none does or the query fails, so
+// an unknown size never fails opening the device. It runs on the GL thread.
+func queryDeviceMemory() (bytes int64, free bool) {
+	var n int32
+	gl.GetIntegerv(gl.NUM_EXTENSIONS, &n)
+	exts := make([]string, 0, max(n, 0))
+	for i := range max(n, 0) {
+		if p := gl.GetStringi(gl.EXTENSIONS, uint32(i)); p != nil {
+			exts = append(exts, gl.GoStr(p))
+		}
+	}
+	enum, free, ok := memoryQuery(exts)
+	if !ok {
+		gl.GetError() // clear anything the extension listing raised
+		return 0, false
+	}
+	// ATI's query writes four values; NVX's one. Room for four either way.
+	var v [4]int32
+	gl.GetIntegerv(enum, &v[0])
+	if gl.GetError() != gl.NO_ERROR || v[0] <= 0 {
+		return 0, false
+	}
+	return int64(v[0]) << 10, free
 }
 
 // Limits returns the limits queried when the device was opened.
