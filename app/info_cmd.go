@@ -179,6 +179,7 @@ func deviceInfo(kind string, asJSON bool, stdout io.Writer) error {
 		fmt.Fprintf(tw, "max storage binding:\t%d MiB\n", inf.MaxSSBOBinding>>20)
 		fmt.Fprintf(tw, "shared memory:\t%d KiB\n", inf.MaxShared>>10)
 		fmt.Fprintf(tw, "max work groups:\t%d x %d x %d\n", inf.MaxWorkGroups[0], inf.MaxWorkGroups[1], inf.MaxWorkGroups[2])
+		fmt.Fprintf(tw, "device memory:\t%s\n", deviceMemoryText(inf.DeviceMemory, inf.DeviceMemoryFree))
 	}
 	if inf.Backend == "metal" {
 		fmt.Fprintf(tw, "working set:\t%d MiB recommended\n", inf.WorkingSet>>20)
@@ -189,6 +190,18 @@ func deviceInfo(kind string, asJSON bool, stdout io.Writer) error {
 		fmt.Fprintf(tw, "why not gl:\t%s\n", inf.Fallback)
 	}
 	return tw.Flush()
+}
+
+// deviceMemoryText is the GL device memory as info prints it: MiB, marked
+// "free at start" when the driver reports free memory, or why it is unknown.
+func deviceMemoryText(bytes int64, free bool) string {
+	switch {
+	case bytes <= 0:
+		return "unknown (the driver has no memory query)"
+	case free:
+		return fmt.Sprintf("%d MiB free at start", bytes>>20)
+	}
+	return fmt.Sprintf("%d MiB", bytes>>20)
 }
 
 // modelInfo prints what an SDXL model holds: its format, and per component the

@@ -149,13 +149,14 @@ type DeviceMemory struct {
 	Backend string // cpu or gl
 	Device  string // the renderer or CPU description
 	// Total is the memory a run can use in bytes; 0 when the device does
-	// not report it (OpenGL has no portable query).
+	// not report it (OpenGL without NVIDIA's or AMD's memory extension).
 	Total int64
 }
 
 // DeviceMemoryOf opens the backend kind gives (auto, cpu, gl; "" = auto),
 // describes it and closes it again. On the CPU the memory is the host's
-// (MemTotal of /proc/meminfo on Linux).
+// (MemTotal of /proc/meminfo on Linux); on GL the driver's report
+// (device.Info.DeviceMemory), on Metal the recommended working set.
 func (s *Studio) DeviceMemoryOf(kind string) (DeviceMemory, error) {
 	if kind == "" {
 		kind = "auto"
@@ -165,8 +166,13 @@ func (s *Studio) DeviceMemoryOf(kind string) (DeviceMemory, error) {
 		return DeviceMemory{}, err
 	}
 	dm := DeviceMemory{Backend: inf.Backend, Device: inf.Renderer}
-	if inf.Backend == "cpu" {
+	switch {
+	case inf.Backend == "cpu":
 		dm.Total = hostMemory()
+	case inf.DeviceMemory > 0:
+		dm.Total = inf.DeviceMemory // GL: what the driver's memory extension reports
+	case inf.WorkingSet > 0:
+		dm.Total = inf.WorkingSet // Metal: the working set it keeps without paging
 	}
 	return dm, nil
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"lorastudio/engine/device"
 )
 
 // TestPreflightFollowsSettings checks the Train screen's pre-flight on the
@@ -151,5 +153,29 @@ func TestDeviceMemoryOfCPU(t *testing.T) {
 	}
 	if dm.Backend != "cpu" || (dm.Total <= 0 && hostMemory() != 0) {
 		t.Fatalf("cpu memory %+v", dm)
+	}
+}
+
+// TestDeviceMemoryOfGL reads the GL device's memory as its driver reports
+// it, the same number engine/device describes; where no GL context can be
+// made it says so as an error, and an unknown size (llvmpipe) is 0, not an error.
+func TestDeviceMemoryOfGL(t *testing.T) {
+	s := newStudio(t)
+	inf, err := device.Describe("gl")
+	if err != nil {
+		if os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" {
+			t.Fatalf("LORASTUDIO_REQUIRE_GL=1 but no GL context: %v", err)
+		}
+		t.Skipf("no GL context: %v", err)
+	}
+	dm, err := s.DeviceMemoryOf("gl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dm.Backend != "gl" || dm.Total != inf.DeviceMemory || dm.Total < 0 {
+		t.Fatalf("gl memory %+v, the device reports %d bytes", dm, inf.DeviceMemory)
+	}
+	if strings.Contains(inf.Renderer, "llvmpipe") && dm.Total != 0 {
+		t.Fatalf("llvmpipe has no memory extension, yet %d bytes", dm.Total)
 	}
 }

@@ -99,6 +99,12 @@ type Info struct {
 	// WorkingSet is Metal's recommendedMaxWorkingSetSize: the bytes the GPU
 	// can hold without paging (on Apple Silicon, a share of the unified memory).
 	WorkingSet int64 `json:"recommended_working_set,omitempty"`
+	// DeviceMemory is the GL device's memory in bytes as its driver reports
+	// it (gl.Limits.DeviceMemory: NVIDIA's total, AMD's free at open); 0 when
+	// unknown (no vendor extension, as on llvmpipe).
+	DeviceMemory int64 `json:"device_memory,omitempty"`
+	// DeviceMemoryFree says DeviceMemory is the free memory at open, not the total.
+	DeviceMemoryFree bool `json:"device_memory_free,omitempty"`
 	// UnifiedMemory is whether the Metal GPU shares the CPU's memory.
 	UnifiedMemory bool `json:"unified_memory,omitempty"`
 }

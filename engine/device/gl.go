@@ -55,4 +55,5 @@ func describeGPU(b tensor.Backend, inf *Info) {
 	inf.MaxSSBOBinding = l.MaxSSBOSize
 	inf.MaxShared = l.MaxSharedBytes
 	inf.MaxWorkGroups = l.MaxGroups
+	inf.DeviceMemory, inf.DeviceMemoryFree = l.DeviceMemory, l.DeviceMemoryFree
 }

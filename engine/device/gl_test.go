@@ -32,4 +32,14 @@ func TestAutoAndGL(t *testing.T) {
 	if inf.Backend == "gl" && (inf.Renderer == "" || inf.MaxSSBOBinding <= 0 || inf.Version == "") {
 		t.Fatalf("GL info incomplete: %+v", inf)
 	}
+	// The device memory is the GL context's (0 where its driver has no
+	// memory extension, as llvmpipe), never an error.
+	if glErr == nil {
+		if glInf.DeviceMemory < 0 || (glInf.DeviceMemory == 0 && glInf.DeviceMemoryFree) {
+			t.Fatalf("GL device memory %d (free %v)", glInf.DeviceMemory, glInf.DeviceMemoryFree)
+		}
+		if IsSoftwareRenderer(glInf.Renderer) && strings.Contains(glInf.Renderer, "llvmpipe") && glInf.DeviceMemory != 0 {
+			t.Fatalf("llvmpipe has no memory extension, yet reports %d bytes", glInf.DeviceMemory)
+		}
+	}
 }
