@@ -573,7 +573,7 @@ func (a *Adapter) Backward(dout *tensor.Tensor) (*tensor.Tensor, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	if err := accumulate(&a.UpGrad, dup); err != nil {
+	if err := tensor.Accumulate(&a.UpGrad, dup); err != nil {
 		dhs.Free()
 		return nil, wrap(err)
 	}
@@ -599,7 +599,7 @@ func (a *Adapter) Backward(dout *tensor.Tensor) (*tensor.Tensor, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	if err := accumulate(&a.DownGrad, ddown); err != nil {
+	if err := tensor.Accumulate(&a.DownGrad, ddown); err != nil {
 		dx.Free()
 		return nil, wrap(err)
 	}
@@ -668,22 +668,6 @@ func DropoutMask(key uint64, n int, p float32) []float32 {
 	}
 	wg.Wait()
 	return m
-}
-
-// accumulate adds g into *acc, taking ownership of g.
-func accumulate(acc **tensor.Tensor, g *tensor.Tensor) error {
-	if *acc == nil {
-		*acc = g
-		return nil
-	}
-	s, err := g.Backend().Binary(tensor.Add, *acc, g)
-	g.Free()
-	if err != nil {
-		return err
-	}
-	(*acc).Free()
-	*acc = s
-	return nil
 }
 
 // release frees every non-nil tensor pointed to and sets it to nil.

@@ -80,7 +80,7 @@ func (c *Conv2d) Backward(dout *tensor.Tensor) (*tensor.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return accumulateParams(b, dx, &c.WeightGrad, dw, &c.BiasGrad, db)
+	return accumulateParams(dx, &c.WeightGrad, dw, &c.BiasGrad, db)
 }
 
 // BackwardParams is Backward for a caller that needs no input gradient
@@ -102,7 +102,7 @@ func (c *Conv2d) BackwardParams(dout *tensor.Tensor) error {
 	if err != nil {
 		return err
 	}
-	_, err = accumulateParams(b, nil, &c.WeightGrad, dw, &c.BiasGrad, db)
+	_, err = accumulateParams(nil, &c.WeightGrad, dw, &c.BiasGrad, db)
 	return err
 }
 

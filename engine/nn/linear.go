@@ -156,7 +156,7 @@ func (l *Linear) backward(dout *tensor.Tensor, wantX bool) (*tensor.Tensor, erro
 	if err != nil {
 		return nil, err
 	}
-	return accumulateParams(b, dx, &l.WeightGrad, dw, &l.BiasGrad, db)
+	return accumulateParams(dx, &l.WeightGrad, dw, &l.BiasGrad, db)
 }
 
 // FreeCache releases what ForwardTrain kept (the adapter's too).

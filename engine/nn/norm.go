@@ -72,7 +72,7 @@ func (n *LayerNorm) Backward(dout *tensor.Tensor) (*tensor.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return accumulateParams(b, dx, &n.WeightGrad, dg, &n.BiasGrad, db)
+	return accumulateParams(dx, &n.WeightGrad, dg, &n.BiasGrad, db)
 }
 
 // FreeCache releases what ForwardTrain kept.
@@ -158,7 +158,7 @@ func (n *GroupNorm) Backward(dout *tensor.Tensor) (*tensor.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return accumulateParams(b, dx, &n.WeightGrad, dg, &n.BiasGrad, db)
+	return accumulateParams(dx, &n.WeightGrad, dg, &n.BiasGrad, db)
 }
 
 // FreeCache releases what ForwardTrain kept.

@@ -271,33 +271,14 @@ func release(ps ...**tensor.Tensor) {
 // accumulateParams adds a layer's weight and bias gradients into their
 // accumulators (taking ownership of dw and db) and returns dx; on an error it
 // frees what it still owns, dx included.
-func accumulateParams(b tensor.Backend, dx *tensor.Tensor, wAcc **tensor.Tensor, dw *tensor.Tensor, bAcc **tensor.Tensor, db *tensor.Tensor) (*tensor.Tensor, error) {
-	if err := accumulate(b, wAcc, dw); err != nil {
+func accumulateParams(dx *tensor.Tensor, wAcc **tensor.Tensor, dw *tensor.Tensor, bAcc **tensor.Tensor, db *tensor.Tensor) (*tensor.Tensor, error) {
+	if err := tensor.Accumulate(wAcc, dw); err != nil {
 		tensor.FreeAll(dx, db)
 		return nil, err
 	}
-	if err := accumulate(b, bAcc, db); err != nil {
+	if err := tensor.Accumulate(bAcc, db); err != nil {
 		tensor.FreeAll(dx)
 		return nil, err
 	}
 	return dx, nil
-}
-
-// accumulate adds g into *acc (taking ownership of g): *acc = *acc + g.
-func accumulate(b tensor.Backend, acc **tensor.Tensor, g *tensor.Tensor) error {
-	if g == nil {
-		return nil
-	}
-	if *acc == nil {
-		*acc = g
-		return nil
-	}
-	s, err := b.Binary(tensor.Add, *acc, g)
-	g.Free()
-	if err != nil {
-		return err
-	}
-	(*acc).Free()
-	*acc = s
-	return nil
 }

@@ -461,7 +461,7 @@ func (m *Transformer2DModel) Backward(dout *tensor.Tensor) (dx, dcontext *tensor
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := accumulate(b, &dcontext, dc); err != nil {
+		if err := tensor.Accumulate(&dcontext, dc); err != nil {
 			prev.Free()
 			return nil, nil, err
 		}

@@ -56,3 +56,24 @@ func Mean(b Backend, x *Tensor, axis int) (*Tensor, error) {
 	s.Free()
 	return m, err
 }
+
+// Accumulate adds g into *acc, taking ownership of g: *acc = *acc + g, or g
+// itself when *acc is nil (a gradient's first contribution). A nil g adds
+// nothing. Backwards use it to sum the gradients that reach one tensor.
+func Accumulate(acc **Tensor, g *Tensor) error {
+	if g == nil {
+		return nil
+	}
+	if *acc == nil {
+		*acc = g
+		return nil
+	}
+	s, err := g.Backend().Binary(Add, *acc, g)
+	g.Free()
+	if err != nil {
+		return err
+	}
+	(*acc).Free()
+	*acc = s
+	return nil
+}

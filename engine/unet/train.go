@@ -81,7 +81,7 @@ func (m *Model) Backward(dout *tensor.Tensor) (dsample, dcontext *tensor.Tensor,
 		return nil, nil, wrap("mid_block", err)
 	}
 	k := len(dskips) - 1 // the mid block's input is the last tensor the down path pushed
-	if err := accumulate(&dskips[k], next); err != nil {
+	if err := tensor.Accumulate(&dskips[k], next); err != nil {
 		return nil, nil, wrap("mid_block", err)
 	}
 	for i := len(m.DownBlocks) - 1; i >= 0; i-- {
@@ -130,25 +130,6 @@ func (m *Model) FreeCache() {
 	}
 }
 
-// accumulate adds g into *acc, taking ownership of g.
-func accumulate(acc **tensor.Tensor, g *tensor.Tensor) error {
-	if g == nil {
-		return nil
-	}
-	if *acc == nil {
-		*acc = g
-		return nil
-	}
-	s, err := g.Backend().Binary(tensor.Add, *acc, g)
-	g.Free()
-	if err != nil {
-		return err
-	}
-	(*acc).Free()
-	*acc = s
-	return nil
-}
-
 // resnetAttnBackward runs the backward of attentions.j (when present) and
 // resnets.j on dh, which it frees, accumulating into dtemb and dcontext;
 // it returns the gradient of the resnet's input.
@@ -159,7 +140,7 @@ func (blk *Block) resnetAttnBackward(j int, dh *tensor.Tensor, dtemb, dcontext *
 		if err != nil {
 			return nil, fmt.Errorf("attentions.%d: %w", j, err)
 		}
-		if err := accumulate(dcontext, dc); err != nil {
+		if err := tensor.Accumulate(dcontext, dc); err != nil {
 			dx.Free()
 			return nil, err
 		}
@@ -170,7 +151,7 @@ func (blk *Block) resnetAttnBackward(j int, dh *tensor.Tensor, dtemb, dcontext *
 	if err != nil {
 		return nil, fmt.Errorf("resnets.%d: %w", j, err)
 	}
-	if err := accumulate(dtemb, dt); err != nil {
+	if err := tensor.Accumulate(dtemb, dt); err != nil {
 		dx.Free()
 		return nil, err
 	}
@@ -203,7 +184,7 @@ func (blk *Block) upBackward(dh *tensor.Tensor, dtemb, dcontext **tensor.Tensor,
 		if err != nil {
 			return nil, fmt.Errorf("resnets.%d: splitting the concatenation's gradient: %w", j, err)
 		}
-		if err := accumulate(&dskips[blk.skipIdx[j]], parts[1]); err != nil {
+		if err := tensor.Accumulate(&dskips[blk.skipIdx[j]], parts[1]); err != nil {
 			parts[0].Free()
 			return nil, err
 		}
@@ -220,7 +201,7 @@ func (blk *Block) midBackward(dh *tensor.Tensor, dtemb, dcontext **tensor.Tensor
 	if err != nil {
 		return nil, fmt.Errorf("resnets.1: %w", err)
 	}
-	if err := accumulate(dtemb, dt); err != nil {
+	if err := tensor.Accumulate(dtemb, dt); err != nil {
 		dx.Free()
 		return nil, err
 	}
@@ -240,7 +221,7 @@ func (blk *Block) downBackward(k int, dskips []*tensor.Tensor, dtemb, dcontext *
 		if err != nil {
 			return k, fmt.Errorf("downsamplers.0: %w", err)
 		}
-		if err := accumulate(&dskips[k-1], dx); err != nil {
+		if err := tensor.Accumulate(&dskips[k-1], dx); err != nil {
 			return k, err
 		}
 		k--
@@ -255,7 +236,7 @@ func (blk *Block) downBackward(k int, dskips []*tensor.Tensor, dtemb, dcontext *
 		if err != nil {
 			return k, err
 		}
-		if err := accumulate(&dskips[k-1], dx); err != nil {
+		if err := tensor.Accumulate(&dskips[k-1], dx); err != nil {
 			return k, err
 		}
 		k--
