@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"lorastudio/engine/train/dataset"
 	"lorastudio/storage"
 )
 
@@ -153,16 +154,7 @@ func (s *Studio) loraHash(path, content string) string {
 }
 
 // hashFile returns the hex sha256 of a file's content (an image's identity
-// in the database and the thumbnail cache); links are read through.
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("image %s: %w", path, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("image %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
+// in the database and the thumbnail cache); links are read through. It is
+// the trainer's own content hash, so the training caches and the studio
+// name an image alike.
+func hashFile(path string) (string, error) { return dataset.HashFile(path) }
