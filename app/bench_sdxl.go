@@ -43,11 +43,11 @@ turns it off.
 // 1.0's real shapes. Tests put a tiny config here.
 var benchSDXLConfig *sdxl.Config
 
-// benchSDXLCommand runs `lorastudio bench sdxl|generate`; which is "sdxl" or "generate".
-func benchSDXLCommand(which string, args []string, stdout io.Writer) error {
-	kind, asJSON, steps := "", false, 25
-	var sizes []int
-	var opsFlag *bool
+// parseBenchArgs walks a bench command line for cmd ("bench train"): --json,
+// --ops/--no-ops and help (usage printed, help true) are handled here; every
+// other flag must be one of valued (space-separated names, padded with
+// spaces) and is passed to set as --name V or --name=V.
+func parseBenchArgs(cmd, usage string, args []string, valued string, stdout io.Writer, set func(name, val string) error) (asJSON bool, ops *bool, help bool, err error) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
@@ -57,21 +57,46 @@ func benchSDXLCommand(which string, args []string, stdout io.Writer) error {
 			continue
 		case a == "--ops" || a == "--no-ops":
 			on := a == "--ops"
-			opsFlag = &on
+			ops = &on
 			continue
 		case a == "-h" || a == "--help" || a == "help":
-			fmt.Fprint(stdout, benchSDXLUsage)
-			return nil
-		case !strings.HasPrefix(a, "-") || (name != "device" && name != "size" && name != "steps" && name != "data-dir"):
-			return usageError("bench %s: unknown argument %s\n\n%s", which, a, benchSDXLUsage)
+			fmt.Fprint(stdout, usage)
+			return false, nil, true, nil
+		case !strings.HasPrefix(a, "-") || !strings.Contains(valued, " "+name+" "):
+			return false, nil, false, usageError("%s: unknown argument %s\n\n%s", cmd, a, usage)
 		}
 		if !hasVal {
 			if i+1 >= len(args) {
-				return usageError("bench %s: %s needs a value", which, a)
+				return false, nil, false, usageError("%s: %s needs a value", cmd, a)
 			}
 			i++
 			val = args[i]
 		}
+		if err := set(name, val); err != nil {
+			return false, nil, false, err
+		}
+	}
+	return asJSON, ops, false, nil
+}
+
+// openBenchDevice opens the backend a bench command asked for; an unknown
+// kind is a usage error.
+func openBenchDevice(cmd, kind string) (tensor.Backend, error) {
+	b, err := device.Open(kind)
+	if err != nil {
+		if strings.Contains(err.Error(), "unknown device") {
+			return nil, usageError("%s: %v", cmd, err)
+		}
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return b, nil
+}
+
+// benchSDXLCommand runs `lorastudio bench sdxl|generate`; which is "sdxl" or "generate".
+func benchSDXLCommand(which string, args []string, stdout io.Writer) error {
+	kind, steps := "", 25
+	var sizes []int
+	asJSON, opsFlag, help, err := parseBenchArgs("bench "+which, benchSDXLUsage, args, " device size steps data-dir ", stdout, func(name, val string) error {
 		switch name {
 		case "device":
 			kind = val
@@ -88,6 +113,10 @@ func benchSDXLCommand(which string, args []string, stdout io.Writer) error {
 			}
 			sizes = append(sizes, n)
 		}
+		return nil
+	})
+	if err != nil || help {
+		return err
 	}
 	opts := sdxlbench.Options{Sizes: sizes, Config: benchSDXLConfig}
 	if which == "generate" {
@@ -99,12 +128,9 @@ func benchSDXLCommand(which string, args []string, stdout io.Writer) error {
 		}
 		opts.Batch = 2 // cond and uncond together, as the pipeline runs a CFG step
 	}
-	b, err := device.Open(kind)
+	b, err := openBenchDevice("bench "+which, kind)
 	if err != nil {
-		if strings.Contains(err.Error(), "unknown device") {
-			return usageError("bench %s: %v", which, err)
-		}
-		return fmt.Errorf("bench %s: %w", which, err)
+		return err
 	}
 	defer b.Close()
 	opts.Warmup = b.Name() == "gl" // the first use of each kernel compiles it

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
-	"lorastudio/engine/device"
 	"lorastudio/engine/sdxl/sdxlbench"
 )
 
@@ -28,33 +26,9 @@ default on cpu; --ops on gl syncs after every op; --no-ops turns it off.
 
 // benchTrainCommand runs `lorastudio bench train`.
 func benchTrainCommand(args []string, stdout io.Writer) error {
-	kind, asJSON := "", false
-	var opsFlag *bool
+	kind := ""
 	opts := sdxlbench.TrainOptions{Config: benchSDXLConfig}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		switch {
-		case a == "--json" || a == "-json":
-			asJSON = true
-			continue
-		case a == "--ops" || a == "--no-ops":
-			on := a == "--ops"
-			opsFlag = &on
-			continue
-		case a == "-h" || a == "--help" || a == "help":
-			fmt.Fprint(stdout, benchTrainUsage)
-			return nil
-		case !strings.HasPrefix(a, "-") || !strings.Contains(" device size rank targets batch runs data-dir ", " "+name+" "):
-			return usageError("bench train: unknown argument %s\n\n%s", a, benchTrainUsage)
-		}
-		if !hasVal {
-			if i+1 >= len(args) {
-				return usageError("bench train: %s needs a value", a)
-			}
-			i++
-			val = args[i]
-		}
+	asJSON, opsFlag, help, err := parseBenchArgs("bench train", benchTrainUsage, args, " device size rank targets batch runs data-dir ", stdout, func(name, val string) error {
 		switch name {
 		case "device":
 			kind = val
@@ -80,13 +54,14 @@ func benchTrainCommand(args []string, stdout io.Writer) error {
 				opts.Runs = n
 			}
 		}
+		return nil
+	})
+	if err != nil || help {
+		return err
 	}
-	b, err := device.Open(kind)
+	b, err := openBenchDevice("bench train", kind)
 	if err != nil {
-		if strings.Contains(err.Error(), "unknown device") {
-			return usageError("bench train: %v", err)
-		}
-		return fmt.Errorf("bench train: %w", err)
+		return err
 	}
 	defer b.Close()
 	opts.Warmup = b.Name() == "gl" // the first use of each kernel compiles it
