@@ -256,10 +256,7 @@ func TestBulkEditSurvivesKills(t *testing.T) {
 		seed = v
 	}
 	t.Logf("seed %d (replay with LORASTUDIO_TEST_SEED=%d)", seed, seed)
-	bin := filepath.Join(t.TempDir(), "lorastudio")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := studioBinary(t)
 	r := &crashRig{t: t, bin: bin, dir: t.TempDir(), data: t.TempDir(), rng: rand.New(rand.NewPCG(seed, 14))}
 	r.cur = make([]string, crashFiles)
 	for i := range r.cur {

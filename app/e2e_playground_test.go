@@ -23,23 +23,9 @@ import (
 // LORASTUDIO_PLAYGROUND_SCREENSHOT_OUT=path the screenshot of the Playground is copied there
 // (the README's docs/screenshot-playground.png).
 func TestE2EPlayground(t *testing.T) {
-	for _, tool := range []string{"Xvfb", "xdotool", "import"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if requireGL() {
-				t.Fatalf("%s is not installed and LORASTUDIO_REQUIRE_GL=1 (make setup installs xvfb, xdotool, imagemagick)", tool)
-			}
-			t.Skipf("%s is not installed: the end-to-end window test needs Xvfb, xdotool and ImageMagick", tool)
-		}
-	}
-	if testing.Short() {
-		t.Skip("-short: the end-to-end window test builds and runs the binary")
-	}
+	needWindowTools(t, "end-to-end Playground test")
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "lorastudio")
-	// The gallery's search needs SQLite's FTS5, as `make build` builds it.
-	if out, err := exec.Command("go", "build", "-tags", "sqlite_fts5", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := studioBinary(t) // with FTS5: the gallery's search
 	dataDir := filepath.Join(tmp, "data")
 	cli := func(args ...string) []byte {
 		t.Helper()

@@ -25,23 +25,9 @@ func requireGL() bool { return os.Getenv("LORASTUDIO_REQUIRE_GL") == "1" }
 // the caption file on disk. With LORASTUDIO_SCREENSHOT_OUT=path the
 // screenshot is copied there (the README's docs/screenshot-dataset.png).
 func TestE2EStudioWindowScreenshot(t *testing.T) {
-	for _, tool := range []string{"Xvfb", "xdotool", "import"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if requireGL() {
-				t.Fatalf("%s is not installed and LORASTUDIO_REQUIRE_GL=1 (make setup installs xvfb, xdotool, imagemagick)", tool)
-			}
-			t.Skipf("%s is not installed: the end-to-end window test needs Xvfb, xdotool and ImageMagick (set LORASTUDIO_REQUIRE_GL=1 to make this a failure)", tool)
-		}
-	}
-	if testing.Short() {
-		t.Skip("-short: the end-to-end window test builds and runs the binary")
-	}
+	needWindowTools(t, "end-to-end window test")
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "lorastudio")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := studioBinary(t)
 
 	// A display that cannot be reached: a clear error and exit 1, never a
 	// silent exit or a process that waits without a window.

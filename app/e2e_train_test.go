@@ -52,17 +52,7 @@ type e2eRun struct {
 // LoRA file exist. With LORASTUDIO_TRAIN_SCREENSHOT_OUT=path the screenshot
 // of the finished run is copied there (the README's docs/screenshot-train.png).
 func TestE2ETrainFromWindow(t *testing.T) {
-	for _, tool := range []string{"Xvfb", "xdotool", "import"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if requireGL() {
-				t.Fatalf("%s is not installed and LORASTUDIO_REQUIRE_GL=1 (make setup installs xvfb, xdotool, imagemagick)", tool)
-			}
-			t.Skipf("%s is not installed: the end-to-end training test needs Xvfb, xdotool and ImageMagick", tool)
-		}
-	}
-	if testing.Short() {
-		t.Skip("-short: the end-to-end training test builds and runs the binary and trains")
-	}
+	needWindowTools(t, "end-to-end training test")
 	tmp := t.TempDir()
 	// The screenshots stay for a look when the test fails.
 	shots, err := os.MkdirTemp("", "lorastudio-e2e-train-")
@@ -76,10 +66,7 @@ func TestE2ETrainFromWindow(t *testing.T) {
 		}
 		os.RemoveAll(shots)
 	})
-	bin := filepath.Join(tmp, "lorastudio")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := studioBinary(t)
 	display := startXvfb(t, 1440, 900)
 	dataDir := filepath.Join(tmp, "data")
 	app := startStudio(t, bin, display, dataDir)

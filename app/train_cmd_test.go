@@ -191,10 +191,7 @@ func TestTrainCLIInterruptBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds and runs the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "lorastudio")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := studioBinary(t)
 	dataDir := t.TempDir()
 	const steps = 16
 	args := append(tinyTrainArgs(t, trainTestDataset(t), dataDir, steps)[1:], "--log-every", "1")
