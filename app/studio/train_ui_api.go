@@ -238,26 +238,18 @@ func (s *Studio) trashedRunIDs() (map[int64]string, error) {
 
 // VisibleRuns lists the runs not in the trash, newest first, with each
 // one's last loss and outputs (what the Runs list shows).
-func (s *Studio) VisibleRuns() ([]RunSummary, error) {
-	all, err := s.Runs()
-	if err != nil {
-		return nil, err
-	}
-	trashed, err := s.trashedRunIDs()
-	if err != nil {
-		return nil, err
-	}
-	out := all[:0]
-	for _, r := range all {
-		if _, gone := trashed[r.ID]; !gone {
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
+func (s *Studio) VisibleRuns() ([]RunSummary, error) { return s.runsInTrash(false) }
 
 // TrashedRuns lists the runs in the trash, newest first.
 func (s *Studio) TrashedRuns() ([]RunSummary, error) {
+	out, err := s.runsInTrash(true)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	return out, err
+}
+
+// runsInTrash lists the runs whose folder is (or is not) in the trash, in
+// the order Runs gives them.
+func (s *Studio) runsInTrash(inTrash bool) ([]RunSummary, error) {
 	all, err := s.Runs()
 	if err != nil {
 		return nil, err
@@ -268,11 +260,10 @@ func (s *Studio) TrashedRuns() ([]RunSummary, error) {
 	}
 	var out []RunSummary
 	for _, r := range all {
-		if _, gone := trashed[r.ID]; gone {
+		if _, in := trashed[r.ID]; in == inTrash {
 			out = append(out, r)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
 	return out, nil
 }
 
