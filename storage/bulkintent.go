@@ -429,6 +429,21 @@ func (db *DB) UnfinishedIntents() ([]Intent, error) {
 	return out, nil
 }
 
+// readUnfinishedIntent reads intent id, which must exist and be unfinished.
+func readUnfinishedIntent(tx *sql.Tx, id int64) (Intent, error) {
+	in, ok, err := readIntent(tx, id)
+	if err != nil {
+		return Intent{}, err
+	}
+	if !ok {
+		return Intent{}, fmt.Errorf("intent %d: %w", id, ErrNotFound)
+	}
+	if !in.Unfinished() {
+		return Intent{}, fmt.Errorf("intent %d is already %s", id, strings.ReplaceAll(string(in.Outcome), "_", " "))
+	}
+	return in, nil
+}
+
 // intentFileTx loads the intent (which must be unfinished) and calls fn for each listed image
 // with its file row, inside one write transaction.
 func (db *DB) intentFileTx(intentID int64, imageIDs []int64, what string, fn func(tx *sql.Tx, in Intent, f IntentFile) error) error {
@@ -436,15 +451,9 @@ func (db *DB) intentFileTx(intentID int64, imageIDs []int64, what string, fn fun
 		return nil
 	}
 	err := db.writeTx(func(tx *sql.Tx) error {
-		in, ok, err := readIntent(tx, intentID)
+		in, err := readUnfinishedIntent(tx, intentID)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return fmt.Errorf("intent %d: %w", intentID, ErrNotFound)
-		}
-		if !in.Unfinished() {
-			return fmt.Errorf("intent %d is already %s", intentID, strings.ReplaceAll(string(in.Outcome), "_", " "))
 		}
 		byID := make(map[int64]IntentFile, len(in.Files))
 		for _, f := range in.Files {
@@ -559,15 +568,9 @@ func (db *DB) SkipIntentFiles(intentID int64, imageIDs []int64) error {
 // is not offered for undo again.
 func (db *DB) FinishIntent(intentID int64, outcome IntentOutcome) error {
 	err := db.writeTx(func(tx *sql.Tx) error {
-		in, ok, err := readIntent(tx, intentID)
+		in, err := readUnfinishedIntent(tx, intentID)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return fmt.Errorf("intent %d: %w", intentID, ErrNotFound)
-		}
-		if !in.Unfinished() {
-			return fmt.Errorf("intent %d is already %s", intentID, strings.ReplaceAll(string(in.Outcome), "_", " "))
 		}
 		for _, f := range in.Files {
 			ok := f.State == FileSkipped
