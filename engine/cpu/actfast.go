@@ -3,12 +3,41 @@ package cpu
 import (
 	"math"
 
+	"lorastudio/engine/cpu/internal/asm"
 	"lorastudio/engine/tensor"
 )
 
-// actForward writes f(src[i]) into dst[i] in float32: SiLU, QuickGELU and
-// GELUTanh through expf (a few ulp), GELU through geluf.
-func actForward(f tensor.Act, dst, src []float32) {
+// actForward writes f(src[i]) into dst[i] in float32, times h[i] when h is
+// not nil (GEGLU's h·f(g)): SiLU, QuickGELU and GELUTanh through expf (a
+// few ulp), GELU through geluf. The vector kernels of package asm do what
+// this CPU allows (all of it with AVX-512, the leading multiple of 8 with
+// AVX2, none with -tags purego or off amd64); actScalar does the rest.
+func actForward(f tensor.Act, dst, src, h []float32) {
+	dst = dst[:len(src)]
+	k := 0
+	switch f {
+	case tensor.SiLU:
+		k = asm.XSigmoid(dst, src, h, 1, 0)
+	case tensor.QuickGELU:
+		k = asm.XSigmoid(dst, src, h, 1.702, 0)
+	case tensor.GELUTanh:
+		k = asm.XSigmoid(dst, src, h, geluTanhK, 0.044715)
+	case tensor.GELU:
+		k = asm.GELU(dst, src, h)
+	}
+	actScalar(f, dst[k:], src[k:])
+	if h != nil {
+		for i := k; i < len(dst); i++ {
+			dst[i] *= h[i]
+		}
+	}
+}
+
+// geluTanhK is 2√(2/π): x/2 (1 + tanh u) = x σ(2u), u = √(2/π)(x + 0.044715 x³).
+const geluTanhK = 2 * 0.7978845608028654
+
+// actScalar is actForward's portable Go code, without h.
+func actScalar(f tensor.Act, dst, src []float32) {
 	dst = dst[:len(src)]
 	switch f {
 	case tensor.SiLU:
@@ -20,10 +49,8 @@ func actForward(f tensor.Act, dst, src []float32) {
 			dst[i] = x / (1 + expf(-1.702*x))
 		}
 	case tensor.GELUTanh:
-		// x/2 (1 + tanh u) = x σ(2u), u = √(2/π)(x + 0.044715 x³).
-		const k2 = 2 * 0.7978845608028654
 		for i, x := range src {
-			dst[i] = x / (1 + expf(-k2*(x+0.044715*x*x*x)))
+			dst[i] = x / (1 + expf(-geluTanhK*(x+0.044715*x*x*x)))
 		}
 	case tensor.GELU:
 		for i, x := range src {

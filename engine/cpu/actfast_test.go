@@ -19,7 +19,7 @@ func TestActForward(t *testing.T) {
 	xs = append(xs, 0, -0, 1e-30, -1e-30, 3e38, -3e38, float32(math.Inf(1)), float32(math.Inf(-1)))
 	for _, f := range []tensor.Act{tensor.SiLU, tensor.GELU, tensor.GELUTanh, tensor.QuickGELU} {
 		got := make([]float32, len(xs))
-		actForward(f, got, xs)
+		actForward(f, got, xs, nil)
 		for i, x := range xs {
 			want, _ := actF(f, float64(x))
 			switch {

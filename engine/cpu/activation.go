@@ -54,7 +54,7 @@ func (b *Backend) Activation(x *tensor.Tensor, f tensor.Act) (*tensor.Tensor, er
 	if err != nil {
 		return nil, err
 	}
-	parallelFor(len(ov), 8, func(lo, hi int) { actForward(f, ov[lo:hi], v[0][lo:hi]) })
+	parallelFor(len(ov), 8, func(lo, hi int) { actForward(f, ov[lo:hi], v[0][lo:hi], nil) })
 	return out, nil
 }
 
@@ -118,10 +118,7 @@ func (b *Backend) GEGLU(x *tensor.Tensor, f tensor.Act) (*tensor.Tensor, error) 
 	parallelFor(len(ov)/F, F, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			h, g, o := xv[2*r*F:2*r*F+F], xv[2*r*F+F:2*r*F+2*F], ov[r*F:r*F+F]
-			actForward(f, o, g)
-			for j, hj := range h {
-				o[j] *= hj
-			}
+			actForward(f, o, g, h)
 		}
 	})
 	return out, nil

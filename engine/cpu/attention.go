@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 
+	"lorastudio/engine/cpu/internal/asm"
 	"lorastudio/engine/tensor"
 )
 
@@ -52,25 +53,36 @@ func attnRows(g attnGeom, i0, lo, hi int, scale float32, causal bool, lse, lseOu
 		if lse != nil {
 			// Backward: P = exp(scale*s - lse) from the saved log-sum-exp.
 			l := lse[i0+r]
-			for j, s := range sc {
-				sc[j] = expf(s*scale - l)
+			k, _ := asm.ExpSum(sc, sc, scale, -l)
+			for j := k; j < len(sc); j++ {
+				sc[j] = expf(sc[j]*scale - l)
 			}
 		} else {
 			// Forward: one exp per score, then normalize; lse = m + log Σ.
-			m := float32(math.Inf(-1))
-			for j, s := range sc {
-				s *= scale
-				sc[j] = s
+			// For scale > 0 the largest scaled score is scale·max(s), so the
+			// scaling rides in the exp's argument; asm takes what this CPU's
+			// vectors allow, the Go loops the rest.
+			a := scale
+			if !(a > 0) {
+				for j := range sc {
+					sc[j] *= a
+				}
+				a = 1
+			}
+			k, m := asm.Max(sc)
+			for _, s := range sc[k:] {
 				m = max(m, s)
 			}
-			var sum float64
-			for j, s := range sc {
-				e := expf(s - m)
+			m *= a
+			k, sum := asm.ExpSum(sc, sc, a, -m)
+			for j := k; j < len(sc); j++ {
+				e := expf(sc[j]*a - m)
 				sc[j] = e
 				sum += float64(e)
 			}
 			inv := float32(1 / sum)
-			for j := range sc {
+			k = asm.Scale(sc, inv)
+			for j := k; j < len(sc); j++ {
 				sc[j] *= inv
 			}
 			lseOut[i0+r] = float32(float64(m) + math.Log(sum))

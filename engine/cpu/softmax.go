@@ -3,23 +3,28 @@ package cpu
 import (
 	"math"
 
+	"lorastudio/engine/cpu/internal/asm"
 	"lorastudio/engine/tensor"
 )
 
 // softmaxRow writes softmax(x) into y (max-subtracted, sum in float64).
+// The asm kernels take what this CPU's vectors allow (exp as expf, each
+// output rounded to float32 before it is summed, scaled by the float32 of
+// 1/sum); the Go loops do the rest with math.Exp.
 func softmaxRow(y, x []float32) {
-	m := float32(math.Inf(-1))
-	for _, v := range x {
+	k, m := asm.Max(x)
+	for _, v := range x[k:] {
 		m = max(m, v)
 	}
-	var s float64
-	for i, v := range x {
-		e := math.Exp(float64(v - m))
+	k, s := asm.ExpSum(y, x, 1, -m)
+	for i := k; i < len(x); i++ {
+		e := math.Exp(float64(x[i] - m))
 		y[i] = float32(e)
 		s += e
 	}
 	inv := 1 / s
-	for i := range y {
+	k = asm.Scale(y, float32(inv))
+	for i := k; i < len(y); i++ {
 		y[i] = float32(float64(y[i]) * inv)
 	}
 }
