@@ -5,9 +5,9 @@
 //
 // MatMul, Conv2D (through blocked im2col) and Attention (in blocks of query
 // rows) run on one sgemm. By default it is the package's own: cache-blocked,
-// parallel, with a 6×16 AVX2/FMA micro-kernel in Go assembly on amd64 CPUs
-// that have it (internal/asm) and a portable 4×4 Go kernel elsewhere or with
-// -tags purego. Built with -tags openblas, OpenBLAS's cblas_sgemm is used
+// parallel, with a 12×32 AVX-512 or a 6×16 AVX2/FMA micro-kernel in Go
+// assembly on amd64 CPUs that have them (internal/asm) and a portable 4×4 Go
+// kernel elsewhere or with -tags purego. Built with -tags openblas, OpenBLAS's cblas_sgemm is used
 // instead (cgo, -lopenblas). Every path is tested.
 package cpu
 
@@ -31,6 +31,8 @@ type Backend struct {
 	pureGo bool
 	// portable forces the portable Go micro-kernel (tests).
 	portable bool
+	// kern, when set, forces this micro-kernel (tests).
+	kern *microKernel
 }
 
 var _ tensor.Backend = (*Backend)(nil)

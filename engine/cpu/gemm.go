@@ -24,6 +24,9 @@ func (b *Backend) gemm(transA, transB bool, m, n, k int, a []float32, lda int, b
 
 // kernel returns the micro-kernel the pure-Go sgemm of b uses.
 func (b *Backend) kernel() microKernel {
+	if b.kern != nil {
+		return *b.kern
+	}
 	if b.portable {
 		return kernelGo
 	}
@@ -126,12 +129,20 @@ func (b *Backend) gemmPackedA(pa packedA, n int, bm []float32, ldb int, transB b
 
 // Blocking of the pure-Go sgemm (BLIS-style loops): a kc×nc panel of B is
 // packed once and shared, mc×kc panels of A are packed per worker, and an
-// mr×nr register tile of C is computed by the micro-kernel.
+// mr×nr register tile of C is computed by the micro-kernel. All of A is
+// packed again for every nc block of B, so nc is as wide as the model's
+// matmuls (up to 4096 columns: a 4 MB B panel, which L3 holds): with 1024,
+// 4096×1280×1280 packed A twice and ran 12% slower on the AVX-512 kernel
+// (2026-12-04; kc 128–384 and mc 96–192 measured within the noise).
 const (
 	gemmKC = 256
-	gemmMC = 96 // a multiple of every kernel's mr
-	gemmNC = 1024
+	gemmMC = 96 // a multiple of every kernel's mr (4, 6, 12)
+	gemmNC = 4096
 )
+
+// maxTile bounds mr*nr over the kernels (avx512 12x32 is the largest): the
+// edge-tile scratch of macroKernel.
+const maxTile = 12 * 32
 
 // microKernel adds a packed mr×kc panel of A times a packed kc×nr panel of
 // B into the mr×nr tile at c[0] with row stride ldc.
@@ -147,7 +158,7 @@ var kernelGo = microKernel{name: "go 4x4", mr: 4, nr: 4, fn: func(kc int, ap, bp
 }}
 
 // gemmKernel is the kernel gemmGo uses: kernelGo, or an assembly one chosen
-// at start-up when the CPU has it (see gemm_amd64.go).
+// at start-up when the CPU has it (see gemm_asm.go).
 var gemmKernel = kernelGo
 
 // packPool holds per-worker A panels; packBPool the shared B panel buffers.
@@ -215,30 +226,25 @@ func gemmCore(kern microKernel, m, n, k int, packA func(ap []float32, ic, mc, pc
 
 // packA copies op(A)[ic:ic+mc, pc:pc+kc] into ap as panels of mr rows,
 // k-major inside a panel: ap[p*kc*mr + kk*mr + r] = op(A)[ic+p*mr+r, pc+kk],
-// zero-padded past mc.
+// zero-padded past mc. It walks kk outermost so the panel is written in
+// order: the mr rows are read side by side (each row's cache lines serve
+// many kk), and a transposed A gives each step's mr values as one run.
 func packA(ap, a []float32, lda int, transA bool, ic, mc, pc, kc, mr int) {
 	for p := 0; p*mr < mc; p++ {
 		dst := ap[p*kc*mr : (p+1)*kc*mr]
+		i0 := ic + p*mr
 		rows := min(mr, mc-p*mr)
-		for r := 0; r < mr; r++ {
-			i := ic + p*mr + r
-			if r >= rows {
-				for kk := 0; kk < kc; kk++ {
-					dst[kk*mr+r] = 0
-				}
-				continue
-			}
+		for kk := 0; kk < kc; kk++ {
+			d := dst[kk*mr : kk*mr+mr]
 			if transA {
 				// A is stored (k, m): element (i, kk) at a[kk*lda + i].
-				for kk := 0; kk < kc; kk++ {
-					dst[kk*mr+r] = a[(pc+kk)*lda+i]
-				}
+				copy(d[:rows], a[(pc+kk)*lda+i0:])
 			} else {
-				row := a[i*lda+pc : i*lda+pc+kc]
-				for kk, v := range row {
-					dst[kk*mr+r] = v
+				for r := range d[:rows] {
+					d[r] = a[(i0+r)*lda+pc+kk]
 				}
 			}
+			clear(d[rows:])
 		}
 	}
 }
@@ -311,7 +317,7 @@ func packBHalf(bp []float32, bh []uint16, dt tensor.DType, ldb int, transB bool,
 // macroKernel adds the packed (mc, kc)·(kc, nc) product into c (row stride ldc).
 func macroKernel(kern microKernel, mc, nc, kc int, ap, bp, c []float32, ldc int) {
 	mr, nr := kern.mr, kern.nr
-	var tile [16 * 16]float32
+	var tile [maxTile]float32
 	for q := 0; q*nr < nc; q++ {
 		bq := bp[q*kc*nr : (q+1)*kc*nr]
 		cols := min(nr, nc-q*nr)

@@ -1,9 +1,14 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
+	"strings"
 	"testing"
+
+	"lorastudio/engine/cpu/internal/asm"
+	"lorastudio/engine/tensor"
 )
 
 // naiveGemm is the triple loop gemm is checked against, in float64.
@@ -40,15 +45,27 @@ func randSlice(r *rand.Rand, n int) []float32 {
 	return s
 }
 
-// TestGemmGoAgainstNaive checks the portable kernel and the one this CPU
-// uses (AVX2 assembly on amd64 with AVX2+FMA) on awkward sizes: edges of
-// every tile, k across a kc block, n across an nc block.
-func TestGemmGoAgainstNaive(t *testing.T) {
+// cpuKernels are the micro-kernels this CPU can run: the portable one and
+// the assembly ones its instruction set allows.
+func cpuKernels() []microKernel {
 	kernels := []microKernel{kernelGo}
-	if gemmKernel.name != kernelGo.name {
-		kernels = append(kernels, gemmKernel)
+	if asm.HaveAVX2 {
+		kernels = append(kernels, kernelAVX2)
 	}
-	for _, kern := range kernels {
+	if asm.HaveAVX512 {
+		kernels = append(kernels, kernelAVX512)
+	}
+	return kernels
+}
+
+// TestGemmGoAgainstNaive checks every kernel this CPU can run (the portable
+// one, AVX2 and AVX-512 assembly on amd64 CPUs that have them) on awkward
+// sizes: edges of every tile, k across a kc block.
+func TestGemmGoAgainstNaive(t *testing.T) {
+	if gemmKernel.name != cpuKernels()[len(cpuKernels())-1].name {
+		t.Fatalf("gemmKernel is %s, want the widest this CPU runs", gemmKernel.name)
+	}
+	for _, kern := range cpuKernels() {
 		t.Run(kern.name, func(t *testing.T) { testGemm(t, kern) })
 	}
 }
@@ -90,6 +107,71 @@ func testGemm(t *testing.T, kern microKernel) {
 	}
 }
 
+// TestGemmAVX512AgainstPortable checks the AVX-512 kernel directly against
+// the portable one on sizes that are no multiple of its 12×32 tile (every
+// edge-tile path), k across a kc block, both layouts of each operand, with
+// and without acc; and with an F16 B converted while packing (gemmHalfB) and
+// a packed F16 A (gemmPackedA, Conv2D's path).
+func TestGemmAVX512AgainstPortable(t *testing.T) {
+	if !asm.HaveAVX512 {
+		t.Skip("this CPU (or build) has no AVX-512F: the AVX-512 kernel is not used here")
+	}
+	be512 := &Backend{pureGo: true, kern: &kernelAVX512}
+	beGo := &Backend{pureGo: true, portable: true}
+	r := rand.New(rand.NewSource(4))
+	for _, sz := range [][3]int{{13, 45, 300}, {25, 33, 257}, {11, 31, 3}, {12, 32, 1}, {1, 65, 7}, {109, 97, 513}, {24, 64, 256}} {
+		m, n, k := sz[0], sz[1], sz[2]
+		tol := 1e-4 * (1 + math.Sqrt(float64(k)))
+		check := func(what string, got, want []float32) {
+			t.Helper()
+			for i := range want {
+				if math.Abs(float64(got[i]-want[i])) > tol {
+					t.Fatalf("%s m%d n%d k%d: c[%d]=%g, portable %g", what, m, n, k, i, got[i], want[i])
+				}
+			}
+		}
+		for _, ta := range []bool{false, true} {
+			for _, tb := range []bool{false, true} {
+				a, bm := randSlice(r, m*k), randSlice(r, k*n)
+				bh, _ := halfOperand(bm, tensor.F16)
+				lda, ldb := k, n
+				if ta {
+					lda = m
+				}
+				if tb {
+					ldb = k
+				}
+				prev := randSlice(r, m*n)
+				for _, acc := range []bool{false, true} {
+					what := fmt.Sprintf("ta%v tb%v acc%v", ta, tb, acc)
+					got, want := append([]float32(nil), prev...), append([]float32(nil), prev...)
+					gemmWith(kernelAVX512, ta, tb, m, n, k, a, lda, bm, ldb, acc, got, n)
+					gemmWith(kernelGo, ta, tb, m, n, k, a, lda, bm, ldb, acc, want, n)
+					check("gemm "+what, got, want)
+
+					copy(got, prev)
+					copy(want, prev)
+					be512.gemmHalfB(ta, tb, m, n, k, a, lda, bh, tensor.F16, ldb, acc, got, n)
+					beGo.gemmHalfB(ta, tb, m, n, k, a, lda, bh, tensor.F16, ldb, acc, want, n)
+					check("gemmHalfB f16 "+what, got, want)
+				}
+			}
+		}
+		ah, av := halfOperand(randSlice(r, m*k), tensor.F16)
+		bm := randSlice(r, k*n)
+		got, want := make([]float32, m*n), make([]float32, m*n)
+		for _, be := range []struct {
+			b *Backend
+			c []float32
+		}{{be512, got}, {beGo, want}} {
+			pa, done := packAHalf(be.b.kernel(), m, k, av, ah, tensor.F16)
+			be.b.gemmPackedA(pa, n, bm, n, false, false, be.c, n)
+			done()
+		}
+		check("gemmPackedA f16", got, want)
+	}
+}
+
 // BenchmarkGemmGo times the pure-Go sgemm with this CPU's kernel; run with
 // -tags purego for the portable one.
 func BenchmarkGemmGo(b *testing.B) {
@@ -101,4 +183,43 @@ func BenchmarkGemmGo(b *testing.B) {
 		gemmGo(false, false, m, n, k, a, k, bm, n, false, c, n)
 	}
 	b.ReportMetric(2*float64(m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// BenchmarkGemmKernels times the sgemm on the bench suite's matmul shapes
+// (and a small one) with each micro-kernel this CPU can run and, with -tags
+// openblas, OpenBLAS. Besides wall GFLOP/s it reports user-GFLOP/s, the
+// flops per second of user CPU time (getrusage; with GOMAXPROCS=1 a loaded
+// machine disturbs it less than the wall clock, but OpenBLAS threads that
+// spin while waiting inflate theirs). Interleave runs of separate processes
+// to compare.
+func BenchmarkGemmKernels(b *testing.B) {
+	kernels := []microKernel{}
+	if asm.HaveAVX2 {
+		kernels = append(kernels, kernelAVX2)
+	}
+	if asm.HaveAVX512 {
+		kernels = append(kernels, kernelAVX512)
+	}
+	for _, s := range [][3]int{{4096, 1280, 1280}, {1024, 640, 2560}, {2048, 320, 320}} {
+		m, n, k := s[0], s[1], s[2]
+		r := rand.New(rand.NewSource(1))
+		a, bm, c := randSlice(r, m*k), randSlice(r, k*n), make([]float32, m*n)
+		run := func(name string, f func()) {
+			b.Run(fmt.Sprintf("%dx%dx%d/%s", m, n, k, strings.ReplaceAll(name, " ", "_")), func(b *testing.B) {
+				u0 := userNs()
+				for i := 0; i < b.N; i++ {
+					f()
+				}
+				flops := 2 * float64(m*n*k) * float64(b.N)
+				b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				b.ReportMetric(flops/float64(userNs()-u0), "user-GFLOP/s")
+			})
+		}
+		for _, kern := range kernels {
+			run(kern.name, func() { gemmWith(kern, false, false, m, n, k, a, k, bm, n, false, c, n) })
+		}
+		if haveBLAS {
+			run("openblas", func() { blasSgemm(false, false, m, n, k, a, k, bm, n, false, c, n) })
+		}
+	}
 }
