@@ -6,38 +6,55 @@
 #   2. with diffusers importable, the SDXL base 1.0 UNet step with CFG
 #      (batch 2) and the VAE decode at --size, our `bench generate` against
 #      diffusers' UNet2DConditionModel / AutoencoderKL built from SDXL base
-#      1.0's config with random weights (fp32, about 10 GB of host memory).
+#      1.0's config with random weights (fp32, about 10 GB of host memory);
+#   3. with --train, the LoRA training step (batch 1, rank 8, alpha 16 on
+#      to_q/to_k/to_v/to_out.0, AdamW) with gradient checkpointing on and
+#      off: our `bench train` against the same UNet in PyTorch with LoRA
+#      layers (peft's when peft imports, else the same math in a few lines:
+#      base(x) + B(A(x))·alpha/r, A kaiming-uniform, B zero).
 # It prints ours / torch for each row (above 1: we are slower).
 #
-# Usage: scripts/torch-compare.sh [--size N] [--no-model] [--bin PATH]
+# Usage: scripts/torch-compare.sh [--size N] [--no-model] [--train] [--bin PATH]
 #   --size N    image side for the model rows (default 256; a latent of N/8)
 #   --no-model  only the op rows
+#   --train     also the training-step rows (several more minutes)
 #   --bin PATH  our binary (default ./bin/lorastudio, built with `make build`
 #               when missing)
-# Needs: python3 with torch (Debian: apt-get install python3-torch; large,
-# so neither CI nor the Makefile installs it) and, for the model rows,
-# diffusers (pip, or PYTHONPATH pointing at a diffusers source checkout in a
-# temporary folder). Threads: both sides use every core (OMP_NUM_THREADS and
-# GOMAXPROCS default to nproc).
+# Needs: a python3 that imports torch (Debian: apt-get install python3-torch;
+# large, so neither CI nor the Makefile installs it; PYTHON=... picks one)
+# and, for the model rows, diffusers on PYTHONPATH. Without pip, a source
+# checkout in a temporary folder works, as the README's figures were made:
+# diffusers v0.26.3's src/ and huggingface_hub v0.20.3's src/ (plus Debian's
+# python3-requests, -filelock, -regex, -importlib-metadata, -tqdm, -yaml,
+# -fsspec, -packaging), and a two-file stand-in for the Rust safetensors
+# package (nothing here reads or writes a safetensors file). Threads: both
+# sides use every core (OMP_NUM_THREADS and GOMAXPROCS default to nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 die() { echo "torch-compare: $*" >&2; exit 1; }
 
-size=256 model=1 bin=./bin/lorastudio
+size=256 model=1 train=0 bin=./bin/lorastudio
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--size) [[ $# -ge 2 ]] || die "--size needs a value"; size=$2; shift 2 ;;
 	--no-model) model=0; shift ;;
+	--train) train=1; shift ;;
 	--bin) [[ $# -ge 2 ]] || die "--bin needs a value"; bin=$2; shift 2 ;;
-	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,31p' "$0"; exit 0 ;;
 	*) die "unknown argument $1 (see --help)" ;;
 	esac
 done
 [[ "$size" =~ ^[0-9]+$ && $((size % 32)) -eq 0 && $size -gt 0 ]] || die "--size $size: want a positive multiple of 32"
 
-command -v python3 >/dev/null || die "python3 is not on PATH"
-python3 -c 'import torch' 2>/dev/null || die "python3 cannot import torch: apt-get install python3-torch (or pip install torch)"
+# The first python that imports torch: $PYTHON, python3 on PATH, then Debian's
+# /usr/bin/python3 (python3-torch installs there; a pyenv or venv python3 on
+# PATH does not see it).
+py=""
+for cand in ${PYTHON:-} python3 /usr/bin/python3; do
+	if command -v "$cand" >/dev/null && "$cand" -c 'import torch' 2>/dev/null; then py=$cand; break; fi
+done
+[[ -n "$py" ]] || die "no python3 here imports torch: apt-get install python3-torch (or pip install torch), or set PYTHON"
 if [[ ! -x "$bin" ]]; then
 	echo "== building $bin (make build)"
 	make build >/dev/null
@@ -55,14 +72,18 @@ if [[ $model -eq 1 ]]; then
 	echo "== ours: $bin bench generate --device cpu --size ${size}x$size --steps 1 (minutes)"
 	"$bin" bench generate --device cpu --size "${size}x$size" --steps 1 --no-ops --json >"$tmp/gen.json"
 fi
+if [[ $train -eq 1 ]]; then
+	echo "== ours: $bin bench train --device cpu --size $size --rank 8 --runs 2 (minutes)"
+	"$bin" bench train --device cpu --size "$size" --rank 8 --runs 2 --no-ops --json >"$tmp/train.json"
+fi
 
 echo "== PyTorch on the same shapes"
-python3 - "$tmp" "$size" "$model" <<'PY'
+"$py" - "$tmp" "$size" "$model" "$train" <<'PY'
 import json, os, sys, time
 import torch
 import torch.nn.functional as F
 
-tmp, size, model = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+tmp, size, model, train = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4] == "1"
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 torch.manual_seed(1)
 
@@ -118,38 +139,111 @@ for row in rows:
     ms = best(fn) * 1e3
     print(f"{row['op']:<16} {row['shape']:<18} {row['ms']:>10.2f} {ms:>10.2f} {row['ms'] / ms:>10.2f}")
 
-if not model:
+if not (model or train):
     sys.exit(0)
 try:
     from diffusers import AutoencoderKL, UNet2DConditionModel
-except ImportError:
-    print("diffusers is not importable: model rows skipped (pip install diffusers, or PYTHONPATH to its source)")
+except ImportError as e:
+    print(f"diffusers is not importable ({e}): model rows skipped (see --help)")
     sys.exit(0)
-gen = json.load(open(os.path.join(tmp, "gen.json")))
-# SDXL base 1.0's unet/config.json and vae/config.json (the values our
-# engine/sdxl SDXLBase() reads from the same files).
-unet = UNet2DConditionModel(
-    sample_size=128, in_channels=4, out_channels=4, layers_per_block=2,
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    block_out_channels=(320, 640, 1280), transformer_layers_per_block=(1, 2, 10),
-    attention_head_dim=(5, 10, 20), cross_attention_dim=2048, use_linear_projection=True,
-    addition_embed_type="text_time", addition_time_embed_dim=256,
-    projection_class_embeddings_input_dim=2816, flip_sin_to_cos=True, freq_shift=0,
-).eval()
+import resource
+
+def max_rss_gib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+def sdxl_unet():
+    """SDXL base 1.0's unet/config.json (the values our engine/sdxl
+    SDXLBase() reads from the same file), random fp32 weights."""
+    return UNet2DConditionModel(
+        sample_size=128, in_channels=4, out_channels=4, layers_per_block=2,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(320, 640, 1280), transformer_layers_per_block=(1, 2, 10),
+        attention_head_dim=(5, 10, 20), cross_attention_dim=2048, use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=256,
+        projection_class_embeddings_input_dim=2816, flip_sin_to_cos=True, freq_shift=0,
+    )
+
 side = size // 8
-x, ctx = torch.randn(2, 4, side, side), torch.randn(2, 77, 2048)
-cond = {"text_embeds": torch.randn(2, 1280), "time_ids": torch.tensor([[size, size, 0, 0, size, size]] * 2, dtype=torch.float32)}
-step = best(lambda: unet(x, 500, encoder_hidden_states=ctx, added_cond_kwargs=cond), min_time=0, min_runs=2)
-del unet
-vae = AutoencoderKL(
-    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, sample_size=1024,
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    block_out_channels=(128, 256, 512, 512), scaling_factor=0.13025,
-).eval()
-z = torch.randn(1, 4, side, side)
-decode = best(lambda: vae.decode(z), min_time=0, min_runs=2)
-print(f"{'model (' + str(size) + '²)':<35} {'ours s':>8} {'torch s':>8} {'ours/torch':>10}")
-for name, ours, theirs in (("UNet step with CFG (batch 2)", gen["step_seconds"], step), ("VAE decode", gen["decode_seconds"], decode)):
-    print(f"{name:<35} {ours:>8.2f} {theirs:>8.2f} {ours / theirs:>10.2f}")
+def unet_inputs(batch):
+    return (torch.randn(batch, 4, side, side), torch.randn(batch, 77, 2048),
+            {"text_embeds": torch.randn(batch, 1280),
+             "time_ids": torch.tensor([[size, size, 0, 0, size, size]] * batch, dtype=torch.float32)})
+
+rows = []  # (name, ours s, torch s)
+if model:
+    gen = json.load(open(os.path.join(tmp, "gen.json")))
+    unet = sdxl_unet().eval()
+    x, ctx, cond = unet_inputs(2)
+    step = best(lambda: unet(x, 500, encoder_hidden_states=ctx, added_cond_kwargs=cond), min_time=0, min_runs=2)
+    del unet
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, sample_size=1024,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512), scaling_factor=0.13025,
+    ).eval()
+    z = torch.randn(1, 4, side, side)
+    decode = best(lambda: vae.decode(z), min_time=0, min_runs=2)
+    del vae
+    rows += [("UNet step with CFG (batch 2)", gen["step_seconds"], step), ("VAE decode", gen["decode_seconds"], decode)]
+    print(f"host peak: ours {gen.get('host_peak_bytes', 0) / 2**30:.1f} GiB (max RSS, fp16 weights), "
+          f"PyTorch {max_rss_gib():.1f} GiB (max RSS so far, fp32 weights)")
+
+if train:
+    ours = {t["checkpointing"]: t["seconds"] for t in json.load(open(os.path.join(tmp, "train.json")))["timings"]}
+    unet = sdxl_unet()
+    unet.requires_grad_(False)
+    rank, alpha = 8, 16
+    lora_note = "peft"
+    try:
+        from peft import LoraConfig
+        unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights=True,
+                                    target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    except ImportError:
+        lora_note = "peft-equivalent layers (peft is not importable)"
+
+        class LoRALinear(torch.nn.Module):
+            """peft's LoRA Linear without dropout: base(x) + B(A(x))·alpha/r."""
+            def __init__(self, base):
+                super().__init__()
+                self.base = base
+                self.down = torch.nn.Linear(base.in_features, rank, bias=False)
+                self.up = torch.nn.Linear(rank, base.out_features, bias=False)
+                torch.nn.init.kaiming_uniform_(self.down.weight, a=5 ** 0.5)
+                torch.nn.init.zeros_(self.up.weight)
+            def forward(self, x):
+                return self.base(x) + self.up(self.down(x)) * (alpha / rank)
+
+        for mod in list(unet.modules()):
+            if type(mod).__name__ == "Attention":
+                for n in ("to_q", "to_k", "to_v"):
+                    setattr(mod, n, LoRALinear(getattr(mod, n)))
+                mod.to_out[0] = LoRALinear(mod.to_out[0])
+    params = [p for p in unet.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    unet.train()
+    x, ctx, cond = unet_inputs(1)
+    noise = torch.randn_like(x)
+
+    def train_step():
+        with torch.enable_grad():
+            pred = unet(x, 500, encoder_hidden_states=ctx, added_cond_kwargs=cond).sample
+            loss = F.mse_loss(pred.float(), noise.float())
+            loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for ckpt in (True, False):
+        if ckpt:
+            unet.enable_gradient_checkpointing()
+        else:
+            unet.disable_gradient_checkpointing()
+        t = best(train_step, min_time=0, min_runs=2)
+        rows.append((f"LoRA train step, checkpointing {'on' if ckpt else 'off'}", ours[ckpt], t))
+    print(f"training: LoRA r{rank} alpha {alpha} on to_q/to_k/to_v/to_out.0 via {lora_note}, "
+          f"{sum(p.numel() for p in params)} trainable parameters; PyTorch max RSS {max_rss_gib():.1f} GiB")
+
+print(f"{'model (' + str(size) + '²)':<40} {'ours s':>8} {'torch s':>8} {'ours/torch':>10}")
+for name, ours_s, theirs in rows:
+    print(f"{name:<40} {ours_s:>8.2f} {theirs:>8.2f} {ours_s / theirs:>10.2f}")
 PY
