@@ -59,7 +59,7 @@ func (b *Backend) gemmHalfB(transA, transB bool, m, n, k int, a []float32, lda i
 	kern := b.kernel()
 	gemmCore(kern, m, n, k,
 		func(ap []float32, ic, mc, pc, kc int) []float32 {
-			packA(ap, a, lda, transA, ic, mc, pc, kc, kern.mr)
+			packA(kern, ap, a, lda, transA, ic, mc, pc, kc)
 			return ap
 		},
 		func(bp []float32, pc, kc, jc, nc int) { packBHalf(bp, bh, dt, ldb, transB, pc, kc, jc, nc, kern.nr) },
@@ -150,6 +150,10 @@ type microKernel struct {
 	name   string
 	mr, nr int
 	fn     func(kc int, ap, bp, c []float32, ldc int)
+	// packRows, if set, packs one whole panel: the mr rows of a row-major A
+	// starting at a[0] (row stride lda), kc values each, into dst as packA
+	// lays them out. It reports false when it cannot (packA then does).
+	packRows func(dst, a []float32, lda, kc int) bool
 }
 
 // kernelGo is the portable kernel: a 4×4 tile in sixteen scalar accumulators.
@@ -176,7 +180,7 @@ func gemmGo(transA, transB bool, m, n, k int, a []float32, lda int, bm []float32
 func gemmWith(kern microKernel, transA, transB bool, m, n, k int, a []float32, lda int, bm []float32, ldb int, acc bool, c []float32, ldc int) {
 	gemmCore(kern, m, n, k,
 		func(ap []float32, ic, mc, pc, kc int) []float32 {
-			packA(ap, a, lda, transA, ic, mc, pc, kc, kern.mr)
+			packA(kern, ap, a, lda, transA, ic, mc, pc, kc)
 			return ap
 		},
 		func(bp []float32, pc, kc, jc, nc int) { packB(bp, bm, ldb, transB, pc, kc, jc, nc, kern.nr) },
@@ -224,16 +228,20 @@ func gemmCore(kern microKernel, m, n, k int, packA func(ap []float32, ic, mc, pc
 	}
 }
 
-// packA copies op(A)[ic:ic+mc, pc:pc+kc] into ap as panels of mr rows,
+// packA copies op(A)[ic:ic+mc, pc:pc+kc] into ap as panels of kern.mr rows,
 // k-major inside a panel: ap[p*kc*mr + kk*mr + r] = op(A)[ic+p*mr+r, pc+kk],
 // zero-padded past mc. It walks kk outermost so the panel is written in
 // order: the mr rows are read side by side (each row's cache lines serve
 // many kk), and a transposed A gives each step's mr values as one run.
-func packA(ap, a []float32, lda int, transA bool, ic, mc, pc, kc, mr int) {
+func packA(kern microKernel, ap, a []float32, lda int, transA bool, ic, mc, pc, kc int) {
+	mr := kern.mr
 	for p := 0; p*mr < mc; p++ {
 		dst := ap[p*kc*mr : (p+1)*kc*mr]
 		i0 := ic + p*mr
 		rows := min(mr, mc-p*mr)
+		if !transA && rows == mr && kern.packRows != nil && kern.packRows(dst, a[i0*lda+pc:], lda, kc) {
+			continue
+		}
 		for kk := 0; kk < kc; kk++ {
 			d := dst[kk*mr : kk*mr+mr]
 			if transA {

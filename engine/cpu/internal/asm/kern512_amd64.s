@@ -139,3 +139,33 @@ store:
 	STORE2(Z30, Z31)
 	VZEROUPPER
 	RET
+
+// func Pack12AVX512(dst, src *float32, idx *int32, kc int)
+//
+// Packs 12 rows of a row-major matrix into the Kern12x32AVX512 A panel: for
+// each of kc steps one gather reads the 12 floats at src + 4*idx[r] (idx
+// holds r*lda) and one masked store writes them as the step's 48 bytes.
+TEXT ·Pack12AVX512(SB), NOSPLIT, $0-32
+	MOVQ      dst+0(FP), DI
+	MOVQ      src+8(FP), SI
+	MOVQ      idx+16(FP), AX
+	MOVQ      kc+24(FP), CX
+	VMOVDQU32 (AX), Z0
+	MOVL      $0x0fff, BX
+	KMOVW     BX, K1
+	TESTQ     CX, CX
+	JE        packed
+
+pack:
+	// The gather clears its mask as it completes: give it a copy.
+	KMOVW      K1, K2
+	VGATHERDPS (SI)(Z0*4), K2, Z1
+	VMOVUPS    Z1, K1, (DI)
+	ADDQ       $4, SI
+	ADDQ       $48, DI
+	DECQ       CX
+	JNE        pack
+
+packed:
+	VZEROUPPER
+	RET

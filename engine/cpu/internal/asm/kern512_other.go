@@ -9,3 +9,8 @@ const HaveAVX512 = false
 func Kern12x32AVX512(kc int, a, b, c *float32, ldc int) {
 	panic("asm: Kern12x32AVX512 without AVX-512 support")
 }
+
+// Pack12AVX512 is never called when HaveAVX512 is false.
+func Pack12AVX512(dst, src *float32, idx *int32, kc int) {
+	panic("asm: Pack12AVX512 without AVX-512 support")
+}
