@@ -39,6 +39,11 @@ const (
 	convChunkMax = 2048
 )
 
+// convImplicitChunk is the most output pixels one worker's implicit-GEMM
+// chunk covers: with no column buffer to keep in cache, a chunk only needs
+// to be wide enough that the sgemm streams the packed weight seldom.
+const convImplicitChunk = 2048
+
 // chunk is how many output pixels one im2col block covers.
 func (g convGeom) chunk() int {
 	c := convColBytes / 4 / max(g.ckk(), 1)
@@ -197,26 +202,25 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 		bv = data(bias)
 	}
 	// The pixels of every image split into chunks that the workers take
-	// whole: each fills its own column block and runs its own sgemm, so a
-	// conv with few output channels (one sgemm row block) still uses every
-	// core. Each output chunk starts as the bias and the sgemm adds onto it.
-	chunk, pw := min(g.chunk(), g.hw()), g.pointwise()
-	if pw {
-		chunk = min(convChunkMax, g.hw())
+	// whole: each packs its own columns and runs its own sgemm, so a conv
+	// with few output channels (one sgemm row block) still uses every core.
+	// Each output chunk starts as the bias and the sgemm adds onto it. The
+	// pure-Go sgemm packs its B panels straight from the image (convGemm);
+	// OpenBLAS needs each chunk's im2col matrix in a column buffer.
+	pw := g.pointwise()
+	var rows []convRow
+	chunk := convChunkMax
+	switch {
+	case wv != nil && !pw:
+		chunk = g.chunk()
+	case wv == nil:
+		chunk, rows = convImplicitChunk, g.convRows()
 	}
-	perImage := (g.hw() + chunk - 1) / chunk
-	if w := runtime.GOMAXPROCS(0); g.N*perImage%w != 0 && perImage < 8*w {
-		// Round the chunk count up to a multiple of the workers, so each
-		// gets the same number of (slightly smaller) chunks.
-		perImage = (g.N*perImage + w - 1) / w * w / g.N
-		perImage = max(perImage, 1)
-		chunk = (g.hw() + perImage - 1) / perImage
-		perImage = (g.hw() + chunk - 1) / chunk
-	}
+	chunk, perImage := g.split(chunk, b.kernel().nr)
 	var cols sync.Pool
 	parallelFor(g.N*perImage, g.Cout*chunk*g.ckk()/64, func(lo, hi int) {
 		var col []float32
-		if !pw {
+		if wv != nil && !pw {
 			cp, _ := cols.Get().(*[]float32)
 			if cp == nil {
 				s := make([]float32, g.ckk()*chunk)
@@ -240,25 +244,41 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 					o[k] = bv[co]
 				}
 			}
-			if pw {
+			switch {
+			case wv == nil && pw:
 				// 1x1: x[n] is already the (Cin, H*W) column matrix.
-				if wv == nil {
-					b.gemmPackedA(wp, p1-p0, xn[p0:], g.hw(), false, true, on[p0:], g.hw())
-					continue
-				}
+				b.gemmPackedA(wp, p1-p0, xn[p0:], g.hw(), false, true, on[p0:], g.hw())
+			case wv == nil:
+				// out[n][:, p0:p1] (Cout, p1-p0) += w (Cout, ckk) · im2col(x[n])[:, p0:p1]
+				g.convGemm(b.kernel(), wp, rows, xn, p0, p1, on[p0:], g.hw())
+			case pw:
 				b.gemm(false, false, g.Cout, p1-p0, g.ckk(), wv, g.ckk(), xn[p0:], g.hw(), true, on[p0:], g.hw())
-				continue
+			default:
+				im2colRows(g, xn, col, p0, p1, 0, g.ckk())
+				b.gemm(false, false, g.Cout, p1-p0, g.ckk(), wv, g.ckk(), col, p1-p0, true, on[p0:], g.hw())
 			}
-			im2colRows(g, xn, col, p0, p1, 0, g.ckk())
-			// out[n][:, p0:p1] (Cout, p1-p0) += w (Cout, ckk) · col (ckk, p1-p0)
-			if wv == nil {
-				b.gemmPackedA(wp, p1-p0, col, p1-p0, false, true, on[p0:], g.hw())
-				continue
-			}
-			b.gemm(false, false, g.Cout, p1-p0, g.ckk(), wv, g.ckk(), col, p1-p0, true, on[p0:], g.hw())
 		}
 	})
 	return out, nil
+}
+
+// split cuts each image's output pixels into perImage chunks of at most
+// chunk pixels (the last may be shorter). Where the batch's chunks are few,
+// their count is rounded up to a multiple of the workers, so each gets the
+// same number of (smaller) chunks, kept a multiple of nr pixels where that
+// costs no extra chunk, so the sgemm's column panels end on the chunk.
+func (g convGeom) split(chunk, nr int) (int, int) {
+	chunk = min(chunk, g.hw())
+	perImage := (g.hw() + chunk - 1) / chunk
+	if w := runtime.GOMAXPROCS(0); g.N*perImage%w != 0 && perImage < 8*w {
+		perImage = max((g.N*perImage+w-1)/w*w/g.N, 1)
+		chunk = (g.hw() + perImage - 1) / perImage
+		if c := (chunk + nr - 1) / nr * nr; (g.hw()+c-1)/c == perImage {
+			chunk = c
+		}
+		perImage = (g.hw() + chunk - 1) / chunk
+	}
+	return chunk, perImage
 }
 
 // Conv2DBackward returns, per image n with col = im2col(x[n]):

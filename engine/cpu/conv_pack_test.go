@@ -1,0 +1,176 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	"lorastudio/engine/half"
+	"lorastudio/engine/tensor"
+)
+
+// convPackCases are conv geometries with odd sizes: 3×3 at stride 1 and 2,
+// asymmetric padding, 1×1 pointwise, strided and padded, images from 1×1 up.
+var convPackCases = []struct {
+	Cin, H, W, K int
+	p            tensor.Conv2DParams
+}{
+	{3, 37, 29, 3, tensor.ConvParams(1, 1)},
+	{5, 1, 1, 3, tensor.ConvParams(1, 1)},
+	{5, 2, 7, 3, tensor.ConvParams(2, 1)},
+	{64, 13, 9, 3, tensor.ConvParams(2, 1)},
+	{3, 17, 32, 3, tensor.ConvParams(2, 1)},
+	{5, 11, 6, 3, tensor.Conv2DParams{Stride: 1, PadTop: 2, PadRight: 1}},
+	{3, 9, 14, 3, tensor.Conv2DParams{Stride: 2, PadBottom: 1, PadRight: 1}},
+	{64, 5, 33, 1, tensor.ConvParams(1, 0)},
+	{5, 12, 7, 1, tensor.ConvParams(2, 0)},
+	{3, 7, 5, 1, tensor.ConvParams(1, 1)},
+	{5, 20, 3, 3, tensor.ConvParams(1, 0)},
+}
+
+// convGeomFor is the geometry Conv2D derives for one image of case c.
+func convGeomFor(t *testing.T, Cin, H, W, Cout, K int, p tensor.Conv2DParams) convGeom {
+	t.Helper()
+	os, err := tensor.Conv2DShape(tensor.Shape{1, Cin, H, W}, tensor.Shape{Cout, Cin, K, K}, nil, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return convGeom{N: 1, Cin: Cin, H: H, W: W, Cout: Cout, KH: K, KW: K, Ho: os[2], Wo: os[3],
+		S: p.StrideOr1(), PT: p.PadTop, PL: p.PadLeft}
+}
+
+// TestConvPackBMatchesIm2col checks that the implicit packing gives exactly
+// the panels packB makes from im2colRows' column matrix, for several panel
+// widths nr (the kernels' 4, 16, 32 and uneven 6), pixel chunks that start
+// and end mid-row, and k and column windows that end mid-panel.
+func TestConvPackBMatchesIm2col(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for _, c := range convPackCases {
+		g := convGeomFor(t, c.Cin, c.H, c.W, 1, c.K, c.p)
+		x := make([]float32, c.Cin*c.H*c.W)
+		for i := range x {
+			x[i] = float32(i + 1)
+		}
+		rows := g.convRows()
+		for _, nr := range []int{4, 6, 16, 32} {
+			for trial := 0; trial < 6; trial++ {
+				p0 := rng.Intn(g.hw())
+				p1 := p0 + 1 + rng.Intn(g.hw()-p0)
+				n := p1 - p0
+				col := make([]float32, g.ckk()*n)
+				im2colRows(g, x, col, p0, p1, 0, g.ckk())
+				pc := rng.Intn(g.ckk())
+				kc := 1 + rng.Intn(g.ckk()-pc)
+				jc := rng.Intn(n)
+				nc := 1 + rng.Intn(n-jc)
+				size := (nc + nr - 1) / nr * nr * kc
+				want := make([]float32, size)
+				packB(want, col, n, false, pc, kc, jc, nc, nr)
+				got := make([]float32, size)
+				for i := range got {
+					got[i] = float32(math.NaN())
+				}
+				g.packB(got, x, rows, p0, pc, kc, jc, nc, nr)
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("Cin %d %dx%d k%d %+v nr %d pixels [%d,%d) rows [%d,+%d) cols [%d,+%d): element %d got %g, want %g",
+							c.Cin, c.H, c.W, c.K, c.p, nr, p0, p1, pc, kc, jc, nc, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestConv2DImplicit checks Conv2D against the direct sum on the default,
+// pure-Go and portable-kernel backends (the implicit GEMM and, under
+// -tags openblas, im2col with OpenBLAS) for two images, Cout 1, 7 and 33,
+// F32 and F16 weights, with and without bias.
+func TestConv2DImplicit(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	rnd := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	backends := []struct {
+		name string
+		b    *Backend
+	}{{"default", New()}, {"purego", NewPureGo()}, {"portable", &Backend{pureGo: true, portable: true}}}
+	for ci, c := range convPackCases {
+		const N = 2
+		Cout := []int{1, 7, 33}[ci%3]
+		dt := []tensor.DType{tensor.F32, tensor.F16}[ci%2]
+		withBias := ci%4 < 2
+		xv, wv := rnd(N*c.Cin*c.H*c.W), rnd(Cout*c.Cin*c.K*c.K)
+		if dt == tensor.F16 {
+			// The reference uses the weight as F16 stores it.
+			for i, v := range wv {
+				wv[i] = half.Float16ToFloat32(half.Float32ToFloat16(v))
+			}
+		}
+		var bv []float32
+		if withBias {
+			bv = rnd(Cout)
+		}
+		want, Ho, Wo := directConv(xv, wv, bv, N, c.Cin, c.H, c.W, Cout, c.K, c.K, c.p)
+		tol := 1e-4 * math.Sqrt(float64(c.Cin*c.K*c.K))
+		for _, be := range backends {
+			name := fmt.Sprintf("%s/%dx%dx%dx%d_to_%d_k%d_%+v_%s_bias%v", be.name, N, c.Cin, c.H, c.W, Cout, c.K, c.p, dt, withBias)
+			t.Run(name, func(t *testing.T) {
+				b := be.b
+				x, err := b.Upload(xv, tensor.Shape{N, c.Cin, c.H, c.W}, tensor.F32)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w, err := b.Upload(wv, tensor.Shape{Cout, c.Cin, c.K, c.K}, dt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var bias *tensor.Tensor
+				if withBias {
+					if bias, err = b.Upload(bv, tensor.Shape{Cout}, tensor.F32); err != nil {
+						t.Fatal(err)
+					}
+				}
+				defer tensor.FreeAll(x, w, bias)
+				out, err := b.Conv2D(x, w, bias, c.p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer out.Free()
+				if s := out.Shape(); !s.Equal(tensor.Shape{N, Cout, Ho, Wo}) {
+					t.Fatalf("shape %s, want %v", s, []int{N, Cout, Ho, Wo})
+				}
+				got, err := b.Download(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range want {
+					if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol) {
+						t.Fatalf("element %d: got %g, want %g", i, got[i], want[i])
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestConvSplit checks the pixel chunking: chunks cover each image's pixels
+// exactly, are no wider than asked, and their count over the batch is a
+// multiple of the workers where that was rounded.
+func TestConvSplit(t *testing.T) {
+	for _, c := range []struct{ N, hw, chunk, nr int }{
+		{1, 4096, 2048, 32}, {1, 256, 2048, 32}, {2, 256, 2048, 32}, {1, 65536, 2048, 16},
+		{1, 37 * 29, 2048, 32}, {3, 1, 2048, 4}, {1, 1, 2048, 32}, {2, 1023, 256, 6},
+	} {
+		g := convGeom{N: c.N, Ho: 1, Wo: c.hw}
+		chunk, perImage := g.split(c.chunk, c.nr)
+		if chunk < 1 || chunk > c.chunk || (perImage-1)*chunk >= c.hw || perImage*chunk < c.hw {
+			t.Errorf("N %d, %d pixels, chunk %d: got chunk %d × %d per image", c.N, c.hw, c.chunk, chunk, perImage)
+		}
+	}
+}
