@@ -8,7 +8,8 @@
 // parallel, with a 12×32 AVX-512 or a 6×16 AVX2/FMA micro-kernel in Go
 // assembly on amd64 CPUs that have them (internal/asm) and a portable 4×4 Go
 // kernel elsewhere or with -tags purego. Built with -tags openblas, OpenBLAS's cblas_sgemm is used
-// instead (cgo, -lopenblas). Every path is tested.
+// instead (cgo, -lopenblas), except on CPUs with AVX-512, where the Go sgemm
+// measured faster (see useBLAS). Every path is tested.
 package cpu
 
 import (
@@ -33,11 +34,15 @@ type Backend struct {
 	portable bool
 	// kern, when set, forces this micro-kernel (tests).
 	kern *microKernel
+	// blas forces OpenBLAS, when built with it, even where useBLAS would
+	// prefer the Go sgemm (tests).
+	blas bool
 }
 
 var _ tensor.Backend = (*Backend)(nil)
 
-// New returns a CPU backend; MatMul uses OpenBLAS when built with -tags openblas.
+// New returns a CPU backend; MatMul uses OpenBLAS when built with -tags
+// openblas and the CPU lacks AVX-512 (see useBLAS).
 func New() *Backend { return &Backend{} }
 
 // NewPureGo returns a CPU backend that never calls BLAS, even when built
@@ -96,7 +101,17 @@ func (b *Backend) GemmName() string {
 // HaveBLAS reports whether the package was built with -tags openblas.
 func HaveBLAS() bool { return haveBLAS }
 
-func (b *Backend) useBLAS() bool { return haveBLAS && !b.pureGo }
+// useBLAS reports whether gemm (MatMul, Conv2D, Attention) calls OpenBLAS.
+// Not where the Go sgemm has its AVX-512 kernel: on this project's AMD EPYC
+// (Zen 5) machine, with 2 threads, it ran every matmul shape of the bench
+// suite 1.5x or more faster than OpenBLAS (measured 2026-12-04, README
+// "AVX-512 sgemm"), whose kernels there are AVX2 ones
+// (OPENBLAS_CORETYPE=Haswell, as users and CI set it); and it converts fp16
+// weights while packing instead of unpacking them first. A CPU without
+// AVX-512 keeps OpenBLAS, whose AVX2 sgemm beats the 6×16 Go kernel.
+func (b *Backend) useBLAS() bool {
+	return haveBLAS && !b.pureGo && (b.blas || !goSgemmFaster)
+}
 
 // Memory reports the bytes held by live tensors and the peak.
 func (b *Backend) Memory() tensor.MemStats {

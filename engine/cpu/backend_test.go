@@ -85,8 +85,11 @@ func TestDeviceNamesGemm(t *testing.T) {
 	if !strings.HasPrefix(NewPureGo().GemmName(), "pure-go") {
 		t.Fatal("NewPureGo uses BLAS")
 	}
-	if HaveBLAS() != (New().GemmName() == "openblas") {
-		t.Fatal("GemmName disagrees with HaveBLAS")
+	if (HaveBLAS() && !goSgemmFaster) != (New().GemmName() == "openblas") {
+		t.Fatalf("GemmName %q disagrees with HaveBLAS %v and goSgemmFaster %v", New().GemmName(), HaveBLAS(), goSgemmFaster)
+	}
+	if HaveBLAS() != ((&Backend{blas: true}).GemmName() == "openblas") {
+		t.Fatal("a backend that forces BLAS does not use it")
 	}
 }
 

@@ -42,10 +42,16 @@ func pack12AVX512(dst, a []float32, lda, kc int) bool {
 	return true
 }
 
+// goSgemmFaster is true where the Go sgemm beats OpenBLAS, so that a
+// -tags openblas build uses it all the same: with the AVX-512 kernel (see
+// useBLAS for the measurement).
+var goSgemmFaster bool
+
 func init() {
 	switch {
 	case asm.HaveAVX512:
 		gemmKernel = kernelAVX512
+		goSgemmFaster = true
 	case asm.HaveAVX2:
 		gemmKernel = kernelAVX2
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"lorastudio/engine/cpu/internal/asm"
+	"lorastudio/engine/optest"
 	"lorastudio/engine/tensor"
 )
 
@@ -170,6 +171,15 @@ func TestGemmAVX512AgainstPortable(t *testing.T) {
 		}
 		check("gemmPackedA f16", got, want)
 	}
+}
+
+// TestBLASAgainstPureGo runs the op table on OpenBLAS against the pure-Go
+// sgemm, so that the BLAS path stays tested on CPUs where New() prefers Go.
+func TestBLASAgainstPureGo(t *testing.T) {
+	if !haveBLAS {
+		t.Skip("built without -tags openblas")
+	}
+	optest.RunAgainst(t, &Backend{blas: true}, NewPureGo())
 }
 
 // BenchmarkGemmGo times the pure-Go sgemm with this CPU's kernel; run with
