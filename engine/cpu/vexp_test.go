@@ -88,7 +88,7 @@ func TestVecExp(t *testing.T) {
 					t.Errorf("exp(%g·%g + %g) = %g, expf gives %g", a, x, b, got[i], want)
 				}
 			}
-			if !(math.Abs(sum-s) <= 1e-12*math.Abs(s)) && !(math.IsNaN(s) && math.IsNaN(sum)) {
+			if !(sum == s || math.Abs(sum-s) <= 1e-12*math.Abs(s) || math.IsNaN(s) && math.IsNaN(sum)) {
 				t.Errorf("ExpSum sum %g, outputs sum to %g", sum, s)
 			}
 		}
