@@ -150,10 +150,10 @@ type microKernel struct {
 	name   string
 	mr, nr int
 	fn     func(kc int, ap, bp, c []float32, ldc int)
-	// packRows, if set, packs one whole panel: the mr rows of a row-major A
-	// starting at a[0] (row stride lda), kc values each, into dst as packA
-	// lays them out. It reports false when it cannot (packA then does).
-	packRows func(dst, a []float32, lda, kc int) bool
+	// packRows, if set, packs one whole panel faster than packA's loop:
+	// the mr rows of a row-major A starting at a[0] (row stride lda), kc
+	// values each, into dst as packA lays them out.
+	packRows func(dst, a []float32, lda, kc int)
 }
 
 // kernelGo is the portable kernel: a 4×4 tile in sixteen scalar accumulators.
@@ -239,7 +239,8 @@ func packA(kern microKernel, ap, a []float32, lda int, transA bool, ic, mc, pc, 
 		dst := ap[p*kc*mr : (p+1)*kc*mr]
 		i0 := ic + p*mr
 		rows := min(mr, mc-p*mr)
-		if !transA && rows == mr && kern.packRows != nil && kern.packRows(dst, a[i0*lda+pc:], lda, kc) {
+		if !transA && rows == mr && kern.packRows != nil {
+			kern.packRows(dst, a[i0*lda+pc:], lda, kc)
 			continue
 		}
 		for kk := 0; kk < kc; kk++ {

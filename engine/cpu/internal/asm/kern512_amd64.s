@@ -140,32 +140,55 @@ store:
 	VZEROUPPER
 	RET
 
-// func Pack12AVX512(dst, src *float32, idx *int32, kc int)
+// TRANS4 transposes 4 rows × 4 k steps: it loads 4 floats of the rows at
+// (B), (B)(R8*1), (B)(R8*2), (B)(R9*1) and stores each k step's 4 floats
+// at off, off+48, off+96, off+144 from DI (rows 4b..4b+3 of the panel).
+#define TRANS4(B, off) \
+	VMOVUPS   (B), X0;         \
+	VMOVUPS   (B)(R8*1), X1;   \
+	VMOVUPS   (B)(R8*2), X2;   \
+	VMOVUPS   (B)(R9*1), X3;   \
+	VUNPCKLPS X1, X0, X4;      \
+	VUNPCKHPS X1, X0, X5;      \
+	VUNPCKLPS X3, X2, X6;      \
+	VUNPCKHPS X3, X2, X7;      \
+	VMOVLHPS  X6, X4, X0;      \
+	VMOVHLPS  X4, X6, X1;      \
+	VMOVLHPS  X7, X5, X2;      \
+	VMOVHLPS  X5, X7, X3;      \
+	VMOVUPS   X0, (off)(DI);   \
+	VMOVUPS   X1, (off+48)(DI); \
+	VMOVUPS   X2, (off+96)(DI); \
+	VMOVUPS   X3, (off+144)(DI)
+
+// func Pack12(dst, src *float32, lda, kc int)
 //
-// Packs 12 rows of a row-major matrix into the Kern12x32AVX512 A panel: for
-// each of kc steps one gather reads the 12 floats at src + 4*idx[r] (idx
-// holds r*lda) and one masked store writes them as the step's 48 bytes.
-TEXT ·Pack12AVX512(SB), NOSPLIT, $0-32
-	MOVQ      dst+0(FP), DI
-	MOVQ      src+8(FP), SI
-	MOVQ      idx+16(FP), AX
-	MOVQ      kc+24(FP), CX
-	VMOVDQU32 (AX), Z0
-	MOVL      $0x0fff, BX
-	KMOVW     BX, K1
-	TESTQ     CX, CX
-	JE        packed
+// Packs 12 rows of a row-major matrix (row stride lda floats) into the
+// Kern12x32AVX512 A panel, dst[k*12+r] = src[r*lda+k], for kc steps, kc a
+// multiple of 4: each 4 steps are three 4×4 transposes in XMM registers,
+// reading every row in order (AVX only).
+TEXT ·Pack12(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ lda+16(FP), R8
+	MOVQ kc+24(FP), CX
+	SHLQ $2, R8
+	LEAQ (R8)(R8*2), R9
+	LEAQ (SI)(R8*4), R10
+	LEAQ (R10)(R8*4), R11
+	SHRQ $2, CX
+	JE   packed
 
 pack:
-	// The gather clears its mask as it completes: give it a copy.
-	KMOVW      K1, K2
-	VGATHERDPS (SI)(Z0*4), K2, Z1
-	VMOVUPS    Z1, K1, (DI)
-	ADDQ       $4, SI
-	ADDQ       $48, DI
-	DECQ       CX
-	JNE        pack
+	TRANS4(SI, 0)
+	TRANS4(R10, 16)
+	TRANS4(R11, 32)
+	ADDQ $16, SI
+	ADDQ $16, R10
+	ADDQ $16, R11
+	ADDQ $192, DI
+	DECQ CX
+	JNE  pack
 
 packed:
-	VZEROUPPER
 	RET

@@ -10,7 +10,7 @@ func Kern12x32AVX512(kc int, a, b, c *float32, ldc int) {
 	panic("asm: Kern12x32AVX512 without AVX-512 support")
 }
 
-// Pack12AVX512 is never called when HaveAVX512 is false.
-func Pack12AVX512(dst, src *float32, idx *int32, kc int) {
-	panic("asm: Pack12AVX512 without AVX-512 support")
+// Pack12 is never called when HaveAVX512 is false.
+func Pack12(dst, src *float32, lda, kc int) {
+	panic("asm: Pack12 without AVX-512 support")
 }
