@@ -208,18 +208,26 @@ func gemmCore(kern microKernel, m, n, k int, packA func(ap []float32, ic, mc, pc
 		*bpp = make([]float32, need)
 	}
 	bp := *bpp
+	mr, nr := kern.mr, kern.nr
 	for jc := 0; jc < n; jc += gemmNC {
 		nc := min(gemmNC, n-jc)
 		for pc := 0; pc < k; pc += gemmKC {
 			kc := min(gemmKC, k-pc)
-			packB(bp, pc, kc, jc, nc)
-			mBlocks := (m + gemmMC - 1) / gemmMC
-			parallelFor(mBlocks, gemmMC*kc*nc/64, func(lo, hi int) {
+			// The workers pack the B panel together (alone, one would wait),
+			// then split the mr-row panels of A evenly and take them in blocks
+			// of up to gemmMC rows: split by whole blocks, 1024 rows (11
+			// blocks) left one worker 6 blocks to the other's 5.
+			nPanels := (nc + nr - 1) / nr
+			parallelFor(nPanels, kc*nr, func(lo, hi int) {
+				packB(bp[lo*kc*nr:], pc, kc, jc+lo*nr, min(nc, hi*nr)-lo*nr)
+			})
+			mPanels := (m + mr - 1) / mr
+			parallelFor(mPanels, mr*kc*nc/64, func(lo, hi int) {
 				ap := packPool.Get().(*[]float32)
 				defer packPool.Put(ap)
-				for blk := lo; blk < hi; blk++ {
-					ic := blk * gemmMC
-					mc := min(gemmMC, m-ic)
+				for p := lo; p < hi; p += gemmMC / mr {
+					ic := p * mr
+					mc := min(min(hi-p, gemmMC/mr)*mr, m-ic)
 					apn := packA(*ap, ic, mc, pc, kc)
 					macroKernel(kern, mc, nc, kc, apn, bp, c[ic*ldc+jc:], ldc)
 				}
