@@ -150,16 +150,18 @@ type microKernel struct {
 	name   string
 	mr, nr int
 	fn     func(kc int, ap, bp, c []float32, ldc int)
-	// packRows, if set, packs one whole panel faster than packA's loop:
-	// the mr rows of a row-major A starting at a[0] (row stride lda), kc
-	// values each, into dst as packA lays them out.
-	packRows func(dst, a []float32, lda, kc int)
 }
 
 // kernelGo is the portable kernel: a 4×4 tile in sixteen scalar accumulators.
 var kernelGo = microKernel{name: "go 4x4", mr: 4, nr: 4, fn: func(kc int, ap, bp, c []float32, ldc int) {
 	kernel4x4(ap[:kc*4], bp[:kc*4], c, ldc)
 }}
+
+// transposeRows, where set (amd64 with AVX, see gemm_asm.go), packs a
+// whole panel: rows (a multiple of 4) rows of a row-major matrix starting
+// at a[0] (row stride lda), kc values each, into dst k-major, dst[kk*rows+r]
+// = a[r*lda+kk]. packA uses it for A, packB for a transposed B.
+var transposeRows func(dst, a []float32, lda, rows, kc int)
 
 // gemmKernel is the kernel gemmGo uses: kernelGo, or an assembly one chosen
 // at start-up when the CPU has it (see gemm_asm.go).
@@ -238,7 +240,8 @@ func gemmCore(kern microKernel, m, n, k int, packA func(ap []float32, ic, mc, pc
 
 // packA copies op(A)[ic:ic+mc, pc:pc+kc] into ap as panels of kern.mr rows,
 // k-major inside a panel: ap[p*kc*mr + kk*mr + r] = op(A)[ic+p*mr+r, pc+kk],
-// zero-padded past mc. It walks kk outermost so the panel is written in
+// zero-padded past mc. A whole panel of a row-major A goes to transposeRows
+// where set; otherwise it walks kk outermost so the panel is written in
 // order: the mr rows are read side by side (each row's cache lines serve
 // many kk), and a transposed A gives each step's mr values as one run.
 func packA(kern microKernel, ap, a []float32, lda int, transA bool, ic, mc, pc, kc int) {
@@ -247,8 +250,8 @@ func packA(kern microKernel, ap, a []float32, lda int, transA bool, ic, mc, pc, 
 		dst := ap[p*kc*mr : (p+1)*kc*mr]
 		i0 := ic + p*mr
 		rows := min(mr, mc-p*mr)
-		if !transA && rows == mr && kern.packRows != nil {
-			kern.packRows(dst, a[i0*lda+pc:], lda, kc)
+		if !transA && rows == mr && mr%4 == 0 && transposeRows != nil {
+			transposeRows(dst, a[i0*lda+pc:], lda, mr, kc)
 			continue
 		}
 		for kk := 0; kk < kc; kk++ {
@@ -272,6 +275,11 @@ func packB(bp, bm []float32, ldb int, transB bool, pc, kc, jc, nc, nr int) {
 	for q := 0; q*nr < nc; q++ {
 		dst := bp[q*kc*nr : (q+1)*kc*nr]
 		cols := min(nr, nc-q*nr)
+		if transB && cols == nr && nr%4 == 0 && transposeRows != nil {
+			// B is stored (n, k): the panel's nr columns are rows of bm.
+			transposeRows(dst, bm[(jc+q*nr)*ldb+pc:], ldb, nr, kc)
+			continue
+		}
 		for kk := 0; kk < kc; kk++ {
 			d := dst[kk*nr : kk*nr+nr]
 			if !transB && cols == nr {

@@ -18,21 +18,22 @@ var kernelAVX512 = microKernel{name: "avx512 12x32", mr: 12, nr: 32, fn: func(kc
 	_ = bp[kc*32-1]
 	_ = c[11*ldc+31]
 	asm.Kern12x32AVX512(kc, &ap[0], &bp[0], &c[0], ldc)
-}, packRows: pack12}
+}}
 
-// pack12 packs 12 rows of A for kernelAVX512, four k steps at a time as
-// 4×4 transposes in registers (asm.Pack12) and the last kc%4 in Go: many
-// times faster than packA's scalar loop, which took a quarter of the time
-// of 2048×320×320 and an eighth of 1024×640×2560.
-func pack12(dst, a []float32, lda, kc int) {
+// transposeRowsAsm is transposeRows with asm.TransposeRows doing four k
+// steps at a time as 4×4 register transposes, the last kc%4 steps in Go.
+// It packs panels many times faster than a scalar loop, whose strided
+// reads and writes took a quarter of 2048×320×320 on the AVX-512 kernel
+// and most of attention's q·kᵀ, which packs kᵀ for every 96 query rows.
+func transposeRowsAsm(dst, a []float32, lda, rows, kc int) {
 	k4 := kc &^ 3
 	if k4 > 0 {
-		_ = dst[k4*12-1]
-		_ = a[11*lda+k4-1]
-		asm.Pack12(&dst[0], &a[0], lda, k4)
+		_ = dst[k4*rows-1]
+		_ = a[(rows-1)*lda+k4-1]
+		asm.TransposeRows(&dst[0], &a[0], lda, rows, k4)
 	}
 	for kk := k4; kk < kc; kk++ {
-		d := dst[kk*12 : kk*12+12]
+		d := dst[kk*rows : kk*rows+rows]
 		for r := range d {
 			d[r] = a[r*lda+kk]
 		}
@@ -51,5 +52,8 @@ func init() {
 		goSgemmFaster = true
 	case asm.HaveAVX2:
 		gemmKernel = kernelAVX2
+	}
+	if asm.HaveAVX {
+		transposeRows = transposeRowsAsm
 	}
 }

@@ -15,11 +15,3 @@ var HaveAVX512 = cpu.X86.HasAVX512F
 //
 //go:noescape
 func Kern12x32AVX512(kc int, a, b, c *float32, ldc int)
-
-// Pack12 packs 12 rows of a row-major matrix (row stride lda floats) as
-// the A panel of Kern12x32AVX512: dst[k*12+r] = src[r*lda+k] for k < kc and
-// r < 12; kc is a multiple of 4. It needs AVX, which HaveAVX512 implies.
-// The caller guarantees the bounds.
-//
-//go:noescape
-func Pack12(dst, src *float32, lda, kc int)

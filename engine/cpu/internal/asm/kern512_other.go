@@ -9,8 +9,3 @@ const HaveAVX512 = false
 func Kern12x32AVX512(kc int, a, b, c *float32, ldc int) {
 	panic("asm: Kern12x32AVX512 without AVX-512 support")
 }
-
-// Pack12 is never called when HaveAVX512 is false.
-func Pack12(dst, src *float32, lda, kc int) {
-	panic("asm: Pack12 without AVX-512 support")
-}
