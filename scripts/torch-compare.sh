@@ -211,7 +211,7 @@ if train:
                 self.up = torch.nn.Linear(rank, base.out_features, bias=False)
                 torch.nn.init.kaiming_uniform_(self.down.weight, a=5 ** 0.5)
                 torch.nn.init.zeros_(self.up.weight)
-            def forward(self, x):
+            def forward(self, x, *_):  # diffusers passes its LoRA scale too
                 return self.base(x) + self.up(self.down(x)) * (alpha / rank)
 
         for mod in list(unet.modules()):
