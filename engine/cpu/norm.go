@@ -97,6 +97,17 @@ func (b *Backend) normForward(op string, x, gamma, beta *tensor.Tensor, eps floa
 			o := ov[s*l.segLen : (s+1)*l.segLen]
 			mean, rstd := segStats(seg, eps)
 			m, r := float32(mean), float32(rstd)
+			if l.run == 1 && gamma != nil {
+				// LayerNorm: every element has its own channel, so the
+				// affine rows are read alongside instead of one channel
+				// lookup (two divisions) per element.
+				c0 := l.channel(s, 0)
+				gs, bs := v[1][c0:c0+l.segLen], v[2][c0:c0+l.segLen]
+				for i, xi := range seg {
+					o[i] = (xi-m)*r*gs[i] + bs[i]
+				}
+				continue
+			}
 			for i0 := 0; i0 < l.segLen; i0 += l.run {
 				// one run of elements sharing channel c: y = (x - mean) * rstd * gamma + beta
 				g, bb := r, -m*r
