@@ -208,26 +208,38 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 	// pure-Go sgemm packs its B panels straight from the image (convGemm);
 	// OpenBLAS needs each chunk's im2col matrix in a column buffer.
 	pw := g.pointwise()
-	var rows []convRow
 	chunk := convChunkMax
 	switch {
 	case wv != nil && !pw:
 		chunk = g.chunk()
 	case wv == nil:
-		chunk, rows = convImplicitChunk, g.convRows()
+		chunk = convImplicitChunk
 	}
 	chunk, perImage := g.split(chunk, b.kernel().nr)
-	var cols sync.Pool
+	// Each worker keeps one buffer: the column block for OpenBLAS, the
+	// padded input band for the implicit GEMM.
+	var bd convBand
+	var offs []int
+	bufLen := 0
+	switch {
+	case wv != nil && !pw:
+		bufLen = g.ckk() * chunk
+	case wv == nil && !pw:
+		bd = g.band(chunk)
+		offs = g.rowOffsets(bd)
+		bufLen = g.Cin * bd.hb * bd.wp
+	}
+	var bufs sync.Pool
 	parallelFor(g.N*perImage, g.Cout*chunk*g.ckk()/64, func(lo, hi int) {
-		var col []float32
-		if wv != nil && !pw {
-			cp, _ := cols.Get().(*[]float32)
-			if cp == nil {
-				s := make([]float32, g.ckk()*chunk)
-				cp = &s
+		var buf []float32
+		if bufLen > 0 {
+			bp, _ := bufs.Get().(*[]float32)
+			if bp == nil {
+				s := make([]float32, bufLen)
+				bp = &s
 			}
-			defer cols.Put(cp)
-			col = *cp
+			defer bufs.Put(bp)
+			buf = *bp
 		}
 		for t := lo; t < hi; t++ {
 			n, p0 := t/perImage, t%perImage*chunk
@@ -250,12 +262,12 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 				b.gemmPackedA(wp, p1-p0, xn[p0:], g.hw(), false, true, on[p0:], g.hw())
 			case wv == nil:
 				// out[n][:, p0:p1] (Cout, p1-p0) += w (Cout, ckk) · im2col(x[n])[:, p0:p1]
-				g.convGemm(b.kernel(), wp, rows, xn, p0, p1, on[p0:], g.hw())
+				g.convGemm(b.kernel(), wp, bd, buf, offs, xn, p0, p1, on[p0:], g.hw())
 			case pw:
 				b.gemm(false, false, g.Cout, p1-p0, g.ckk(), wv, g.ckk(), xn[p0:], g.hw(), true, on[p0:], g.hw())
 			default:
-				im2colRows(g, xn, col, p0, p1, 0, g.ckk())
-				b.gemm(false, false, g.Cout, p1-p0, g.ckk(), wv, g.ckk(), col, p1-p0, true, on[p0:], g.hw())
+				im2colRows(g, xn, buf, p0, p1, 0, g.ckk())
+				b.gemm(false, false, g.Cout, p1-p0, g.ckk(), wv, g.ckk(), buf, p1-p0, true, on[p0:], g.hw())
 			}
 		}
 	})

@@ -40,8 +40,9 @@ func convGeomFor(t *testing.T, Cin, H, W, Cout, K int, p tensor.Conv2DParams) co
 		S: p.StrideOr1(), PT: p.PadTop, PL: p.PadLeft}
 }
 
-// TestConvPackBMatchesIm2col checks that the implicit packing gives exactly
-// the panels packB makes from im2colRows' column matrix, for several panel
+// TestConvPackBMatchesIm2col checks that the implicit packing (fillBand,
+// then packB from the band) gives exactly the panels packB makes from
+// im2colRows' column matrix, for several panel
 // widths nr (the kernels' 4, 16, 32 and uneven 6), pixel chunks that start
 // and end mid-row, and k and column windows that end mid-panel.
 func TestConvPackBMatchesIm2col(t *testing.T) {
@@ -52,12 +53,19 @@ func TestConvPackBMatchesIm2col(t *testing.T) {
 		for i := range x {
 			x[i] = float32(i + 1)
 		}
-		rows := g.convRows()
 		for _, nr := range []int{4, 6, 16, 32} {
 			for trial := 0; trial < 6; trial++ {
 				p0 := rng.Intn(g.hw())
 				p1 := p0 + 1 + rng.Intn(g.hw()-p0)
 				n := p1 - p0
+				// The band is sized for chunks of n pixels, and starts out
+				// NaN so that rows fillBand leaves unset would show.
+				bd := g.band(n)
+				band := make([]float32, c.Cin*bd.hb*bd.wp)
+				for i := range band {
+					band[i] = float32(math.NaN())
+				}
+				g.fillBand(bd, band, x, p0, p1)
 				col := make([]float32, g.ckk()*n)
 				im2colRows(g, x, col, p0, p1, 0, g.ckk())
 				pc := rng.Intn(g.ckk())
@@ -71,7 +79,7 @@ func TestConvPackBMatchesIm2col(t *testing.T) {
 				for i := range got {
 					got[i] = float32(math.NaN())
 				}
-				g.packB(got, x, rows, p0, pc, kc, jc, nc, nr)
+				g.packB(got, band, bd, g.rowOffsets(bd), p0, pc, kc, jc, nc, nr)
 				for i := range want {
 					if got[i] != want[i] {
 						t.Fatalf("Cin %d %dx%d k%d %+v nr %d pixels [%d,%d) rows [%d,+%d) cols [%d,+%d): element %d got %g, want %g",
