@@ -306,13 +306,28 @@ func packB(bp, bm []float32, ldb int, transB bool, pc, kc, jc, nc, nr int) {
 // packBHalf is packB for a B of 16-bit words of dtype dt, converted to
 // float32 as it is packed. Transposed (B stored (n, k), as nn.Linear's
 // weight), each column's kc words are contiguous: they are converted in one
-// run and then spread over the panel.
+// run and then spread over the panel; with transposeRows, a whole panel's
+// columns are converted side by side into scratch and transposed in one go.
 func packBHalf(bp []float32, bh []uint16, dt tensor.DType, ldb int, transB bool, pc, kc, jc, nc, nr int) {
 	var runBuf [gemmKC]float32
 	run := runBuf[:kc]
+	var cols32 []float32
+	if transB && nr%4 == 0 && transposeRows != nil && nc >= nr {
+		var done func()
+		cols32, done = getScratch(nr * kc)
+		defer done()
+	}
 	for q := 0; q*nr < nc; q++ {
 		dst := bp[q*kc*nr : (q+1)*kc*nr]
 		cols := min(nr, nc-q*nr)
+		if cols32 != nil && cols == nr {
+			for cc := 0; cc < nr; cc++ {
+				j := jc + q*nr + cc
+				unpackHalf(cols32[cc*kc:(cc+1)*kc], bh[j*ldb+pc:j*ldb+pc+kc], dt)
+			}
+			transposeRows(dst, cols32, kc, nr, kc)
+			continue
+		}
 		if transB {
 			for cc := 0; cc < nr; cc++ {
 				if cc >= cols {
