@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"runtime"
-	"sync"
 
 	"lorastudio/engine/tensor"
 )
@@ -216,8 +215,9 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 		chunk = convImplicitChunk
 	}
 	chunk, perImage := g.split(chunk, b.kernel().nr)
-	// Each worker keeps one buffer: the column block for OpenBLAS, the
-	// padded input band for the implicit GEMM.
+	// Each worker keeps one buffer, from the reused scratch so that a call
+	// does not allocate it afresh: the column block for OpenBLAS, the padded
+	// input band for the implicit GEMM.
 	var bd convBand
 	var offs []int
 	bufLen := 0
@@ -229,17 +229,12 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 		offs = g.rowOffsets(bd)
 		bufLen = g.Cin * bd.hb * bd.wp
 	}
-	var bufs sync.Pool
 	parallelFor(g.N*perImage, g.Cout*chunk*g.ckk()/64, func(lo, hi int) {
 		var buf []float32
 		if bufLen > 0 {
-			bp, _ := bufs.Get().(*[]float32)
-			if bp == nil {
-				s := make([]float32, bufLen)
-				bp = &s
-			}
-			defer bufs.Put(bp)
-			buf = *bp
+			var done func()
+			buf, done = getScratch(bufLen)
+			defer done()
 		}
 		for t := lo; t < hi; t++ {
 			n, p0 := t/perImage, t%perImage*chunk
