@@ -22,9 +22,9 @@ var kernelAVX512 = microKernel{name: "avx512 12x32", mr: 12, nr: 32, fn: func(kc
 
 // transposeRowsAsm is transposeRows with asm.TransposeRows doing four k
 // steps at a time as 4×4 register transposes, the last kc%4 steps in Go.
-// It packs panels many times faster than a scalar loop, whose strided
-// reads and writes took a quarter of 2048×320×320 on the AVX-512 kernel
-// and most of attention's q·kᵀ, which packs kᵀ for every 96 query rows.
+// It packs panels 5-15x faster than a scalar loop, whose strided reads
+// and writes took a quarter of 2048×320×320 on the AVX-512 kernel; and
+// attention's q·kᵀ packs kᵀ again for every 96 query rows.
 func transposeRowsAsm(dst, a []float32, lda, rows, kc int) {
 	k4 := kc &^ 3
 	if k4 > 0 {
