@@ -37,6 +37,8 @@ type Backend struct {
 	// blas forces OpenBLAS, when built with it, even where useBLAS would
 	// prefer the Go sgemm (tests).
 	blas bool
+	// pool keeps released F32 slices for reuse (pool.go).
+	pool bufferPool
 }
 
 var _ tensor.Backend = (*Backend)(nil)
@@ -60,6 +62,9 @@ type buffer struct {
 // Release returns the buffer's bytes to the backend's accounting.
 func (bf *buffer) Release() {
 	bf.b.account(-bf.bytes)
+	if bf.f32 != nil {
+		bf.b.pool.put(bf.f32)
+	}
 	bf.f32, bf.u16 = nil, nil
 }
 
@@ -136,6 +141,7 @@ func (b *Backend) Close() error {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
+	b.pool.drain()
 	return nil
 }
 
@@ -174,7 +180,11 @@ func (b *Backend) alloc(op string, shape tensor.Shape, dt tensor.DType) (*tensor
 	n := shape.Numel()
 	bf := &buffer{b: b, bytes: int64(n) * int64(dt.Size())}
 	if dt == tensor.F32 {
-		bf.f32 = make([]float32, n)
+		if bf.f32 = b.pool.get(n); bf.f32 != nil {
+			clear(bf.f32)
+		} else {
+			bf.f32 = make([]float32, n)
+		}
 	} else {
 		bf.u16 = make([]uint16, n)
 	}
