@@ -20,6 +20,8 @@
 #   --train     also the training-step rows (several more minutes)
 #   --bin PATH  our binary (default ./bin/lorastudio, built with `make build`
 #               when missing)
+#   --keep DIR  keep our JSON results there (ops.json, gen.json, train.json:
+#               the per-op breakdowns included)
 # Needs: a python3 that imports torch (Debian: apt-get install python3-torch;
 # large, so neither CI nor the Makefile installs it; PYTHON=... picks one)
 # and, for the model rows, diffusers on PYTHONPATH. Without pip, a source
@@ -34,14 +36,15 @@ cd "$(dirname "$0")/.."
 
 die() { echo "torch-compare: $*" >&2; exit 1; }
 
-size=256 model=1 train=0 bin=./bin/lorastudio
+size=256 model=1 train=0 bin=./bin/lorastudio keep=""
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--size) [[ $# -ge 2 ]] || die "--size needs a value"; size=$2; shift 2 ;;
 	--no-model) model=0; shift ;;
 	--train) train=1; shift ;;
+	--keep) [[ $# -ge 2 ]] || die "--keep needs a folder"; keep=$2; shift 2 ;;
 	--bin) [[ $# -ge 2 ]] || die "--bin needs a value"; bin=$2; shift 2 ;;
-	-h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,33p' "$0"; exit 0 ;;
 	*) die "unknown argument $1 (see --help)" ;;
 	esac
 done
@@ -64,8 +67,13 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads} GOMAXPROCS=${GOMAXPROCS:-$th
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+if [[ -n "$keep" ]]; then
+	mkdir -p "$keep" || die "cannot create $keep"
+	trap 'cp "$tmp"/*.json "$keep"/ 2>/dev/null; rm -rf "$tmp"' EXIT
+fi
 
-echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $threads threads, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $threads threads, load $(cut -d' ' -f1-3 /proc/loadavg), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+echo "== ours: $("$bin" info --device cpu 2>/dev/null | sed -n 's/^renderer: *//p')"
 echo "== ours: $bin bench ops --device cpu"
 "$bin" bench ops --device cpu --json >"$tmp/ops.json"
 if [[ $model -eq 1 ]]; then
