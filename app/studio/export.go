@@ -372,7 +372,7 @@ func exportGroups(ds *Dataset, root string, allowUncaptioned bool, res *ExportRe
 		if n > len(show) {
 			more = fmt.Sprintf(" and %d more", n-len(show))
 		}
-		return nil, nil, invalidExport("dataset %s: %d of %d images have no caption: %s%s; caption them, or pass --allow-uncaptioned to train them with an empty caption",
+		return nil, nil, invalidExport("dataset %s: %d of %d images have no caption: %s%s; caption them, or allow uncaptioned images (--allow-uncaptioned; in the window, \"train them with an empty caption\")",
 			root, n, len(imgs), strings.Join(show, ", "), more)
 	}
 	sort.SliceStable(groups, func(i, j int) bool { return groups[i].Dir < groups[j].Dir })

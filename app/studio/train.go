@@ -229,10 +229,10 @@ func (s *Studio) readTrainDataset(p *TrainPlan) error {
 			more = fmt.Sprintf(" and %d more", len(uncaptioned)-len(show))
 		}
 		if len(uncaptioned) == p.Images {
-			return invalidTrain("dataset %s: none of its %d images has a caption (%s%s); caption them, or pass --allow-uncaptioned to train on empty captions",
+			return invalidTrain("dataset %s: none of its %d images has a caption (%s%s); caption them, or allow uncaptioned images (--allow-uncaptioned; in the window, \"train them with an empty caption\")",
 				p.root, p.Images, strings.Join(show, ", "), more)
 		}
-		return invalidTrain("dataset %s: %d of %d images have no caption: %s%s; caption them, or pass --allow-uncaptioned to train them with an empty caption",
+		return invalidTrain("dataset %s: %d of %d images have no caption: %s%s; caption them, or allow uncaptioned images (--allow-uncaptioned; in the window, \"train them with an empty caption\")",
 			p.root, len(uncaptioned), p.Images, strings.Join(show, ", "), more)
 	}
 	p.Uncaptioned = uncaptioned
