@@ -77,15 +77,9 @@ func Scale(x []float32, a float32) (k int) {
 // k = 1, c = 0; QuickGELU k = 1.702; the tanh GELU k = 2√(2/π),
 // c = 0.044715. σ(u) is 1/(1 + exp(-u)) with exp as in ExpSum.
 func XSigmoid(dst, src, h []float32, k, c float32) (n int) {
-	n = vlen(len(src))
+	n, hp := elementwiseArgs(dst, src, h)
 	if n == 0 {
 		return 0
-	}
-	_ = dst[n-1]
-	var hp *float32
-	if h != nil {
-		_ = h[n-1]
-		hp = &h[0]
 	}
 	if VexpAVX512 {
 		xsigmoid512(&dst[0], &src[0], hp, n, -k, c)
@@ -100,15 +94,9 @@ func XSigmoid(dst, src, h []float32, k, c float32) (n int) {
 // form: erfc(|x|/√2)/2 by the Chebyshev fit t·exp(P(t) - z²) (within
 // 1.5e-6 of the exact GELU relative to max(|y|, 1e-3)).
 func GELU(dst, src, h []float32) (n int) {
-	n = vlen(len(src))
+	n, hp := elementwiseArgs(dst, src, h)
 	if n == 0 {
 		return 0
-	}
-	_ = dst[n-1]
-	var hp *float32
-	if h != nil {
-		_ = h[n-1]
-		hp = &h[0]
 	}
 	if VexpAVX512 {
 		gelu512(&dst[0], &src[0], hp, n)
@@ -147,3 +135,19 @@ func xsigmoid256(dst, src, h *float32, n int, nk, c float32)
 
 //go:noescape
 func gelu256(dst, src, h *float32, n int)
+
+// elementwiseArgs returns how many leading elements of src the kernels take
+// (vlen) and h's data pointer (nil without h), after checking that dst and
+// h hold that many: the bounds the assembly relies on.
+func elementwiseArgs(dst, src, h []float32) (n int, hp *float32) {
+	n = vlen(len(src))
+	if n == 0 {
+		return 0, nil
+	}
+	_ = dst[n-1]
+	if h != nil {
+		_ = h[n-1]
+		hp = &h[0]
+	}
+	return n, hp
+}
