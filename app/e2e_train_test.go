@@ -45,8 +45,14 @@ type e2eRun struct {
 	} `json:"metrics"`
 }
 
+// e2eTrainSteps is the window run's length: long enough that Stop, clicked
+// once two steps are recorded and the chart shows them, lands mid-run. 12
+// steps were once enough; with the AVX-512 CPU engine they take 9 s, and the
+// run could finish before the click.
+const e2eTrainSteps = 60
+
 // TestE2ETrainFromWindow trains the demo model on the sample dataset from
-// the real window under Xvfb: the Train tab, 256², 12 steps, uncaptioned
+// the real window under Xvfb: the Train tab, 256², e2eTrainSteps steps, uncaptioned
 // images allowed; Train, watch the chart fill (screenshots), Stop (the run
 // is stopped with its steps recorded), Resume, finish; the run and its
 // LoRA file exist. With LORASTUDIO_TRAIN_SCREENSHOT_OUT=path the screenshot
@@ -118,7 +124,7 @@ func TestE2ETrainFromWindow(t *testing.T) {
 	waitSettled(t, app, x, filepath.Join(shots, "train-tab.png"), "the Train tab")
 	click(trainLayout.uncaptioned)
 	typeInto(trainLayout.resolution, "256")
-	typeInto(trainLayout.steps, "12")
+	typeInto(trainLayout.steps, strconv.Itoa(e2eTrainSteps))
 	// The pre-flight (which writes the demo model on first use) settles the screen.
 	before := waitSettled(t, app, x, filepath.Join(shots, "train-ready.png"), "the Train tab with its pre-flight")
 
@@ -153,9 +159,12 @@ func TestE2ETrainFromWindow(t *testing.T) {
 	mustWait(t, app, 5*time.Minute, "the run stopped", func() bool {
 		r, err := show(id)
 		stopped = r
+		if err == nil && r.Status == "finished" {
+			t.Fatalf("the run finished all %d steps before Stop took effect; raise e2eTrainSteps", r.StepsDone)
+		}
 		return err == nil && r.Status == "stopped"
 	})
-	if stopped.StepsDone < 2 || stopped.StepsDone >= 12 || len(stopped.Metrics) != stopped.StepsDone {
+	if stopped.StepsDone < 2 || stopped.StepsDone >= e2eTrainSteps || len(stopped.Metrics) != stopped.StepsDone {
 		t.Fatalf("stopped at step %d of %d with %d metrics; want a stop mid-run with every step recorded", stopped.StepsDone, stopped.StepsTotal, len(stopped.Metrics))
 	}
 	t.Logf("stopped at step %d", stopped.StepsDone)
@@ -168,8 +177,8 @@ func TestE2ETrainFromWindow(t *testing.T) {
 		done = r
 		return err == nil && r.Status == "finished"
 	})
-	if done.StepsDone != 12 || len(done.Metrics) != 12 {
-		t.Fatalf("finished run: %d steps, %d metrics; want 12", done.StepsDone, len(done.Metrics))
+	if done.StepsDone != e2eTrainSteps || len(done.Metrics) != e2eTrainSteps {
+		t.Fatalf("finished run: %d steps, %d metrics; want %d", done.StepsDone, len(done.Metrics), e2eTrainSteps)
 	}
 	for i, m := range done.Metrics {
 		if m.Step != i+1 {
