@@ -48,15 +48,6 @@ done
 [[ $tools -gt 0 ]] || die "give --comfyui DIR and/or --a1111 DIR"
 [[ $files -gt 0 ]] || die "no LoRA file given"
 
-# The first python that imports torch: $PYTHON, python3 on PATH, then Debian's
-# /usr/bin/python3 (python3-torch installs there; a pyenv or venv python3 on
-# PATH does not see it).
-py=""
-for c in ${PYTHON:-} python3 /usr/bin/python3; do
-	if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import torch, numpy' 2>/dev/null; then
-		py=$c
-		break
-	fi
-done
-[[ -n "$py" ]] || die "no python with torch and numpy found (set PYTHON, or apt-get install python3-torch)"
+. "$here/torch-python.sh"
+py=$(torch_python "torch, numpy") || die "no python with torch and numpy found (set PYTHON, or apt-get install python3-torch)"
 exec "$py" "$here/lora_load_check.py" "${args[@]}"

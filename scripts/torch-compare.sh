@@ -50,14 +50,8 @@ while [[ $# -gt 0 ]]; do
 done
 [[ "$size" =~ ^[0-9]+$ && $((size % 32)) -eq 0 && $size -gt 0 ]] || die "--size $size: want a positive multiple of 32"
 
-# The first python that imports torch: $PYTHON, python3 on PATH, then Debian's
-# /usr/bin/python3 (python3-torch installs there; a pyenv or venv python3 on
-# PATH does not see it).
-py=""
-for cand in ${PYTHON:-} python3 /usr/bin/python3; do
-	if command -v "$cand" >/dev/null && "$cand" -c 'import torch' 2>/dev/null; then py=$cand; break; fi
-done
-[[ -n "$py" ]] || die "no python3 here imports torch: apt-get install python3-torch (or pip install torch), or set PYTHON"
+. scripts/torch-python.sh
+py=$(torch_python torch) || die "no python3 here imports torch: apt-get install python3-torch (or pip install torch), or set PYTHON"
 if [[ ! -x "$bin" ]]; then
 	echo "== building $bin (make build)"
 	make build >/dev/null
