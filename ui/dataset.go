@@ -282,7 +282,7 @@ func (s *DatasetScreen) OpenAsync(dir string) {
 	}
 	go func() {
 		d, err := s.st.OpenDataset(dir)
-		fyne.Do(func() {
+		fromBackground(func() {
 			if err != nil {
 				s.setStatus("Could not open " + dir)
 				if s.ds == nil {
@@ -388,9 +388,12 @@ func (s *DatasetScreen) updateTile(id widget.GridWrapItemID, o fyne.CanvasObject
 	// again freely, and is called back once per thumbnail made.
 	ds := s.ds
 	img, _, _ := s.st.Thumbnails().Fetch(it, thumbSize, func(img image.Image, err error) {
-		fyne.Do(func() {
+		if errors.Is(err, studio.ErrThumbnailerClosed) {
+			return // the studio is closing; and Fetch calls this at once after Close
+		}
+		fromBackground(func() {
 			if err != nil {
-				if s.ds == ds && !errors.Is(err, studio.ErrThumbnailerClosed) {
+				if s.ds == ds {
 					s.setStatus(fmt.Sprintf("Thumbnail of %s: %v", rel, err))
 				}
 				return
@@ -479,7 +482,7 @@ func (s *DatasetScreen) showItem(rel string) {
 		if err == nil {
 			img = fitImage(img, previewMax)
 		}
-		fyne.Do(func() {
+		fromBackground(func() {
 			if gen != s.preview {
 				return
 			}

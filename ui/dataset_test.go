@@ -18,6 +18,7 @@ import (
 func TestOpenShowsFirstImageProgressAndWarnings(t *testing.T) {
 	dir := makeDataset(t)
 	m, _ := newTestWindow(t, dir)
+	defer holdUI()()
 	s := m.Dataset
 	if s.Current() != "a.png" {
 		t.Fatalf("current = %q, want a.png", s.Current())
@@ -69,6 +70,7 @@ func TestOpenShowsFirstImageProgressAndWarnings(t *testing.T) {
 func TestTypeAndSaveWithCtrlS(t *testing.T) {
 	dir := makeDataset(t)
 	m, _ := newTestWindow(t, dir)
+	defer holdUI()()
 	s := m.Dataset
 	m.Window.Canvas().Unfocus()
 	press(m.Window, altRight) // nothing focused: the canvas shortcut
@@ -102,6 +104,7 @@ func TestTypeAndSaveWithCtrlS(t *testing.T) {
 func TestNavigationShortcuts(t *testing.T) {
 	dir := makeDataset(t)
 	m, _ := newTestWindow(t, dir)
+	defer holdUI()()
 	s := m.Dataset
 	m.Window.Canvas().Focus(s.editor) // shortcuts must work while typing
 	steps := []struct {
@@ -147,6 +150,7 @@ func TestNavigationShortcuts(t *testing.T) {
 func TestAutosaveOnMove(t *testing.T) {
 	dir := makeDataset(t)
 	m, _ := newTestWindow(t, dir)
+	defer holdUI()()
 	s := m.Dataset
 	press(m.Window, ctrlJ) // b.png
 	typeCaption(m, true, "a blue door")
@@ -176,6 +180,7 @@ func TestAutosaveOnMove(t *testing.T) {
 func TestUndoRedoRestoreFile(t *testing.T) {
 	dir := makeDataset(t)
 	m, _ := newTestWindow(t, dir)
+	defer holdUI()()
 	s := m.Dataset
 	a := filepath.Join(dir, "a.txt")
 	typeCaption(m, false, ", smiling")
@@ -229,6 +234,7 @@ func TestConflictDialog(t *testing.T) {
 		t.Run(choice, func(t *testing.T) {
 			dir := makeDataset(t)
 			m, _ := newTestWindow(t, dir)
+	defer holdUI()()
 			s := m.Dataset
 			a := filepath.Join(dir, "a.txt")
 			typeCaption(m, true, "draft")
@@ -286,6 +292,7 @@ func TestConflictDialog(t *testing.T) {
 func TestChangedOnDiskWhileAwayIsReloaded(t *testing.T) {
 	dir := makeDataset(t)
 	m, _ := newTestWindow(t, dir)
+	defer holdUI()()
 	s := m.Dataset
 	press(m.Window, altRight)
 	writeFile(t, filepath.Join(dir, "a.txt"), "edited in another tool")
@@ -301,6 +308,7 @@ func TestChangedOnDiskWhileAwayIsReloaded(t *testing.T) {
 func TestHistoryDialogRestore(t *testing.T) {
 	dir := makeDataset(t)
 	m, _ := newTestWindow(t, dir)
+	defer holdUI()()
 	s := m.Dataset
 	for _, text := range []string{"first", "second", "third"} {
 		typeCaption(m, true, text)
@@ -335,6 +343,7 @@ func TestHistoryDialogRestore(t *testing.T) {
 func TestBulkPreviewApplyUndo(t *testing.T) {
 	dir := makeDataset(t)
 	m, _ := newTestWindow(t, dir)
+	defer holdUI()()
 	s := m.Dataset
 	press(m.Window, key(fyne.KeyB, ctrl))
 	d := overlay(t, m.Window)
@@ -388,6 +397,7 @@ func TestBulkPreviewApplyUndo(t *testing.T) {
 func TestFilterTagsAndUncaptioned(t *testing.T) {
 	dir := makeDataset(t)
 	m, _ := newTestWindow(t, dir)
+	defer holdUI()()
 	s := m.Dataset
 	test.Type(s.filter, "dog")
 	if strings.Join(s.visible, ",") != "d.png" {
@@ -474,6 +484,7 @@ func TestTilesMarkUncaptionedAndBroken(t *testing.T) {
 
 func TestShortcutsAreListed(t *testing.T) {
 	m, _ := newTestWindow(t, "")
+	defer holdUI()()
 	menu := m.Window.MainMenu()
 	if menu == nil {
 		t.Fatal("no main menu")
@@ -517,6 +528,7 @@ func TestShortcutsWithoutMainMenu(t *testing.T) {
 	// Drivers without a main menu: the caption entry and the canvas handle shortcuts.
 	dir := makeDataset(t)
 	m, _ := newTestWindow(t, dir)
+	defer holdUI()()
 	s := m.Dataset
 	typeCaption(m, true, "via the entry")
 	pressNoMenu(m.Window, ctrlS) // focused captionEntry
@@ -541,6 +553,7 @@ func TestShortcutsWithoutMainMenu(t *testing.T) {
 func TestDialogsBlockCommandsAndCloseOnEscape(t *testing.T) {
 	dir := makeDataset(t)
 	m, _ := newTestWindow(t, dir)
+	defer holdUI()()
 	s := m.Dataset
 	press(m.Window, key(fyne.KeyB, ctrl))
 	bulk := overlay(t, m.Window)

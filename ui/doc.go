@@ -2,5 +2,5 @@
 // Dataset, Train, Playground and Settings tabs, and the widgets they use.
 // Screens talk to the headless application layer (lorastudio/app/studio)
 // only; background work reports back through callbacks that the UI applies
-// with fyne.Do.
+// with fromBackground (background.go), which serialises them.
 package ui

@@ -96,6 +96,17 @@ func waitFor(t *testing.T, what string, cond func() (ok bool, saw string)) {
 	}
 }
 
+// holdUI makes the test goroutine the UI goroutine until the returned
+// func runs: background updates (thumbnails arriving, see backgroundMu) wait
+// instead of laying out a screen the test is driving. Use it as
+// `defer holdUI()()` in a test that never waits for background work, after
+// newTestWindow (its deferred unlock runs before the studio's cleanup closes
+// the thumbnail workers, which may be waiting for the lock).
+func holdUI() (release func()) {
+	backgroundMu.Lock()
+	return backgroundMu.Unlock
+}
+
 // newTestWindow builds the real main window on a real studio (temp data
 // directory) in Fyne's headless test driver and opens dir in it.
 func newTestWindow(t testing.TB, dir string) (*MainWindow, *studio.Studio) {

@@ -40,6 +40,7 @@ func TestLargeDataset(t *testing.T) {
 	}
 	dir := largeDataset(t, largeN)
 	m, st := newTestWindow(t, "")
+	defer holdUI()()
 	start := time.Now()
 	d, err := st.OpenDataset(dir)
 	if err != nil {
@@ -101,6 +102,7 @@ func TestLargeDataset(t *testing.T) {
 func BenchmarkLargeDataset(b *testing.B) {
 	dir := largeDataset(b, largeN)
 	m, st := newTestWindow(b, "")
+	defer holdUI()()
 	d, err := st.OpenDataset(dir)
 	if err != nil {
 		b.Fatal(err)

@@ -177,7 +177,7 @@ func (c *LossChart) ResetZoom() {
 // scheduleRefresh redraws now if the last redraw is older than
 // chartRefreshInterval, else once when it is; further calls in between only
 // mark the chart dirty, and a change made during the redraw schedules the
-// next. Safe from any goroutine: the redraw goes through fyne.Do.
+// next. Safe from any goroutine: the redraw goes through fromBackground.
 func (c *LossChart) scheduleRefresh() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -190,7 +190,7 @@ func (c *LossChart) scheduleRefresh() {
 		wait = 0
 	}
 	c.refreshTimer = time.AfterFunc(wait, func() {
-		fyne.Do(func() {
+		fromBackground(func() {
 			c.mu.Lock()
 			c.dirty = false
 			c.lastRefresh = time.Now()

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -512,21 +511,6 @@ func (p *PlaygroundScreen) jobChanged(j studio.Job) {
 
 // do runs f with the UI, from background work.
 func (p *PlaygroundScreen) do(f func()) { fromBackground(f) }
-
-// backgroundMu serialises the UI updates that background work hands to fyne.Do: the
-// desktop driver runs them one at a time on its thread anyway, but Fyne's test driver runs
-// each on the goroutine that asked, and tests take it too while they look at the screen.
-var backgroundMu sync.Mutex
-
-// fromBackground runs f on the UI from a background goroutine (never from the UI goroutine
-// while f's caller holds backgroundMu).
-func fromBackground(f func()) {
-	fyne.Do(func() {
-		backgroundMu.Lock()
-		defer backgroundMu.Unlock()
-		f()
-	})
-}
 
 // showImage shows a preview or result.
 func (p *PlaygroundScreen) showImage(img image.Image) {

@@ -146,7 +146,7 @@ func runRowParts(s studio.RunSummary) (head, info string) {
 func (r *runsList) reload() {
 	go func() {
 		runs, err := r.svc.Runs()
-		fyne.Do(func() {
+		fromBackground(func() {
 			if err != nil {
 				r.status.SetText(err.Error())
 				return
@@ -169,7 +169,7 @@ func (r *runsList) reload() {
 func (r *runsList) show(id int64) {
 	go func() {
 		d, err := r.svc.Run(id)
-		fyne.Do(func() {
+		fromBackground(func() {
 			if err != nil {
 				r.status.SetText(err.Error())
 				return
@@ -252,7 +252,7 @@ func (r *runsList) compareWith(choice string) {
 	}
 	go func() {
 		d, err := r.svc.Run(id)
-		fyne.Do(func() {
+		fromBackground(func() {
 			if err != nil {
 				r.status.SetText(err.Error())
 				return

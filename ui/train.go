@@ -330,7 +330,7 @@ func (s *TrainScreen) schedulePreflight() {
 	if s.pfTimer != nil {
 		s.pfTimer.Stop()
 	}
-	s.pfTimer = time.AfterFunc(preflightDelay, func() { fyne.Do(s.runPreflight) })
+	s.pfTimer = time.AfterFunc(preflightDelay, func() { fromBackground(s.runPreflight) })
 }
 
 // shown is called each time the tab is laid out visible: a pre-flight
@@ -369,7 +369,7 @@ func (s *TrainScreen) runPreflight() {
 		if err == nil {
 			dm = s.deviceMemory(kind)
 		}
-		fyne.Do(func() {
+		fromBackground(func() {
 			if gen != s.pfGen {
 				return
 			}
@@ -396,7 +396,7 @@ func (s *TrainScreen) deviceMemory(kind string) studio.DeviceMemory {
 	}
 	var cached studio.DeviceMemory
 	var have bool
-	fyne.DoAndWait(func() { cached, have = s.devMem, s.devMemKind == kind })
+	fromBackgroundWait(func() { cached, have = s.devMem, s.devMemKind == kind })
 	if have {
 		return cached
 	}
@@ -404,7 +404,7 @@ func (s *TrainScreen) deviceMemory(kind string) studio.DeviceMemory {
 	if err != nil {
 		dm = studio.DeviceMemory{Backend: kind}
 	}
-	fyne.DoAndWait(func() { s.devMem, s.devMemKind = dm, kind })
+	fromBackgroundWait(func() { s.devMem, s.devMemKind = dm, kind })
 	return dm
 }
 
@@ -479,7 +479,7 @@ func (s *TrainScreen) Train() {
 	s.updateButtons()
 	go func() {
 		j, err := s.svc.Start(req)
-		fyne.Do(func() {
+		fromBackground(func() {
 			s.starting = false
 			if err != nil {
 				s.showFailure(err.Error())
@@ -517,7 +517,7 @@ func (s *TrainScreen) resumeRun(id int64) {
 	go func() {
 		d, derr := s.svc.Run(id)
 		j, err := s.svc.Resume(id, dev)
-		fyne.Do(func() {
+		fromBackground(func() {
 			s.starting = false
 			s.runID = id
 			if err != nil {
@@ -566,10 +566,10 @@ func (s *TrainScreen) attach(j trainJob) {
 	s.updateButtons()
 	go func() {
 		for e := range j.Events() {
-			fyne.Do(func() { s.apply(e) })
+			fromBackground(func() { s.apply(e) })
 		}
 		res, err := j.Wait()
-		fyne.Do(func() { s.finish(j, res, err) })
+		fromBackground(func() { s.finish(j, res, err) })
 	}()
 }
 
@@ -624,7 +624,7 @@ func (s *TrainScreen) fillFromRecord(id int64) {
 	s.filling = true
 	go func() {
 		d, err := s.svc.Run(id)
-		fyne.Do(func() {
+		fromBackground(func() {
 			s.filling = false
 			if err != nil || id != s.runID {
 				return

@@ -116,7 +116,7 @@ func (s *TrainScreen) runExport(f *exportForm) {
 	s.status.SetText("Exporting for a cluster to " + er.To + "…")
 	go func() {
 		res, err := s.svc.Export(er)
-		fyne.Do(func() {
+		fromBackground(func() {
 			if err != nil {
 				s.showFailure("Export for a cluster failed: " + err.Error())
 				return

@@ -160,7 +160,7 @@ func (m *MainWindow) OpenInitial(dir string) {
 	m.Dataset.setEmptyText("Preparing the sample dataset …")
 	go func() {
 		sample, err := m.st.SampleDataset()
-		fyne.Do(func() {
+		fromBackground(func() {
 			if err != nil {
 				m.Dataset.setEmptyText("Open a folder of images to start captioning.")
 				dialog.ShowError(fmt.Errorf("writing the sample dataset under %s: %w", m.st.DataDir(), err), m.Window)
