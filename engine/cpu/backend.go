@@ -37,6 +37,9 @@ type Backend struct {
 	// blas forces OpenBLAS, when built with it, even where useBLAS would
 	// prefer the Go sgemm (tests).
 	blas bool
+	// direct turns Winograd off, so 3×3 convs take the implicit GEMM
+	// (tests and benchmarks).
+	direct bool
 	// pool keeps released F32 slices for reuse (pool.go).
 	pool bufferPool
 }
@@ -162,6 +165,23 @@ func numel(s tensor.Shape) (int, bool) {
 
 // alloc returns a new zeroed tensor; shape and dtype are trusted.
 func (b *Backend) alloc(op string, shape tensor.Shape, dt tensor.DType) (*tensor.Tensor, error) {
+	return b.allocClear(op, shape, dt, true)
+}
+
+// newF32Dirty is newF32 for an op that writes every element of its output:
+// a buffer reused from the pool is not cleared first (its old contents are
+// still there), which spares a pass over the output's memory.
+func (b *Backend) newF32Dirty(op string, shape tensor.Shape) (*tensor.Tensor, []float32, error) {
+	t, err := b.allocClear(op, shape, tensor.F32, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, data(t), nil
+}
+
+// allocClear is alloc; with clearPooled false a pooled F32 buffer keeps its
+// old contents (see newF32Dirty).
+func (b *Backend) allocClear(op string, shape tensor.Shape, dt tensor.DType, clearPooled bool) (*tensor.Tensor, error) {
 	b.mu.Lock()
 	closed := b.closed
 	b.mu.Unlock()
@@ -181,7 +201,9 @@ func (b *Backend) alloc(op string, shape tensor.Shape, dt tensor.DType) (*tensor
 	bf := &buffer{b: b, bytes: int64(n) * int64(dt.Size())}
 	if dt == tensor.F32 {
 		if bf.f32 = b.pool.get(n); bf.f32 != nil {
-			clear(bf.f32)
+			if clearPooled {
+				clear(bf.f32)
+			}
 		} else {
 			bf.f32 = make([]float32, n)
 		}

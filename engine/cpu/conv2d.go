@@ -169,11 +169,21 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 	if err != nil {
 		return nil, err
 	}
-	out, ov, err := b.newF32(op, os)
+	// Both paths write every output element (the direct one starts each
+	// chunk as the bias or zero), so a pooled buffer is not cleared first.
+	out, ov, err := b.newF32Dirty(op, os)
 	if err != nil {
 		return nil, err
 	}
 	xv := data(x)
+	var bv []float32
+	if bias != nil {
+		bv = data(bias)
+	}
+	if !b.useBLAS() && !b.direct && g.winograd() && b.kernel().nr <= maxNR {
+		b.conv2DWinograd(g, xv, w, bv, ov)
+		return out, nil
+	}
 	// The weight w (Cout, ckk) is the sgemm's A for every pixel chunk. The
 	// pure-Go sgemm takes it packed once for the call (converted from
 	// F16/BF16 while packing); OpenBLAS takes it as float32 (unpacked into
@@ -195,10 +205,6 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 		var done func()
 		wp, done = packAHalf(b.kernel(), g.Cout, g.ckk(), wf, wh, w.DType())
 		defer done()
-	}
-	var bv []float32
-	if bias != nil {
-		bv = data(bias)
 	}
 	// The pixels of every image split into chunks that the workers take
 	// whole: each packs its own columns and runs its own sgemm, so a conv

@@ -13,7 +13,8 @@ import (
 // resolutions on the pure-Go sgemm (NewPureGo, so -tags openblas measures
 // the same path): the VAE decoder's 512/256/128-channel convs at a 256²
 // image (batch 1) and the UNet's 640/1280-channel ones at a 256² latent
-// batch of 2, with F16 weights and a bias as the models have. It reports
+// batch of 2, with F16 weights and a bias as the models have, as Winograd
+// F(2×2, 3×3) (what Conv2D picks for them) and as the direct implicit GEMM. It reports
 // GFLOP/s of the wall clock and of the process's user CPU time per op
 // divided by GOMAXPROCS (user-GFLOP/s), which a loaded machine disturbs less.
 //
@@ -27,7 +28,16 @@ func BenchmarkSDXLConv(bm *testing.B) {
 		}
 		return v
 	}
-	b := NewPureGo()
+	for _, algo := range []struct {
+		name string
+		b    *Backend
+	}{{"winograd", NewPureGo()}, {"direct", &Backend{pureGo: true, direct: true}}} {
+		bm.Run(algo.name, func(bm *testing.B) { benchSDXLConv(bm, algo.b, randn) })
+	}
+}
+
+// benchSDXLConv is BenchmarkSDXLConv on one backend.
+func benchSDXLConv(bm *testing.B, b *Backend, randn func(int) []float32) {
 	for _, s := range []struct{ n, c, hw int }{
 		{1, 512, 64}, {1, 256, 128}, {1, 128, 256}, {2, 640, 32}, {2, 1280, 16},
 	} {

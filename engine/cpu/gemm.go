@@ -357,7 +357,9 @@ func packBHalf(bp []float32, bh []uint16, dt tensor.DType, ldb int, transB bool,
 // macroKernel adds the packed (mc, kc)·(kc, nc) product into c (row stride ldc).
 func macroKernel(kern microKernel, mc, nc, kc int, ap, bp, c []float32, ldc int) {
 	mr, nr := kern.mr, kern.nr
-	var tile [maxTile]float32
+	// The edge-tile scratch escapes (kern.fn is a func value): it is made
+	// only where an edge tile needs it, not on every call.
+	var tile []float32
 	for q := 0; q*nr < nc; q++ {
 		bq := bp[q*kc*nr : (q+1)*kc*nr]
 		cols := min(nr, nc-q*nr)
@@ -370,6 +372,9 @@ func macroKernel(kern microKernel, mc, nc, kc int, ap, bp, c []float32, ldc int)
 				continue
 			}
 			// Edge tile: compute into a scratch tile, then add the valid part.
+			if tile == nil {
+				tile = make([]float32, maxTile)
+			}
 			t := tile[:mr*nr]
 			clear(t)
 			kern.fn(kc, apn, bq, t, nr)
