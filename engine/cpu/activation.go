@@ -50,7 +50,7 @@ func (b *Backend) Activation(x *tensor.Tensor, f tensor.Act) (*tensor.Tensor, er
 	if err != nil {
 		return nil, err
 	}
-	out, ov, err := b.newF32(op, x.Shape())
+	out, ov, err := b.newF32Dirty(op, x.Shape())
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (b *Backend) ActivationBackward(dout, x *tensor.Tensor, f tensor.Act) (*ten
 	if !dout.Shape().Equal(x.Shape()) {
 		return nil, tensor.Errorf(op, tensor.ErrShape, "dout is %s, x is %s", dout.Shape(), x.Shape())
 	}
-	out, ov, err := b.newF32(op, x.Shape())
+	out, ov, err := b.newF32Dirty(op, x.Shape())
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func (b *Backend) GEGLU(x *tensor.Tensor, f tensor.Act) (*tensor.Tensor, error) 
 	if err != nil {
 		return nil, err
 	}
-	out, ov, err := b.newF32(op, os)
+	out, ov, err := b.newF32Dirty(op, os)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func (b *Backend) GEGLUBackward(dout, x *tensor.Tensor, f tensor.Act) (*tensor.T
 	if !dout.Shape().Equal(os) {
 		return nil, tensor.Errorf(op, tensor.ErrShape, "dout is %s, want %s for x %s", dout.Shape(), os, x.Shape())
 	}
-	out, ov, err := b.newF32(op, x.Shape())
+	out, ov, err := b.newF32Dirty(op, x.Shape())
 	if err != nil {
 		return nil, err
 	}

@@ -59,7 +59,7 @@ func (b *Backend) Binary(op tensor.BinaryOp, x, y *tensor.Tensor) (*tensor.Tenso
 	if err != nil {
 		return nil, tensor.Errorf(name, tensor.ErrShape, "%v", err)
 	}
-	out, ov, err := b.newF32(name, os)
+	out, ov, err := b.newF32Dirty(name, os)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func (b *Backend) mapF32(op string, x *tensor.Tensor, f func(float32) float32) (
 	if err != nil {
 		return nil, err
 	}
-	out, ov, err := b.newF32(op, x.Shape())
+	out, ov, err := b.newF32Dirty(op, x.Shape())
 	if err != nil {
 		return nil, err
 	}

@@ -86,7 +86,7 @@ func (b *Backend) normForward(op string, x, gamma, beta *tensor.Tensor, eps floa
 	if gamma != nil && (!gamma.Shape().Equal(tensor.Shape{l.channels}) || !beta.Shape().Equal(tensor.Shape{l.channels})) {
 		return nil, tensor.Errorf(op, tensor.ErrShape, "x is %s, gamma %s, beta %s: want (%d)", x.Shape(), gamma.Shape(), beta.Shape(), l.channels)
 	}
-	out, ov, err := b.newF32(op, x.Shape())
+	out, ov, err := b.newF32Dirty(op, x.Shape())
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,7 @@ func (b *Backend) Upsample2x(x *tensor.Tensor) (*tensor.Tensor, error) {
 		return nil, tensor.Errorf(op, tensor.ErrShape, "x is %s, want (N, C, H, W)", xs)
 	}
 	H, W := xs[2], xs[3]
-	out, ov, err := b.newF32(op, tensor.Shape{xs[0], xs[1], 2 * H, 2 * W})
+	out, ov, err := b.newF32Dirty(op, tensor.Shape{xs[0], xs[1], 2 * H, 2 * W})
 	if err != nil {
 		return nil, err
 	}
