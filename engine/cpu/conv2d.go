@@ -195,13 +195,7 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 		wv, done = weightScratch(w)
 		defer done()
 	} else {
-		var wf []float32
-		var wh []uint16
-		if w.DType() == tensor.F32 {
-			wf = data(w)
-		} else {
-			wh = halfData(w)
-		}
+		wf, wh := weightWords(w)
 		var done func()
 		wp, done = packAHalf(b.kernel(), g.Cout, g.ckk(), wf, wh, w.DType())
 		defer done()

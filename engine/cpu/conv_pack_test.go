@@ -97,74 +97,110 @@ func TestConvPackBMatchesIm2col(t *testing.T) {
 // F32 and F16 weights, with and without bias.
 func TestConv2DImplicit(t *testing.T) {
 	rng := rand.New(rand.NewSource(11))
-	rnd := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-		return v
-	}
-	backends := []struct {
-		name string
-		b    *Backend
-	}{{"default", New()}, {"purego", NewPureGo()}, {"portable", &Backend{pureGo: true, portable: true}}}
 	for ci, c := range convPackCases {
 		const N = 2
 		Cout := []int{1, 7, 33}[ci%3]
 		dt := []tensor.DType{tensor.F32, tensor.F16}[ci%2]
 		withBias := ci%4 < 2
-		xv, wv := rnd(N*c.Cin*c.H*c.W), rnd(Cout*c.Cin*c.K*c.K)
-		if dt == tensor.F16 {
-			// The reference uses the weight as F16 stores it.
-			for i, v := range wv {
-				wv[i] = half.Float16ToFloat32(half.Float32ToFloat16(v))
-			}
-		}
+		xv, wv := randVals(rng, N*c.Cin*c.H*c.W), storedAs(dt, randVals(rng, Cout*c.Cin*c.K*c.K))
 		var bv []float32
 		if withBias {
-			bv = rnd(Cout)
+			bv = randVals(rng, Cout)
 		}
 		want, Ho, Wo := directConv(xv, wv, bv, N, c.Cin, c.H, c.W, Cout, c.K, c.K, c.p)
 		tol := 1e-4 * math.Sqrt(float64(c.Cin*c.K*c.K))
-		for _, be := range backends {
+		for _, be := range convBackends() {
 			name := fmt.Sprintf("%s/%dx%dx%dx%d_to_%d_k%d_%+v_%s_bias%v", be.name, N, c.Cin, c.H, c.W, Cout, c.K, c.p, dt, withBias)
 			t.Run(name, func(t *testing.T) {
-				b := be.b
-				x, err := b.Upload(xv, tensor.Shape{N, c.Cin, c.H, c.W}, tensor.F32)
-				if err != nil {
-					t.Fatal(err)
-				}
-				w, err := b.Upload(wv, tensor.Shape{Cout, c.Cin, c.K, c.K}, dt)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var bias *tensor.Tensor
-				if withBias {
-					if bias, err = b.Upload(bv, tensor.Shape{Cout}, tensor.F32); err != nil {
-						t.Fatal(err)
-					}
-				}
-				defer tensor.FreeAll(x, w, bias)
-				out, err := b.Conv2D(x, w, bias, c.p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer out.Free()
-				if s := out.Shape(); !s.Equal(tensor.Shape{N, Cout, Ho, Wo}) {
-					t.Fatalf("shape %s, want %v", s, []int{N, Cout, Ho, Wo})
-				}
-				got, err := b.Download(out)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for i := range want {
-					if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol) {
-						t.Fatalf("element %d: got %g, want %g", i, got[i], want[i])
-					}
-				}
+				got, gs := runConv(t, be.b, xv, tensor.Shape{N, c.Cin, c.H, c.W}, wv, tensor.Shape{Cout, c.Cin, c.K, c.K}, dt, bv, c.p)
+				checkConv(t, got, gs, want, tensor.Shape{N, Cout, Ho, Wo}, tol)
 			})
 		}
 	}
+}
+
+// randVals returns n standard normal values.
+func randVals(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}
+
+// storedAs rounds v in place to what dtype dt stores, so that a reference
+// computed from v uses the weight the backend reads.
+func storedAs(dt tensor.DType, v []float32) []float32 {
+	for i, x := range v {
+		switch dt {
+		case tensor.F16:
+			v[i] = half.Float16ToFloat32(half.Float32ToFloat16(x))
+		case tensor.BF16:
+			v[i] = half.BFloat16ToFloat32(half.Float32ToBFloat16(x))
+		}
+	}
+	return v
+}
+
+// convBackends are the CPU backends the conv tests compare: as built, the
+// pure-Go sgemm, and the portable micro-kernel.
+func convBackends() []struct {
+	name string
+	b    *Backend
+} {
+	return []struct {
+		name string
+		b    *Backend
+	}{{"default", New()}, {"purego", NewPureGo()}, {"portable", &Backend{pureGo: true, portable: true}}}
+}
+
+// runConv runs Conv2D on b for x (xs), w (ws, stored as dt) and bias bv
+// (none when nil) and returns the output with its shape.
+func runConv(t *testing.T, b *Backend, xv []float32, xs tensor.Shape, wv []float32, ws tensor.Shape, dt tensor.DType, bv []float32, p tensor.Conv2DParams) ([]float32, tensor.Shape) {
+	t.Helper()
+	x, err := b.Upload(xv, xs, tensor.F32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := b.Upload(wv, ws, dt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bias *tensor.Tensor
+	if bv != nil {
+		if bias, err = b.Upload(bv, tensor.Shape{len(bv)}, tensor.F32); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer tensor.FreeAll(x, w, bias)
+	out, err := b.Conv2D(x, w, bias, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Free()
+	got, err := b.Download(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, out.Shape()
+}
+
+// checkConv fails t unless the output (got, of shape gs) has shape ws and
+// every element within tol of want; it returns the largest difference.
+func checkConv(t *testing.T, got []float32, gs tensor.Shape, want []float64, ws tensor.Shape, tol float64) float64 {
+	t.Helper()
+	if !gs.Equal(ws) {
+		t.Fatalf("shape %s, want %s", gs, ws)
+	}
+	worst := 0.0
+	for i := range want {
+		d := math.Abs(float64(got[i]) - want[i])
+		if !(d <= tol) {
+			t.Fatalf("element %d: got %g, want %g (tolerance %g)", i, got[i], want[i], tol)
+		}
+		worst = max(worst, d)
+	}
+	return worst
 }
 
 // TestConvSplit checks the pixel chunking: chunks cover each image's pixels

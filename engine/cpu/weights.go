@@ -137,6 +137,15 @@ func weightScratch(t *tensor.Tensor) (vals []float32, done func()) {
 	return s, done
 }
 
+// weightWords returns a weight's values as they are stored: an F32
+// tensor's float32 slice, or an F16/BF16 one's 16-bit words (the other nil).
+func weightWords(w *tensor.Tensor) (f32 []float32, words []uint16) {
+	if w.DType() == tensor.F32 {
+		return data(w), nil
+	}
+	return nil, halfData(w)
+}
+
 // halfData returns an F16/BF16 tensor's packed words.
 func halfData(t *tensor.Tensor) []uint16 {
 	bf, _ := t.Buffer()

@@ -194,13 +194,7 @@ func (ws *winogradScratch) free() {
 // 3×3 stride-1 g on the pure-Go sgemm (see the top of this file).
 func (b *Backend) conv2DWinograd(g convGeom, xv []float32, w *tensor.Tensor, bv, ov []float32) {
 	kern := b.kernel()
-	var wf []float32
-	var wh []uint16
-	if w.DType() == tensor.F32 {
-		wf = data(w)
-	} else {
-		wh = halfData(w)
-	}
+	wf, wh := weightWords(w)
 	us, done := winogradU(kern, g.Cout, g.Cin, wf, wh, w.DType())
 	defer done()
 

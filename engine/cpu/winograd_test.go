@@ -6,7 +6,6 @@ import (
 	"math/rand"
 	"testing"
 
-	"lorastudio/engine/half"
 	"lorastudio/engine/tensor"
 )
 
@@ -18,13 +17,6 @@ import (
 // micro-kernel.
 func TestConv2DWinograd(t *testing.T) {
 	rng := rand.New(rand.NewSource(5))
-	rnd := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-		return v
-	}
 	cases := []struct {
 		N, Cin, H, W, Cout int
 		p                  tensor.Conv2DParams
@@ -37,24 +29,11 @@ func TestConv2DWinograd(t *testing.T) {
 		{1, 300, 35, 33, 70, tensor.ConvParams(1, 0), tensor.F16, true},
 		{2, 96, 13, 41, 64, tensor.ConvParams(1, 1), tensor.F32, false},
 	}
-	backends := []struct {
-		name string
-		b    *Backend
-	}{{"default", New()}, {"purego", NewPureGo()}, {"portable", &Backend{pureGo: true, portable: true}}}
 	for _, c := range cases {
-		xv, wv := rnd(c.N*c.Cin*c.H*c.W), rnd(c.Cout*c.Cin*9)
-		for i, v := range wv {
-			// The reference uses the weight as the dtype stores it.
-			switch c.dt {
-			case tensor.F16:
-				wv[i] = half.Float16ToFloat32(half.Float32ToFloat16(v))
-			case tensor.BF16:
-				wv[i] = half.BFloat16ToFloat32(half.Float32ToBFloat16(v))
-			}
-		}
+		xv, wv := randVals(rng, c.N*c.Cin*c.H*c.W), storedAs(c.dt, randVals(rng, c.Cout*c.Cin*9))
 		var bv []float32
 		if c.bias {
-			bv = rnd(c.Cout)
+			bv = randVals(rng, c.Cout)
 		}
 		g := convGeomFor(t, c.Cin, c.H, c.W, c.Cout, 3, c.p)
 		g.N = c.N
@@ -64,48 +43,14 @@ func TestConv2DWinograd(t *testing.T) {
 		want, Ho, Wo := directConv(xv, wv, bv, c.N, c.Cin, c.H, c.W, c.Cout, 3, 3, c.p)
 		// Winograd's sums differ from the direct ones only in rounding.
 		tol := 1e-5 * math.Sqrt(float64(c.Cin*9))
-		for _, be := range backends {
+		for _, be := range convBackends() {
 			if be.b.useBLAS() {
 				continue // OpenBLAS takes the im2col path
 			}
 			name := fmt.Sprintf("%s/%dx%dx%dx%d_to_%d_%+v_%s_bias%v", be.name, c.N, c.Cin, c.H, c.W, c.Cout, c.p, c.dt, c.bias)
 			t.Run(name, func(t *testing.T) {
-				b := be.b
-				x, err := b.Upload(xv, tensor.Shape{c.N, c.Cin, c.H, c.W}, tensor.F32)
-				if err != nil {
-					t.Fatal(err)
-				}
-				w, err := b.Upload(wv, tensor.Shape{c.Cout, c.Cin, 3, 3}, c.dt)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var bias *tensor.Tensor
-				if c.bias {
-					if bias, err = b.Upload(bv, tensor.Shape{c.Cout}, tensor.F32); err != nil {
-						t.Fatal(err)
-					}
-				}
-				defer tensor.FreeAll(x, w, bias)
-				out, err := b.Conv2D(x, w, bias, c.p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer out.Free()
-				if s := out.Shape(); !s.Equal(tensor.Shape{c.N, c.Cout, Ho, Wo}) {
-					t.Fatalf("shape %s, want %v", s, []int{c.N, c.Cout, Ho, Wo})
-				}
-				got, err := b.Download(out)
-				if err != nil {
-					t.Fatal(err)
-				}
-				worst := 0.0
-				for i := range want {
-					d := math.Abs(float64(got[i]) - want[i])
-					if !(d <= tol) {
-						t.Fatalf("element %d: got %g, want %g (tolerance %g)", i, got[i], want[i], tol)
-					}
-					worst = max(worst, d)
-				}
+				got, gs := runConv(t, be.b, xv, tensor.Shape{c.N, c.Cin, c.H, c.W}, wv, tensor.Shape{c.Cout, c.Cin, 3, 3}, c.dt, bv, c.p)
+				worst := checkConv(t, got, gs, want, tensor.Shape{c.N, c.Cout, Ho, Wo}, tol)
 				t.Logf("worst difference %.3g", worst)
 			})
 		}
