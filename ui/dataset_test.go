@@ -234,7 +234,7 @@ func TestConflictDialog(t *testing.T) {
 		t.Run(choice, func(t *testing.T) {
 			dir := makeDataset(t)
 			m, _ := newTestWindow(t, dir)
-	defer holdUI()()
+			defer holdUI()()
 			s := m.Dataset
 			a := filepath.Join(dir, "a.txt")
 			typeCaption(m, true, "draft")
