@@ -121,6 +121,17 @@ func (b *Backend) useBLAS() bool {
 	return haveBLAS && !b.pureGo && (b.blas || !goSgemmFaster)
 }
 
+// convBLAS reports whether Conv2D's forward pass calls OpenBLAS (on an
+// im2col buffer). Only where the Go sgemm has no assembly kernel: with the
+// AVX2 one, our implicit GEMM and Winograd beat OpenBLAS's own AVX2 kernels
+// on im2col by 1.3–2.5× on the SDXL conv shapes (BenchmarkSDXLConv shapes,
+// 2026-12-04, this project's machine with OPENBLAS_CORETYPE=Haswell: im2col
+// + OpenBLAS 95–145 GFLOP/s, Go AVX2 direct 164–195, Go AVX2 Winograd
+// 235–289), though OpenBLAS wins plain matmuls there.
+func (b *Backend) convBLAS() bool {
+	return b.useBLAS() && (b.blas || !b.kernel().vector)
+}
+
 // Memory reports the bytes held by live tensors and the peak.
 func (b *Backend) Memory() tensor.MemStats {
 	b.mu.Lock()

@@ -180,7 +180,8 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 	if bias != nil {
 		bv = data(bias)
 	}
-	if !b.useBLAS() && !b.direct && g.winograd() && b.kernel().nr <= maxNR {
+	blas := b.convBLAS()
+	if !blas && !b.direct && g.winograd() && b.kernel().nr <= maxNR {
 		b.conv2DWinograd(g, xv, w, bv, ov)
 		return out, nil
 	}
@@ -190,7 +191,7 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 	// kept scratch when packed).
 	var wv []float32
 	var wp packedA
-	if b.useBLAS() {
+	if blas {
 		var done func()
 		wv, done = weightScratch(w)
 		defer done()

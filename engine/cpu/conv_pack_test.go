@@ -143,7 +143,8 @@ func storedAs(dt tensor.DType, v []float32) []float32 {
 }
 
 // convBackends are the CPU backends the conv tests compare: as built, the
-// pure-Go sgemm, and the portable micro-kernel.
+// pure-Go sgemm, the portable micro-kernel, and OpenBLAS forced (its
+// im2col path, under -tags openblas; otherwise the Go one again).
 func convBackends() []struct {
 	name string
 	b    *Backend
@@ -151,7 +152,7 @@ func convBackends() []struct {
 	return []struct {
 		name string
 		b    *Backend
-	}{{"default", New()}, {"purego", NewPureGo()}, {"portable", &Backend{pureGo: true, portable: true}}}
+	}{{"default", New()}, {"purego", NewPureGo()}, {"portable", &Backend{pureGo: true, portable: true}}, {"openblas", &Backend{blas: true}}}
 }
 
 // runConv runs Conv2D on b for x (xs), w (ws, stored as dt) and bias bv

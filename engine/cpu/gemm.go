@@ -150,6 +150,9 @@ type microKernel struct {
 	name   string
 	mr, nr int
 	fn     func(kc int, ap, bp, c []float32, ldc int)
+	// vector marks an assembly (SIMD) kernel, with which the Go convs beat
+	// OpenBLAS (see convBLAS).
+	vector bool
 }
 
 // kernelGo is the portable kernel: a 4×4 tile in sixteen scalar accumulators.

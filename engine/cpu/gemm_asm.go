@@ -3,7 +3,7 @@ package cpu
 import "lorastudio/engine/cpu/internal/asm"
 
 // kernelAVX2 is the 6×16 AVX2/FMA assembly micro-kernel (amd64).
-var kernelAVX2 = microKernel{name: "avx2 6x16", mr: 6, nr: 16, fn: func(kc int, ap, bp, c []float32, ldc int) {
+var kernelAVX2 = microKernel{name: "avx2 6x16", mr: 6, nr: 16, vector: true, fn: func(kc int, ap, bp, c []float32, ldc int) {
 	// Bounds the assembly relies on: the panels hold kc steps and the tile fits in c.
 	_ = ap[kc*6-1]
 	_ = bp[kc*16-1]
@@ -13,7 +13,7 @@ var kernelAVX2 = microKernel{name: "avx2 6x16", mr: 6, nr: 16, fn: func(kc int, 
 
 // kernelAVX512 is the 12×32 AVX-512 assembly micro-kernel (amd64). Its
 // 24 ZMM accumulators do twice the AVX2 kernel's work per FMA instruction.
-var kernelAVX512 = microKernel{name: "avx512 12x32", mr: 12, nr: 32, fn: func(kc int, ap, bp, c []float32, ldc int) {
+var kernelAVX512 = microKernel{name: "avx512 12x32", mr: 12, nr: 32, vector: true, fn: func(kc int, ap, bp, c []float32, ldc int) {
 	_ = ap[kc*12-1]
 	_ = bp[kc*32-1]
 	_ = c[11*ldc+31]

@@ -44,7 +44,7 @@ func TestConv2DWinograd(t *testing.T) {
 		// Winograd's sums differ from the direct ones only in rounding.
 		tol := 1e-5 * math.Sqrt(float64(c.Cin*9))
 		for _, be := range convBackends() {
-			if be.b.useBLAS() {
+			if be.b.convBLAS() {
 				continue // OpenBLAS takes the im2col path
 			}
 			name := fmt.Sprintf("%s/%dx%dx%dx%d_to_%d_%+v_%s_bias%v", be.name, c.N, c.Cin, c.H, c.W, c.Cout, c.p, c.dt, c.bias)
