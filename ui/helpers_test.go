@@ -117,6 +117,10 @@ func newTestWindow(t testing.TB, dir string) (*MainWindow, *studio.Studio) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	// Building the window and opening dir is UI work on this goroutine: the
+	// first thumbnails and preview wait until it is done (see holdUI).
+	backgroundMu.Lock()
+	defer backgroundMu.Unlock()
 	m := NewMainWindow(a, st, "test")
 	m.Window.Resize(fyne.NewSize(1280, 800))
 	if dir != "" {
