@@ -271,20 +271,25 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 }
 
 // split cuts each image's output pixels into perImage chunks of at most
-// chunk pixels (the last may be shorter). Where the batch's chunks are few,
-// their count is rounded up to a multiple of the workers, so each gets the
-// same number of (smaller) chunks, kept a multiple of nr pixels where that
-// costs no extra chunk, so the sgemm's column panels end on the chunk.
-func (g convGeom) split(chunk, nr int) (int, int) {
-	chunk = min(chunk, g.hw())
-	perImage := (g.hw() + chunk - 1) / chunk
-	if w := runtime.GOMAXPROCS(0); g.N*perImage%w != 0 && perImage < 8*w {
-		perImage = max((g.N*perImage+w-1)/w*w/g.N, 1)
-		chunk = (g.hw() + perImage - 1) / perImage
-		if c := (chunk + nr - 1) / nr * nr; (g.hw()+c-1)/c == perImage {
+// chunk pixels (see splitChunks), so the sgemm's column panels end on the
+// chunk.
+func (g convGeom) split(chunk, nr int) (int, int) { return splitChunks(g.hw(), g.N, chunk, nr) }
+
+// splitChunks cuts each of images runs of items into perImage chunks of at
+// most chunk items (the last may be shorter). Where the batch's chunks are
+// few, their count is rounded up to a multiple of the workers, so each gets
+// the same number of (smaller) chunks, kept a multiple of nr items where
+// that costs no extra chunk. Conv2D splits pixels so, Winograd tiles.
+func splitChunks(items, images, chunk, nr int) (int, int) {
+	chunk = min(chunk, items)
+	perImage := (items + chunk - 1) / chunk
+	if w := runtime.GOMAXPROCS(0); images*perImage%w != 0 && perImage < 8*w {
+		perImage = max((images*perImage+w-1)/w*w/images, 1)
+		chunk = (items + perImage - 1) / perImage
+		if c := (chunk + nr - 1) / nr * nr; (items+c-1)/c == perImage {
 			chunk = c
 		}
-		perImage = (g.hw() + chunk - 1) / chunk
+		perImage = (items + chunk - 1) / chunk
 	}
 	return chunk, perImage
 }

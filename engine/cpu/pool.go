@@ -6,8 +6,8 @@ import (
 )
 
 // A released F32 tensor's slice goes back to its backend's pool, keyed by
-// its exact length, and the next tensor of that length takes it (cleared)
-// instead of a fresh make. A UNet or VAE pass allocates the same few
+// its exact length, and the next tensor of that length takes it (cleared,
+// unless its op writes every element: newF32Dirty) instead of a fresh make. A UNet or VAE pass allocates the same few
 // activation sizes over and over; fresh large slices cost page faults and
 // the runtime's zeroing of new spans, and keep the collector busy, where a
 // reused one is cleared while it is still in cache. Small slices are left
@@ -15,7 +15,7 @@ import (
 // holds more than poolLimit bytes of idle memory.
 const (
 	poolMinBytes = 256 << 10 // smaller slices: plain make
-	poolMaxBytes = 256 << 20 // larger ones are too rare to keep idle
+	poolMaxBytes = 256 << 20 // larger ones (a 1024² VAE decode's) would hold too much idle
 	poolLimit    = 768 << 20 // idle bytes kept at most, over all lengths
 )
 

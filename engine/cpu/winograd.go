@@ -1,10 +1,6 @@
 package cpu
 
-import (
-	"runtime"
-
-	"lorastudio/engine/tensor"
-)
+import "lorastudio/engine/tensor"
 
 // Conv2D's 3×3 stride-1 convolutions with many channels (the VAE decoder's,
 // most of the UNet's) run as Winograd F(2×2, 3×3) on the pure-Go sgemm
@@ -112,23 +108,6 @@ func winogradWeight(g *[9]float32) (u [16]float32) {
 	return u
 }
 
-// winogradChunks returns the chunk size and count for t tiles: chunks of at
-// most winogradChunk tiles, their count a multiple of the workers where
-// there are few, each a multiple of nr tiles where that costs no extra chunk.
-func winogradChunks(t, nr int) (chunk, chunks int) {
-	chunk = min(winogradChunk, t)
-	chunks = (t + chunk - 1) / chunk
-	if w := runtime.GOMAXPROCS(0); chunks%w != 0 && chunks < 8*w {
-		chunks = (chunks + w - 1) / w * w
-		chunk = (t + chunks - 1) / chunks
-		if c := (chunk + nr - 1) / nr * nr; (t+c-1)/c == chunks {
-			chunk = c
-		}
-		chunks = (t + chunk - 1) / chunk
-	}
-	return chunk, chunks
-}
-
 // winogradRun is a run of a chunk's tiles side by side in one tile row of
 // one image: the chunk's tiles [j0, j0+n), whose first covers output pixel
 // (oh, ow) of image img. The transforms work a run at a time, so that their
@@ -160,19 +139,19 @@ type winogradScratch struct {
 	runs      []winogradRun
 	vPlane    int
 	mPlane    int
-	chunkPad  int
 	done      []func()
 }
 
 func (g convGeom) newWinogradScratch(chunk, nr int) *winogradScratch {
-	ws := &winogradScratch{chunkPad: (chunk + nr - 1) / nr * nr}
-	ws.vPlane, ws.mPlane = winogradPlane(g.Cin*ws.chunkPad), winogradPlane(g.Cout*chunk)
+	ws := &winogradScratch{}
+	chunkPad := (chunk + nr - 1) / nr * nr
+	ws.vPlane, ws.mPlane = winogradPlane(g.Cin*chunkPad), winogradPlane(g.Cout*chunk)
 	get := func(n int) []float32 {
 		s, done := getScratch(n)
 		ws.done = append(ws.done, done)
 		return s
 	}
-	ws.vp, ws.m, ws.v = get(16*ws.vPlane), get(16*ws.mPlane), get(16*ws.chunkPad)
+	ws.vp, ws.m, ws.v = get(16*ws.vPlane), get(16*ws.mPlane), get(16*chunkPad)
 	cols := 2*chunk + 2
 	for k := range ws.rows {
 		ws.rows[k], ws.pad[k] = make([]float32, cols), make([]float32, cols)
@@ -199,7 +178,8 @@ func (b *Backend) conv2DWinograd(g convGeom, xv []float32, w *tensor.Tensor, bv,
 	defer done()
 
 	tiles := g.N * g.tilesH() * g.tilesW()
-	chunk, chunks := winogradChunks(tiles, kern.nr)
+	// Chunks of at most winogradChunk tiles, as many for each worker.
+	chunk, chunks := splitChunks(tiles, 1, winogradChunk, kern.nr)
 	parallelFor(chunks, 16*g.Cin*g.Cout*chunk/64, func(lo, hi int) {
 		ws := g.newWinogradScratch(chunk, kern.nr)
 		defer ws.free()

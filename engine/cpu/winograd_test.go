@@ -57,13 +57,12 @@ func TestConv2DWinograd(t *testing.T) {
 	}
 }
 
-// TestWinogradChunks checks the tile chunking: chunks cover the tiles
-// exactly, are no wider than winogradChunk, and their count is a multiple of
-// the workers where it was rounded.
+// TestWinogradChunks checks the tile chunking Conv2D asks splitChunks for:
+// chunks cover the tiles exactly and are no wider than winogradChunk.
 func TestWinogradChunks(t *testing.T) {
 	for _, tiles := range []int{1, 31, 128, 129, 256, 1000, 16384} {
 		for _, nr := range []int{4, 16, 32} {
-			chunk, chunks := winogradChunks(tiles, nr)
+			chunk, chunks := splitChunks(tiles, 1, winogradChunk, nr)
 			if chunk < 1 || chunk > winogradChunk || (chunks-1)*chunk >= tiles || chunks*chunk < tiles {
 				t.Errorf("%d tiles, nr %d: %d chunks of %d do not cover them exactly", tiles, nr, chunks, chunk)
 			}
