@@ -367,13 +367,8 @@ func exportGroups(ds *Dataset, root string, allowUncaptioned bool, res *ExportRe
 		return nil, nil, invalidExport("dataset %s holds no images (png, jpeg or webp)", root)
 	}
 	if n := len(res.Uncaptioned); n > 0 && !allowUncaptioned {
-		show := res.Uncaptioned[:min(n, 5)]
-		more := ""
-		if n > len(show) {
-			more = fmt.Sprintf(" and %d more", n-len(show))
-		}
-		return nil, nil, invalidExport("dataset %s: %d of %d images have no caption: %s%s; caption them, or allow uncaptioned images (--allow-uncaptioned; in the window, \"train them with an empty caption\")",
-			root, n, len(imgs), strings.Join(show, ", "), more)
+		return nil, nil, invalidExport("dataset %s: %d of %d images have no caption: %s; %s",
+			root, n, len(imgs), someOf(res.Uncaptioned), allowUncaptionedHint)
 	}
 	sort.SliceStable(groups, func(i, j int) bool { return groups[i].Dir < groups[j].Dir })
 	return groups, imgs, nil

@@ -223,20 +223,29 @@ func (s *Studio) readTrainDataset(p *TrainPlan) error {
 		return invalidTrain("dataset %s holds no images (png, jpeg or webp)", p.root)
 	}
 	if len(uncaptioned) > 0 && !p.Request.AllowUncaptioned {
-		show := uncaptioned[:min(len(uncaptioned), 5)]
-		more := ""
-		if len(uncaptioned) > len(show) {
-			more = fmt.Sprintf(" and %d more", len(uncaptioned)-len(show))
-		}
 		if len(uncaptioned) == p.Images {
-			return invalidTrain("dataset %s: none of its %d images has a caption (%s%s); caption them, or allow uncaptioned images (--allow-uncaptioned; in the window, \"train them with an empty caption\")",
-				p.root, p.Images, strings.Join(show, ", "), more)
+			return invalidTrain("dataset %s: none of its %d images has a caption (%s); %s",
+				p.root, p.Images, someOf(uncaptioned), allowUncaptionedHint)
 		}
-		return invalidTrain("dataset %s: %d of %d images have no caption: %s%s; caption them, or allow uncaptioned images (--allow-uncaptioned; in the window, \"train them with an empty caption\")",
-			p.root, len(uncaptioned), p.Images, strings.Join(show, ", "), more)
+		return invalidTrain("dataset %s: %d of %d images have no caption: %s; %s",
+			p.root, len(uncaptioned), p.Images, someOf(uncaptioned), allowUncaptionedHint)
 	}
 	p.Uncaptioned = uncaptioned
 	return nil
+}
+
+// allowUncaptionedHint ends the refusal of uncaptioned images (training and
+// export) with both ways to allow them: the CLI's flag and the window's box.
+const allowUncaptionedHint = "caption them, or allow uncaptioned images (--allow-uncaptioned; in the window, \"train them with an empty caption\")"
+
+// someOf lists the first five paths, "and N more" for the rest.
+func someOf(paths []string) string {
+	show := paths[:min(len(paths), 5)]
+	list := strings.Join(show, ", ")
+	if len(paths) > len(show) {
+		list += fmt.Sprintf(" and %d more", len(paths)-len(show))
+	}
+	return list
 }
 
 // PlanTrain checks a training request without loading any weight: the

@@ -14,9 +14,8 @@ import (
 	"lorastudio/engine/tensor"
 )
 
-// randSource fills a MapSource with standard-normal parameters scaled by s.
-// randSource fills the parameters in sorted name order: Go's map order is
-// random, and a model that changed from run to run made the finite-
+// randSource fills a MapSource with standard-normal parameters scaled by s,
+// in sorted name order: Go's map order is random, and a model that changed from run to run made the finite-
 // difference tests flaky (about 1 run in 6 drew values where h = 1e-2 is
 // too coarse).
 func randSource(r *rand.Rand, s float64, shapes map[string][]int) MapSource {
